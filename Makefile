@@ -1,0 +1,60 @@
+# Two commands do everything on a fresh machine (Python 3.10-3.13 and make):
+#   make run    set up, then run the whole DAG once with `airflow dags test`
+#   make test   set up, then run the test suite (what CI runs)
+# Other targets: make airflow (the full Airflow stack and UI on 127.0.0.1:8080), make shell,
+# make constraints, make dataset, make clean.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+ENV := source scripts/env.sh &&
+DAG_ID := breast_cancer_etl_pipeline
+
+.PHONY: run test airflow shell db constraints dataset clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+
+# Installs are pinned by constraints.txt; stamps make them run once per change of the lists.
+$(VENV)/.installed-run: $(VENV)/bin/python requirements.txt constraints.txt pyproject.toml
+	$(VENV)/bin/pip install --quiet -r requirements.txt -c constraints.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed-run requirements-dev.txt
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+db: $(VENV)/.installed-run
+	$(ENV) airflow db migrate > /dev/null
+
+run: db
+	$(ENV) airflow dags test $(DAG_ID) $(if $(CONF),--conf '$(CONF)')
+	$(ENV) python -m etl.summary
+
+test: $(VENV)/.installed-dev
+	$(ENV) python -m pytest $(PYTEST_ARGS)
+
+airflow: db
+	$(ENV) echo "Airflow UI: http://$$AIRFLOW__API__HOST:$$AIRFLOW__API__PORT (login admin/admin, see secrets/README.md)" \
+	  && exec airflow standalone
+
+shell: $(VENV)/.installed-dev
+	@echo "Shell with the project's venv and AIRFLOW_HOME; exit to leave."
+	@bash --rcfile <(echo 'source ~/.bashrc 2>/dev/null; source scripts/env.sh; PS1="(airflow) $$PS1"') -i
+
+# Regenerate the pins from a fresh venv with the newest versions that resolve.
+constraints:
+	rm -rf /tmp/constraints-venv && $(PYTHON) -m venv /tmp/constraints-venv
+	/tmp/constraints-venv/bin/pip install --quiet --upgrade pip
+	/tmp/constraints-venv/bin/pip install --quiet -r requirements-dev.txt
+	{ echo "# Every installed version, from a working install (make constraints); tested by CI."; \
+	  /tmp/constraints-venv/bin/pip freeze --exclude-editable | grep -v '^-e '; } > constraints.txt
+	@echo "constraints.txt updated: run make test before committing it"
+
+dataset: $(VENV)/.installed-run
+	$(ENV) python scripts/make_dataset.py
+
+clean:
+	rm -rf $(VENV) airflow_home .pytest_cache

@@ -1,0 +1,101 @@
+"""
+# Breast cancer diagnosis: training pipeline
+
+Trains a logistic regression that tells malignant from benign breast tumours on the
+Breast Cancer Wisconsin (Diagnostic) data, evaluates it on a held-out split and publishes
+`metrics.json`, `model.pkl` and `scaler.pkl` to the `results/` folder.
+
+Each task runs one module of the `etl` package and hands the next task **file paths**, never
+data. A run works in its own folder, `results/runs/<run key>/`.
+
+**Parameters** (the trigger form): `data_path` (empty: the configured CSV), `test_size`,
+`random_state`, `C`, `max_iter`. Defaults come from `pipeline.toml`.
+
+Bad data or parameters fail a task at once, with one line in its log; I/O errors are retried.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import DAG, Param, chain
+
+from etl import tasks
+from etl.config import load_settings
+
+DAG_ID = "breast_cancer_etl_pipeline"
+settings = load_settings()
+
+with DAG(
+    dag_id=DAG_ID,
+    description="Train and evaluate a breast tumour classifier (WDBC), publish the artifacts",
+    doc_md=__doc__,
+    schedule=None,
+    # A run whose logical date is before start_date runs no task at all: keep it early.
+    start_date=datetime(2020, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=4,
+    tags=["ml", "breast-cancer", "scikit-learn"],
+    default_args={
+        "owner": "ml-platform",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "execution_timeout": timedelta(minutes=30),
+    },
+    params={
+        "data_path": Param(
+            None,
+            type=["null", "string"],
+            title="Input CSV",
+            description=f"Path of the input CSV; empty uses {settings.data_path}.",
+        ),
+        "test_size": Param(
+            settings.test_size,
+            type="number",
+            exclusiveMinimum=0,
+            exclusiveMaximum=1,
+            title="Test share",
+            description="Share of rows held out for the test split (stratified).",
+        ),
+        "random_state": Param(
+            settings.random_state,
+            type="integer",
+            minimum=0,
+            title="Random seed",
+            description="Seed of the split and the model.",
+        ),
+        "C": Param(
+            settings.C,
+            type="number",
+            exclusiveMinimum=0,
+            title="C",
+            description="Inverse regularisation strength of the logistic regression.",
+        ),
+        "max_iter": Param(
+            settings.max_iter,
+            type="integer",
+            minimum=1,
+            title="Max iterations",
+            description="Solver iterations of the logistic regression.",
+        ),
+    },
+) as dag:
+    steps = [
+        PythonOperator(
+            task_id=callable_.__name__,
+            python_callable=callable_,
+            doc_md=callable_.__doc__,
+        )
+        for callable_ in (
+            tasks.ensure_results_dir,
+            tasks.load_data,
+            tasks.preprocess_data,
+            tasks.train_model,
+            tasks.evaluate_model,
+            tasks.save_results,
+            tasks.upload_results,
+        )
+    ]
+    chain(*steps)

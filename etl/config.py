@@ -1,0 +1,151 @@
+"""Every path and setting of the pipeline, defined once.
+
+Precedence, lowest first: ``pipeline.toml`` at the project root (or the file named by
+``PIPELINE_CONFIG``), then the environment variables ``DATA_PATH``, ``RESULTS_DIR`` and
+``UPLOAD_URI``. Run parameters (``test_size``, ``random_state``, ``C``, ``max_iter``) are further
+overridden per run by the DAG's params or a command's flags.
+
+This module is imported when Airflow parses the DAG file, so it must stay light: standard
+library only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+#: The repository root (this package is installed in editable mode, so it is the checkout).
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "pipeline.toml"
+
+#: Environment variables that override a path from the config file.
+PATH_ENV_VARS = {"data_path": "DATA_PATH", "results_dir": "RESULTS_DIR", "upload_uri": "UPLOAD_URI"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings; paths are absolute."""
+
+    data_path: Path
+    results_dir: Path
+    upload_uri: str
+    test_size: float
+    random_state: int
+    C: float
+    max_iter: int
+
+    @property
+    def runs_dir(self) -> Path:
+        """Folder holding one sub-folder per run."""
+        return self.results_dir / "runs"
+
+
+def _resolve(path: str | os.PathLike[str]) -> Path:
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read the config file and apply the environment overrides.
+
+    Args:
+        config_file: TOML file to read; default ``$PIPELINE_CONFIG`` or ``pipeline.toml``.
+        environ: environment to read overrides from; default ``os.environ``.
+    """
+    environ = os.environ if environ is None else environ
+    config_file = config_file or environ.get("PIPELINE_CONFIG") or DEFAULT_CONFIG_FILE
+    with open(_resolve(config_file), "rb") as fh:
+        raw = tomllib.load(fh)
+    paths = dict(raw["paths"])
+    for key, var in PATH_ENV_VARS.items():
+        if environ.get(var):
+            paths[key] = environ[var]
+    upload_uri = paths["upload_uri"]
+    if "://" not in upload_uri:  # a plain local path: make it absolute like the others
+        upload_uri = str(_resolve(upload_uri))
+    return Settings(
+        data_path=_resolve(paths["data_path"]),
+        results_dir=_resolve(paths["results_dir"]),
+        upload_uri=upload_uri,
+        test_size=float(raw["split"]["test_size"]),
+        random_state=int(raw["split"]["random_state"]),
+        C=float(raw["model"]["C"]),
+        max_iter=int(raw["model"]["max_iter"]),
+    )
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The file layout of one run's folder: the catalog of every artifact a step writes.
+
+    Steps never guess each other's file names; the Airflow glue and the command-line defaults
+    take them from here.
+    """
+
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        """Validated input data (written by ``load_data``)."""
+        return self.root / "data.csv"
+
+    @property
+    def train(self) -> Path:
+        """Scaled training split (written by ``preprocess_data``)."""
+        return self.root / "train.csv"
+
+    @property
+    def test(self) -> Path:
+        """Scaled test split (written by ``preprocess_data``)."""
+        return self.root / "test.csv"
+
+    @property
+    def scaler(self) -> Path:
+        """The ``StandardScaler`` fitted on the training split (written by ``preprocess_data``)."""
+        return self.root / "scaler.pkl"
+
+    @property
+    def model(self) -> Path:
+        """The fitted classifier (written by ``train_model``)."""
+        return self.root / "model.pkl"
+
+    @property
+    def metrics(self) -> Path:
+        """Test-split metrics (written by ``evaluate_model``)."""
+        return self.root / "metrics.json"
+
+
+#: The artifacts ``save_results`` publishes to the top of the results folder, by file name.
+PUBLISHED_ARTIFACTS: tuple[str, ...] = ("metrics.json", "model.pkl", "scaler.pkl")
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def run_key(logical_date: datetime | None, run_id: str | None) -> str:
+    """Name of a DAG run's folder under ``results/runs/``.
+
+    The logical date when the run has one (it is unique per DAG, and ``airflow tasks test`` on
+    the same date, which makes a new temporary run each call, finds the same folder); otherwise
+    the run id. Only characters safe in file and object names are kept.
+    """
+    if logical_date is not None:
+        utc = logical_date.astimezone(timezone.utc)
+        key = utc.strftime("%Y-%m-%dT%H%M%S")
+        if utc.microsecond:
+            key += f".{utc.microsecond:06d}"
+        return key + "Z"
+    if not run_id:
+        raise ValueError("a run needs a logical date or a run id")
+    return _UNSAFE.sub("-", run_id).strip("-.")
+
+
+#: Default run folder of the command-line entry points (``python -m etl.<step>``).
+CLI_RUN_KEY = "cli"

@@ -1,0 +1,34 @@
+"""Exceptions the pipeline raises on purpose.
+
+``PipelineError`` and its subclasses describe a problem with the *input* (bad data, a missing
+file, an invalid parameter) that retrying will not fix: Airflow tasks turn them into
+``AirflowFailException`` (no retry) and the command-line entry points print them as one line.
+Anything else (``OSError`` and friends) is treated as possibly transient and left to Airflow's
+retries.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """A non-transient problem, reported to the user as a single line."""
+
+
+class DataValidationError(PipelineError, ValueError):
+    """The input data does not satisfy the data contract (see ``etl.schema``)."""
+
+
+class ParameterError(PipelineError, ValueError):
+    """A run parameter (test size, C, ...) is out of range."""
+
+
+class MissingInputError(PipelineError, FileNotFoundError):
+    """A step's input file does not exist, usually because an upstream step has not run."""
+
+    def __init__(self, path: object, producer: str | None = None) -> None:
+        message = f"missing input {path}"
+        if producer:
+            message += f" (written by task {producer!r}: run it first)"
+        super().__init__(message)
+        self.path = path
+        self.producer = producer

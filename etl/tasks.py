@@ -1,0 +1,162 @@
+"""The Airflow task callables: each runs one etl step for the current DAG run.
+
+A callable finds its run's folder (``results/runs/<run key>/``, see ``etl.config.run_key``),
+takes its inputs from the paths its upstream task returned through XCom (or, when there is no
+XCom, as under ``airflow tasks test`` on a fresh date, from the run folder's layout in
+``etl.config.RunPaths``), calls the step and returns the paths it wrote.
+
+Errors in the data or the parameters (``etl.errors.PipelineError``) fail the task at once with
+``AirflowFailException``: retrying cannot fix them. Other errors (I/O) are left to the task's
+retries.
+
+Imported when the DAG file is parsed: the step modules (pandas, scikit-learn) are imported
+inside the callables, never here.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from etl.config import PUBLISHED_ARTIFACTS, RunPaths, Settings, load_settings, run_key
+from etl.errors import MissingInputError, PipelineError
+from etl.storage import require
+
+logger = logging.getLogger(__name__)
+
+Outputs = dict[str, str]
+
+
+def _step(func: Callable[..., Outputs]) -> Callable[..., Outputs]:
+    """Turn a ``PipelineError`` into a one-line, non-retried task failure."""
+
+    @functools.wraps(func)
+    def wrapper(**context: Any) -> Outputs:
+        try:
+            return func(**context)
+        except PipelineError as exc:
+            logger.error("%s", exc)
+            raise AirflowFailException(str(exc)) from None
+
+    return wrapper
+
+
+def _settings_and_run(context: dict[str, Any]) -> tuple[Settings, RunPaths, str]:
+    settings = load_settings()
+    key = run_key(getattr(context["dag_run"], "logical_date", None), context["run_id"])
+    return settings, RunPaths(settings.runs_dir / key), key
+
+
+def _run_folder(context: dict[str, Any]) -> tuple[Settings, RunPaths, str]:
+    """Like ``_settings_and_run``, but the run folder must exist already."""
+    settings, run, key = _settings_and_run(context)
+    if not run.root.is_dir():
+        raise MissingInputError(run.root, "ensure_results_dir")
+    return settings, run, key
+
+
+def _input(context: dict[str, Any], producer: str, name: str, default: Path) -> Path:
+    """Path ``name`` returned by task ``producer`` in this run, else ``default``; must exist."""
+    pushed = context["ti"].xcom_pull(task_ids=producer)
+    path = Path(pushed[name]) if isinstance(pushed, dict) and name in pushed else default
+    return require(path, producer)
+
+
+@_step
+def ensure_results_dir(**context: Any) -> Outputs:
+    """Create the results folder and this run's folder."""
+    from etl.save_results import ensure_results_dir as ensure
+
+    settings, run, _ = _settings_and_run(context)
+    ensure(settings.results_dir, run.root)
+    return {"run_dir": str(run.root)}
+
+
+@_step
+def load_data(**context: Any) -> Outputs:
+    """Validate the input CSV (param ``data_path``, default from the settings)."""
+    from etl.load_data import load_data as step
+
+    settings, run, _ = _run_folder(context)
+    data_path = context["params"].get("data_path") or settings.data_path
+    return step(data_path, run.data)
+
+
+@_step
+def preprocess_data(**context: Any) -> Outputs:
+    """Split and scale the validated data."""
+    from etl.preprocess_data import preprocess_data as step
+
+    _, run, _ = _run_folder(context)
+    params = context["params"]
+    return step(
+        _input(context, "load_data", "data", run.data),
+        run.train,
+        run.test,
+        run.scaler,
+        test_size=float(params["test_size"]),
+        random_state=int(params["random_state"]),
+    )
+
+
+@_step
+def train_model(**context: Any) -> Outputs:
+    """Fit the model on the training split."""
+    from etl.train_model import train_model as step
+
+    _, run, _ = _run_folder(context)
+    params = context["params"]
+    return step(
+        _input(context, "preprocess_data", "train", run.train),
+        run.model,
+        C=float(params["C"]),
+        max_iter=int(params["max_iter"]),
+        random_state=int(params["random_state"]),
+    )
+
+
+@_step
+def evaluate_model(**context: Any) -> Outputs:
+    """Score the model on the test split."""
+    from etl.evaluate_model import evaluate_model as step
+
+    _, run, _ = _run_folder(context)
+    return step(
+        _input(context, "train_model", "model", run.model),
+        _input(context, "preprocess_data", "test", run.test),
+        run.metrics,
+    )
+
+
+@_step
+def save_results(**context: Any) -> Outputs:
+    """Publish the run's metrics, model and scaler to the top of the results folder."""
+    from etl.save_results import publish
+
+    settings, run, _ = _run_folder(context)
+    return publish(
+        {
+            "metrics.json": _input(context, "evaluate_model", "metrics", run.metrics),
+            "model.pkl": _input(context, "train_model", "model", run.model),
+            "scaler.pkl": _input(context, "preprocess_data", "scaler", run.scaler),
+        },
+        settings.results_dir,
+    )
+
+
+@_step
+def upload_results(**context: Any) -> Outputs:
+    """Copy the published artifacts to the upload destination, under the run key."""
+    from etl.upload_results import upload_results as step
+
+    settings, _, key = _run_folder(context)
+    files = {
+        name: _input(context, "save_results", name, settings.results_dir / name)
+        for name in PUBLISHED_ARTIFACTS
+    }
+    return step(files, settings.upload_uri, key)

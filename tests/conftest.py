@@ -1,0 +1,87 @@
+"""Test-wide set-up: a throw-away Airflow home and results folder, before Airflow is imported.
+
+Nothing a test does touches the project's own ``airflow_home/``, ``results/`` or ``secrets/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DAG_ID = "breast_cancer_etl_pipeline"
+#: The airflow command of the interpreter running the tests (the project venv).
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="bc-pipeline-tests-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_SESSION_DIR / "airflow_home"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "RESULTS_DIR": str(_SESSION_DIR / "results"),
+        "UPLOAD_URI": str(_SESSION_DIR / "uploads"),
+    }
+)
+os.environ.pop("PIPELINE_CONFIG", None)
+os.environ.pop("DATA_PATH", None)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def shipped_csv() -> Path:
+    return PROJECT_ROOT / "data" / "wdbc.csv"
+
+
+@pytest.fixture(scope="session")
+def small_csv(tmp_path_factory, shipped_csv) -> Path:
+    """60 rows of the shipped data (21 malignant, 39 benign), in the shipped layout."""
+    import pandas as pd
+
+    df = pd.read_csv(shipped_csv)
+    small = pd.concat(
+        [df[df.diagnosis == "M"].head(21), df[df.diagnosis == "B"].head(39)]
+    ).sort_values("id")
+    path = tmp_path_factory.mktemp("data") / "small.csv"
+    small.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def env(tmp_path) -> dict[str, str]:
+    """Environment for a subprocess: this test's own results and upload folders."""
+    return {
+        **os.environ,
+        "RESULTS_DIR": str(tmp_path / "results"),
+        "UPLOAD_URI": str(tmp_path / "uploads"),
+    }
+
+
+def run_command(args: list[str], env: dict[str, str], timeout: float = 180):
+    """Run a command from the project root; return the completed process (text output)."""
+    return subprocess.run(
+        args, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def run_module(module: str, *args: str, env: dict[str, str]):
+    """``python -m <module> <args>`` with this interpreter."""
+    return run_command([sys.executable, "-m", module, *args], env=env)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Migrate the session's SQLite metadata database once; return the Airflow home."""
+    proc = run_command([AIRFLOW, "db", "migrate"], env=dict(os.environ))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return Path(os.environ["AIRFLOW_HOME"])

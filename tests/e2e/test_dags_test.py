@@ -1,0 +1,75 @@
+"""The whole DAG, run for real by ``airflow dags test`` (what ``make run`` does)."""
+
+import json
+import re
+
+import joblib
+import pytest
+
+from tests.conftest import AIRFLOW, DAG_ID, run_command
+
+pytestmark = pytest.mark.airflow_cli
+
+
+def test_full_run_publishes_model_scaler_and_metrics(airflow_db, env, tmp_path):
+    proc = run_command([AIRFLOW, "dags", "test", DAG_ID, "2024-03-01"], env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "state=success" in proc.stdout + proc.stderr
+
+    results = tmp_path / "results"
+    metrics = json.loads((results / "metrics.json").read_text())
+    for key in ("accuracy", "precision", "recall", "f1"):
+        assert 0.9 <= metrics[key] <= 1.0, (key, metrics[key])
+    assert metrics["n_test"] == 114  # 20 % of 569, stratified
+    model, scaler = joblib.load(results / "model.pkl"), joblib.load(results / "scaler.pkl")
+    assert model.n_features_in_ == scaler.n_features_in_ == 30
+
+    run = results / "runs" / "2024-03-01T000000Z"
+    assert sorted(p.name for p in run.iterdir()) == [
+        "data.csv", "metrics.json", "model.pkl", "scaler.pkl", "test.csv", "train.csv",
+    ]
+    uploaded = tmp_path / "uploads" / "2024-03-01T000000Z"
+    for name in ("metrics.json", "model.pkl", "scaler.pkl"):
+        assert (uploaded / name).read_bytes() == (results / name).read_bytes() == (run / name).read_bytes()
+
+
+def test_conf_overrides_the_params(airflow_db, env, tmp_path, small_csv):
+    conf = {"data_path": str(small_csv), "test_size": 0.25, "C": 0.1, "random_state": 3}
+    proc = run_command([AIRFLOW, "dags", "test", DAG_ID, "2024-03-02", "--conf", json.dumps(conf)], env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "results" / "metrics.json").read_text())
+    assert metrics["n_test"] == 15  # 25 % of the 60-row file
+    model = joblib.load(tmp_path / "results" / "model.pkl")
+    assert model.C == 0.1
+
+
+@pytest.mark.parametrize(
+    ("conf", "message"),
+    [
+        ({"test_size": 1.5}, "Invalid input for param test_size: 1.5 is greater than or equal to the maximum of 1"),
+        ({"C": -1}, "Invalid input for param C: -1 is less than or equal to the minimum of 0"),
+        ({"random_state": "x"}, "Invalid input for param random_state: 'x' is not of type 'integer'"),
+    ],
+)
+def test_invalid_conf_fails_the_run_with_a_clear_message(airflow_db, env, tmp_path, conf, message):
+    proc = run_command([AIRFLOW, "dags", "test", DAG_ID, "2024-03-03", "--conf", json.dumps(conf)], env=env)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_bad_data_fails_at_once_without_retries(airflow_db, env, tmp_path, small_csv):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(small_csv.read_text().replace("area_worst", "area_wrst"))
+    proc = run_command(
+        [AIRFLOW, "dags", "test", DAG_ID, "2024-03-04", "--conf", json.dumps({"data_path": str(bad)})],
+        env=env,
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 1
+    assert f"{bad}: 1 required column(s) missing: 'area_worst'" in log
+    # One attempt, no retry (retries are for I/O), and nothing downstream ran or was published.
+    assert len(re.findall(r"starting task_id=load_data", log)) == 1
+    assert "up_for_retry" not in log
+    assert "starting task_id=preprocess_data" not in log
+    assert not (tmp_path / "results" / "metrics.json").exists()

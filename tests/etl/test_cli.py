@@ -1,0 +1,58 @@
+"""Every step runs on its own from the command line: ``python -m etl.<step>``."""
+
+import json
+
+import pytest
+
+from tests.conftest import run_module
+
+STEPS = ["load_data", "preprocess_data", "train_model", "evaluate_model", "save_results",
+         "upload_results", "summary"]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_help(step, env):
+    proc = run_module(f"etl.{step}", "--help", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: ")
+
+
+def test_steps_chain_with_their_default_paths(small_csv, env, tmp_path):
+    """With no path arguments the steps share results/runs/cli/, like the DAG's run folder."""
+    outputs = {}
+    for step, args in [
+        ("load_data", ["--data-path", str(small_csv)]),
+        ("preprocess_data", ["--test-size", "0.25"]),
+        ("train_model", ["--C", "0.5"]),
+        ("evaluate_model", []),
+        ("save_results", []),
+        ("upload_results", []),
+    ]:
+        proc = run_module(f"etl.{step}", *args, env=env)
+        assert proc.returncode == 0, f"{step}: {proc.stderr}"
+        outputs.update(json.loads(proc.stdout))
+    run = tmp_path / "results" / "runs" / "cli"
+    assert outputs["data"] == str(run / "data.csv")
+    metrics = json.loads((tmp_path / "results" / "metrics.json").read_text())
+    assert metrics["n_test"] == 15
+    assert (tmp_path / "uploads" / "cli" / "model.pkl").read_bytes() == (run / "model.pkl").read_bytes()
+    proc = run_module("etl.summary", env=env)
+    assert proc.returncode == 0 and "accuracy" in proc.stdout
+
+
+def test_bad_data_is_one_line_on_stderr_without_traceback(small_csv, env, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(small_csv.read_text().replace(",M,", ",Q,", 1))
+    proc = run_module("etl.load_data", "--data-path", str(bad), env=env)
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {bad}: column 'diagnosis', data row 1: label 'Q' (expected one of ['B', 'M'])"]
+    assert "Traceback" not in proc.stderr
+
+
+def test_step_without_its_input_names_the_missing_file(env, tmp_path):
+    proc = run_module("etl.train_model", env=env)
+    assert proc.returncode == 1
+    assert f"error: missing input {tmp_path / 'results' / 'runs' / 'cli' / 'train.csv'}" in proc.stderr
+    proc = run_module("etl.summary", env=env)
+    assert proc.returncode == 1 and "no published results yet" in proc.stderr

@@ -1,0 +1,51 @@
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from etl.config import PROJECT_ROOT, RunPaths, load_settings, run_key
+
+
+def test_defaults_come_from_pipeline_toml():
+    s = load_settings(environ={})
+    assert s.data_path == PROJECT_ROOT / "data" / "wdbc.csv"
+    assert s.results_dir == PROJECT_ROOT / "results"
+    assert s.runs_dir == PROJECT_ROOT / "results" / "runs"
+    assert s.upload_uri == str(PROJECT_ROOT / "results" / "uploads")
+    assert (s.test_size, s.random_state, s.C, s.max_iter) == (0.2, 42, 1.0, 1000)
+
+
+def test_environment_overrides_paths(tmp_path):
+    s = load_settings(
+        environ={"DATA_PATH": "other.csv", "RESULTS_DIR": str(tmp_path), "UPLOAD_URI": "s3://b/p"}
+    )
+    assert s.data_path == PROJECT_ROOT / "other.csv"
+    assert s.results_dir == tmp_path
+    assert s.upload_uri == "s3://b/p"
+
+
+def test_config_file_from_environment(tmp_path):
+    text = (PROJECT_ROOT / "pipeline.toml").read_text().replace("C = 1.0", "C = 0.5")
+    (tmp_path / "alt.toml").write_text(text)
+    s = load_settings(environ={"PIPELINE_CONFIG": str(tmp_path / "alt.toml")})
+    assert s.C == 0.5
+
+
+def test_run_key_from_logical_date_is_stable_and_path_safe():
+    date = datetime(2024, 3, 1, 12, 30, 5, tzinfo=timezone(timedelta(hours=2)))
+    assert run_key(date, "__airflow_temporary_run_2026-11-26T08:00:00__") == "2024-03-01T103005Z"
+    assert run_key(date, "manual__other") == run_key(date, None)
+    assert run_key(date.replace(microsecond=42), None) == "2024-03-01T103005.000042Z"
+
+
+def test_run_key_without_logical_date_uses_the_run_id():
+    assert run_key(None, "manual__2026-11-26T08:00:00.1+00:00") == "manual__2026-11-26T08-00-00.1-00-00"
+    with pytest.raises(ValueError):
+        run_key(None, None)
+
+
+def test_run_paths_are_inside_the_run_folder(tmp_path):
+    run = RunPaths(tmp_path)
+    files = [run.data, run.train, run.test, run.scaler, run.model, run.metrics]
+    assert len(set(files)) == len(files)
+    assert all(Path(f).parent == tmp_path for f in files)

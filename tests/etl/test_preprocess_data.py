@@ -1,0 +1,55 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from etl import storage
+from etl.errors import DataValidationError, ParameterError
+from etl.load_data import validate
+from etl.preprocess_data import preprocess_data, split_and_scale
+from etl.schema import FEATURE_COLUMNS, TARGET_COLUMN
+
+
+@pytest.fixture
+def data(small_csv) -> pd.DataFrame:
+    return validate(pd.read_csv(small_csv))
+
+
+def test_split_is_stratified_and_seeded(data):
+    train, test, _ = split_and_scale(data, test_size=0.25, random_state=7)
+    assert (len(train), len(test)) == (45, 15)
+    assert set(train["id"]).isdisjoint(test["id"])
+    assert test[TARGET_COLUMN].value_counts().to_dict() == {"B": 10, "M": 5}
+    again, _, _ = split_and_scale(data, test_size=0.25, random_state=7)
+    pd.testing.assert_frame_equal(train, again)
+    other, _, _ = split_and_scale(data, test_size=0.25, random_state=8)
+    assert list(other["id"]) != list(train["id"])
+
+
+def test_scaler_is_fitted_on_the_training_split_only(data):
+    train, test, scaler = split_and_scale(data, test_size=0.25, random_state=7)
+    raw_train = data.set_index("id").loc[train["id"], list(FEATURE_COLUMNS)]
+    np.testing.assert_allclose(scaler.mean_, raw_train.mean().to_numpy())
+    np.testing.assert_allclose(train[list(FEATURE_COLUMNS)].mean(), 0, atol=1e-9)
+    assert not np.allclose(scaler.mean_, data[list(FEATURE_COLUMNS)].mean().to_numpy())
+
+
+@pytest.mark.parametrize("test_size", [0, 1, 1.5, -0.1])
+def test_test_size_out_of_range_is_refused(data, test_size):
+    with pytest.raises(ParameterError, match="test_size"):
+        split_and_scale(data, test_size=test_size, random_state=0)
+
+
+def test_too_few_rows_for_the_split_is_refused(data):
+    with pytest.raises(DataValidationError, match="cannot split 60 rows"):
+        split_and_scale(data, test_size=0.01, random_state=0)
+
+
+def test_preprocess_data_writes_splits_and_scaler(small_csv, tmp_path):
+    storage.write_frame(validate(pd.read_csv(small_csv)), tmp_path / "data.csv")
+    out = preprocess_data(
+        tmp_path / "data.csv", tmp_path / "train.csv", tmp_path / "test.csv",
+        tmp_path / "scaler.pkl", test_size=0.2, random_state=42,
+    )
+    assert len(pd.read_csv(out["train"])) == 48
+    assert len(pd.read_csv(out["test"])) == 12
+    assert storage.load_object(out["scaler"]).n_features_in_ == 30
