@@ -33,8 +33,9 @@ run: db
 	$(ENV) airflow dags test $(DAG_ID) $(if $(CONF),--conf '$(CONF)')
 	$(ENV) python -m etl.summary
 
+JOBS ?= 2
 test: $(VENV)/.installed-dev
-	$(ENV) python -m pytest $(PYTEST_ARGS)
+	$(ENV) python -m pytest -n $(JOBS) $(PYTEST_ARGS)
 
 airflow: db
 	$(ENV) echo "Airflow UI: http://$$AIRFLOW__API__HOST:$$AIRFLOW__API__PORT (login admin/admin, see secrets/README.md)" \

@@ -34,6 +34,8 @@ class Settings:
     data_path: Path
     results_dir: Path
     upload_uri: str
+    max_missing_share: float
+    min_rows_per_class: int
     test_size: float
     random_state: int
     C: float
@@ -75,6 +77,8 @@ def load_settings(
         data_path=_resolve(paths["data_path"]),
         results_dir=_resolve(paths["results_dir"]),
         upload_uri=upload_uri,
+        max_missing_share=float(raw["validation"]["max_missing_share"]),
+        min_rows_per_class=int(raw["validation"]["min_rows_per_class"]),
         test_size=float(raw["split"]["test_size"]),
         random_state=int(raw["split"]["random_state"]),
         C=float(raw["model"]["C"]),
@@ -98,6 +102,16 @@ class RunPaths:
         return self.root / "data.csv"
 
     @property
+    def profile(self) -> Path:
+        """Structure analysis of the input data (written by ``load_data``)."""
+        return self.root / "profile.json"
+
+    @property
+    def preprocessing(self) -> Path:
+        """Split sizes and imputation counts (written by ``preprocess_data``)."""
+        return self.root / "preprocessing.json"
+
+    @property
     def train(self) -> Path:
         """Scaled training split (written by ``preprocess_data``)."""
         return self.root / "train.csv"
@@ -109,7 +123,7 @@ class RunPaths:
 
     @property
     def scaler(self) -> Path:
-        """The ``StandardScaler`` fitted on the training split (written by ``preprocess_data``)."""
+        """Imputer + ``StandardScaler`` fitted on the training split (by ``preprocess_data``)."""
         return self.root / "scaler.pkl"
 
     @property

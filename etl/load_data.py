@@ -1,14 +1,26 @@
-"""Load the input CSV, check it against the data contract and write a validated copy.
+"""Load the input CSV, check it against the data contract and profile it.
 
-The validated copy has exactly the columns ``id``, ``diagnosis`` (``M``/``B``) and the 30
-features of ``etl.schema.FEATURE_COLUMNS``, in that order; downstream steps read only it.
+Accepted: the widely shared CSV (header, ``id``, ``diagnosis``, 30 features, with or without a
+trailing comma on every line), UCI's original ``wdbc.data`` (no header, columns in the
+documented order), UTF-8 with or without BOM, LF or CRLF line ends, columns in any order, extra
+columns (ignored and logged), and a few missing feature values (imputed later, in
+``preprocess_data``, with statistics of the training split).
+
+Refused, with one line naming the file, what is wrong and where: anything else (see
+``DataValidationError`` messages below and the README's "Input data" section). Exact duplicate
+rows are dropped with a warning; two different rows with the same id are refused.
+
+Writes the validated table (exactly ``id``, ``diagnosis``, the 30 features) and a data profile.
 """
 
 from __future__ import annotations
 
+import codecs
+import csv
 import logging
 import os
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -18,94 +30,251 @@ from etl.schema import FEATURE_COLUMNS, ID_COLUMN, LABEL_CODES, TARGET_COLUMN
 
 logger = logging.getLogger(__name__)
 
-#: Fewest rows of each class: enough for a stratified split and a fitted model.
-MIN_ROWS_PER_CLASS = 5
+REQUIRED_COLUMNS: tuple[str, ...] = (ID_COLUMN, TARGET_COLUMN, *FEATURE_COLUMNS)
+#: Bytes read to sniff the encoding, the header and the delimiter.
+_SNIFF_BYTES = 64 * 1024
+_OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
-def validate(df: pd.DataFrame, source: str = "input") -> pd.DataFrame:
-    """Check ``df`` against the data contract and return it in canonical column order.
+@dataclass(frozen=True)
+class RawTable:
+    """The input as read: every cell a string (or missing), plus how it was read."""
+
+    frame: pd.DataFrame
+    header: bool
+
+    def line(self, index: int) -> int:
+        """1-based line number in the file of data row ``index`` (0-based)."""
+        return index + (2 if self.header else 1)
+
+
+def _sniff(path: os.PathLike[str] | str) -> str:
+    """First line of the file as text; refuses empty, binary and non-UTF-8 files."""
+    with open(path, "rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+    if not head.strip():
+        raise DataValidationError(f"{path}: empty file (expected a CSV with a header row)")
+    if b"\x00" in head:
+        raise DataValidationError(f"{path}: not a text file (binary content; expected a CSV)")
+    try:
+        text = codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=False)
+    except UnicodeDecodeError as exc:
+        raise DataValidationError(
+            f"{path}: not UTF-8 text (byte offset {exc.start}: {head[exc.start:exc.start + 1]!r}); "
+            "save the CSV as UTF-8"
+        ) from None
+    return text.lstrip().splitlines()[0] if text.strip() else ""
+
+
+def _fields(line: str) -> list[str]:
+    return [f.strip() for f in next(csv.reader([line]), [])]
+
+
+def read_input(path: str | os.PathLike[str]) -> RawTable:
+    """Read the input CSV as strings, with or without a header row.
+
+    A header is recognised by the required column names; a file without one must have the 32
+    columns of UCI's ``wdbc.data`` in its documented order.
+    """
+    path = storage.require(path)
+    first = _sniff(path)
+    fields = _fields(first)
+    header = any(f in REQUIRED_COLUMNS for f in fields)
+    if len(fields) == 1:
+        for delimiter, name in _OTHER_DELIMITERS.items():
+            if delimiter in first:
+                raise DataValidationError(
+                    f"{path}: wrong delimiter: the first line is separated by {name}s "
+                    "(expected commas)"
+                )
+    names = None
+    if not header:
+        # UCI's wdbc.data: no header, id, diagnosis, then the 30 features.
+        if len([f for f in fields if f]) != len(REQUIRED_COLUMNS):
+            raise DataValidationError(
+                f"{path}: no header row and {len(fields)} columns on line 1 (expected a header "
+                f"naming {ID_COLUMN!r}, {TARGET_COLUMN!r} and the 30 features, or the "
+                f"{len(REQUIRED_COLUMNS)} columns of UCI's wdbc.data)"
+            )
+        names = list(REQUIRED_COLUMNS) + [f"extra_{i}" for i in range(len(fields) - 32)]
+    try:
+        frame = pd.read_csv(
+            path,
+            encoding="utf-8-sig",
+            header=0 if header else None,
+            names=names,
+            dtype=str,
+            skipinitialspace=True,
+            keep_default_na=False,
+            na_values=["", "NA", "N/A", "NaN", "nan", "?"],
+        )
+    except pd.errors.ParserError as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise DataValidationError(f"{path}: not a well-formed CSV ({reason})") from None
+    except UnicodeDecodeError as exc:
+        raise DataValidationError(f"{path}: not UTF-8 text ({exc.reason}); save the CSV as UTF-8") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return RawTable(frame, header)
+
+
+def validate(
+    table: RawTable,
+    source: str = "input",
+    max_missing_share: float = 0.05,
+    min_rows_per_class: int = 5,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Check a table against the data contract.
 
     Args:
-        df: the table as read from the CSV.
-        source: name of the file, used in error messages.
+        table: the input as read by ``read_input``.
+        source: file name used in messages.
+        max_missing_share: largest share of missing values allowed in a feature column.
+        min_rows_per_class: fewest rows of each diagnosis.
+
+    Returns:
+        ``(data, notes)``: the data in canonical column order (features ``float64``, missing
+        values left as NaN), and what was adjusted: ignored columns, dropped duplicates.
 
     Raises:
-        DataValidationError: with one line naming the file, the problem and where it is.
+        DataValidationError: one line: the file, what is wrong, where, what was expected.
     """
-    required = [ID_COLUMN, TARGET_COLUMN, *FEATURE_COLUMNS]
-    missing = [c for c in required if c not in df.columns]
+    df = table.frame
+    fail = lambda message: DataValidationError(f"{source}: {message}")  # noqa: E731
+
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         shown = ", ".join(repr(c) for c in missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise DataValidationError(
-            f"{source}: {len(missing)} required column(s) missing: {shown} "
+        raise fail(
+            f"{len(missing)} required column(s) missing: {shown} "
             f"(expected {ID_COLUMN!r}, {TARGET_COLUMN!r} and the 30 WDBC feature columns)"
         )
-    out = df[required].copy()
-    if out.empty:
-        raise DataValidationError(f"{source}: no data rows")
+    extra = [c for c in df.columns if c not in REQUIRED_COLUMNS]
+    empty_extra = [c for c in extra if df[c].isna().all()]
+    if df.empty:
+        raise fail("header only, no data rows")
+
+    out = df[list(REQUIRED_COLUMNS)].copy()
+    for column in (ID_COLUMN, TARGET_COLUMN):
+        absent = out[column].isna()
+        if absent.any():
+            raise fail(f"line {table.line(int(absent.idxmax()))}: no value in column {column!r}")
+
+    labels = out[TARGET_COLUMN].str.strip()
+    bad = ~labels.isin(list(LABEL_CODES))
+    if bad.any():
+        index = int(bad.idxmax())
+        raise fail(
+            f"line {table.line(index)}: diagnosis {out.at[index, TARGET_COLUMN]!r} "
+            f"(expected {' or '.join(sorted(LABEL_CODES, reverse=True))})"
+        )
+    out[TARGET_COLUMN] = labels.astype(object)
 
     for column in FEATURE_COLUMNS:
         values = pd.to_numeric(out[column], errors="coerce")
         bad = values.isna() & out[column].notna()
         if bad.any():
-            row = bad.idxmax()
-            raise DataValidationError(
-                f"{source}: column {column!r}, data row {row + 1}: "
-                f"non-numeric value {out.at[row, column]!r} (expected a number)"
-            )
-        if values.isna().any():
-            row = values.isna().idxmax()
-            raise DataValidationError(
-                f"{source}: column {column!r}, data row {row + 1}: missing value"
+            index = int(bad.idxmax())
+            raise fail(
+                f"line {table.line(index)}, column {column!r}: "
+                f"non-numeric value {out.at[index, column]!r} (expected a number)"
             )
         out[column] = values.astype("float64")
 
-    labels = out[TARGET_COLUMN].astype("string").str.strip()
-    bad = ~labels.isin(list(LABEL_CODES))
-    if bad.any():
-        row = bad.idxmax()
-        raise DataValidationError(
-            f"{source}: column {TARGET_COLUMN!r}, data row {row + 1}: "
-            f"label {out.at[row, TARGET_COLUMN]!r} (expected one of {sorted(LABEL_CODES)})"
+    rows_read = len(out)
+    duplicated = out.duplicated(keep="first")
+    if duplicated.any():
+        lines = [table.line(int(i)) for i in out.index[duplicated][:5]]
+        logger.warning(
+            "%s: dropped %d exact duplicate row(s), lines %s", source, int(duplicated.sum()),
+            ", ".join(map(str, lines)) + (" ..." if duplicated.sum() > 5 else ""),
         )
-    out[TARGET_COLUMN] = labels.astype(object)
+        out = out[~duplicated]
+    same_id = out[ID_COLUMN].str.strip().duplicated(keep=False)
+    if same_id.any():
+        first_id = out.loc[same_id, ID_COLUMN].iloc[0]
+        lines = [table.line(int(i)) for i in out.index[out[ID_COLUMN] == first_id]]
+        raise fail(
+            f"id {first_id!r} is on lines {' and '.join(map(str, lines[:2]))} with different "
+            "values (expected one row per id)"
+        )
+
+    for column in FEATURE_COLUMNS:
+        n_missing = int(out[column].isna().sum())
+        if n_missing == len(out):
+            raise fail(f"column {column!r} has no values")
+        if n_missing > max_missing_share * len(out):
+            raise fail(
+                f"column {column!r}: {n_missing} of {len(out)} values missing "
+                f"({n_missing / len(out):.1%}; at most {max_missing_share:.1%} can be imputed)"
+            )
 
     counts = out[TARGET_COLUMN].value_counts()
-    for label in LABEL_CODES:
-        if counts.get(label, 0) < MIN_ROWS_PER_CLASS:
-            raise DataValidationError(
-                f"{source}: {counts.get(label, 0)} row(s) with diagnosis {label!r} "
-                f"(need at least {MIN_ROWS_PER_CLASS} of each class to split and train)"
+    if len(counts) == 1:
+        raise fail(f"only one class present ({counts.index[0]!r}, {counts.iloc[0]} rows); "
+                   "expected both M and B")
+    for label in sorted(LABEL_CODES, reverse=True):
+        if counts.get(label, 0) < min_rows_per_class:
+            raise fail(
+                f"too few rows to split and train: {counts.get(label, 0)} with diagnosis "
+                f"{label!r} (need at least {min_rows_per_class} of each class)"
             )
-    return out.reset_index(drop=True)
+
+    notes = {
+        "header": table.header,
+        "rows_read": rows_read,
+        "duplicate_rows_dropped": int(duplicated.sum()),
+        "ignored_columns": [c for c in extra if c not in empty_extra],
+        "empty_columns_dropped": empty_extra,
+    }
+    if notes["ignored_columns"]:
+        logger.info("%s: ignored extra column(s): %s", source, ", ".join(notes["ignored_columns"]))
+    if empty_extra:
+        logger.info("%s: dropped empty column(s) %s (trailing commas)", source, ", ".join(empty_extra))
+    return out.reset_index(drop=True), notes
 
 
-def read_input(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read the input CSV; an unreadable or empty file is a ``DataValidationError``."""
-    path = storage.require(path)
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise DataValidationError(f"{path}: empty file (expected a CSV with a header)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        reason = str(exc).strip().splitlines()[0]
-        raise DataValidationError(f"{path}: not a readable CSV file ({reason})") from None
+def profile(df: pd.DataFrame, notes: dict[str, Any], source: str) -> dict[str, Any]:
+    """Structure analysis of validated data: shape, types, missing values, classes, statistics."""
+    features = df[list(FEATURE_COLUMNS)]
+    stats = features.describe().T[["mean", "std", "min", "50%", "max"]].rename(columns={"50%": "median"})
+    return {
+        "source": source,
+        **notes,
+        "rows": len(df),
+        "columns": len(df.columns),
+        "dtypes": {c: str(t) for c, t in df.dtypes.items()},
+        "missing_values": {c: int(n) for c, n in features.isna().sum().items() if n},
+        "missing_total": int(features.isna().sum().sum()),
+        "class_balance": {k: int(v) for k, v in df[TARGET_COLUMN].value_counts().sort_index().items()},
+        "features": {c: {k: float(v) for k, v in row.items()} for c, row in stats.iterrows()},
+    }
 
 
-def load_data(data_path: str | os.PathLike[str], output_path: str | os.PathLike[str]) -> dict[str, str]:
-    """Read and validate ``data_path``; write the validated table to ``output_path``.
+def load_data(
+    data_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    profile_path: str | os.PathLike[str],
+    max_missing_share: float = 0.05,
+    min_rows_per_class: int = 5,
+) -> dict[str, str]:
+    """Read and validate ``data_path``; write the validated table and its profile.
 
     Returns:
-        ``{"data": output_path}``
+        ``{"data": output_path, "profile": profile_path}``
     """
-    df = validate(read_input(data_path), source=str(data_path))
-    counts = df[TARGET_COLUMN].value_counts()
+    source = str(data_path)
+    df, notes = validate(read_input(data_path), source, max_missing_share, min_rows_per_class)
+    report = profile(df, notes, source)
     logger.info(
-        "loaded %s: %d rows, %d features, %d malignant, %d benign",
-        data_path, len(df), len(FEATURE_COLUMNS), counts.get("M", 0), counts.get("B", 0),
+        "loaded %s: %d rows (%d read, %d duplicates dropped), %d malignant, %d benign, "
+        "%d missing value(s) to impute",
+        source, report["rows"], report["rows_read"], report["duplicate_rows_dropped"],
+        report["class_balance"].get("M", 0), report["class_balance"].get("B", 0),
+        report["missing_total"],
     )
     storage.write_frame(df, output_path)
-    return {"data": str(output_path)}
+    storage.write_json(report, profile_path)
+    return {"data": str(output_path), "profile": str(profile_path)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,7 +282,16 @@ def main(argv: list[str] | None = None) -> int:
     p, settings, run = cli.parser(__doc__)
     p.add_argument("--data-path", type=cli.path_arg, default=settings.data_path, help="input CSV")
     p.add_argument("--output", type=cli.path_arg, default=run.data, help="validated CSV to write")
-    return cli.run(p, lambda a: load_data(a.data_path, a.output), argv)
+    p.add_argument("--profile", type=cli.path_arg, default=run.profile, help="profile JSON to write")
+    p.add_argument("--max-missing-share", type=float, default=settings.max_missing_share)
+    p.add_argument("--min-rows-per-class", type=int, default=settings.min_rows_per_class)
+    return cli.run(
+        p,
+        lambda a: load_data(
+            a.data_path, a.output, a.profile, a.max_missing_share, a.min_rows_per_class
+        ),
+        argv,
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""Split the validated data into stratified train and test sets and scale the features.
+"""Split the validated data into stratified train and test sets, impute and scale the features.
 
-The ``StandardScaler`` is fitted on the training split only (no information from the test
-split leaks into training) and saved, so prediction can apply the same transformation.
+The preprocessing (a median ``SimpleImputer`` for the few missing values ``load_data`` lets
+through, then a ``StandardScaler``) is fitted on the training split only, so no information
+from the test split leaks into training, and saved as ``scaler.pkl``, so prediction applies
+exactly the same transformation.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import logging
 import os
 
 import pandas as pd
+from sklearn.impute import SimpleImputer
 from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from etl import cli, storage
@@ -20,10 +24,17 @@ from etl.schema import FEATURE_COLUMNS, TARGET_COLUMN
 logger = logging.getLogger(__name__)
 
 
+def make_preprocessor() -> Pipeline:
+    """Median imputation, then standard scaling (``transform`` maps raw features to model input)."""
+    return Pipeline(
+        [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+    ).set_output(transform="pandas")
+
+
 def split_and_scale(
     df: pd.DataFrame, test_size: float, random_state: int
-) -> tuple[pd.DataFrame, pd.DataFrame, StandardScaler]:
-    """Stratified split of ``df``, then scale its features with statistics of the train split.
+) -> tuple[pd.DataFrame, pd.DataFrame, Pipeline]:
+    """Stratified split of ``df``, then impute and scale with statistics of the train split.
 
     Args:
         df: validated data (``etl.load_data.validate``).
@@ -31,7 +42,8 @@ def split_and_scale(
         random_state: seed of the split.
 
     Returns:
-        ``(train, test, scaler)``: both frames keep every column, features scaled.
+        ``(train, test, preprocessor)``: both frames keep every column, features imputed and
+        scaled.
     """
     if not 0.0 < test_size < 1.0:
         raise ParameterError(f"test_size must be strictly between 0 and 1, got {test_size}")
@@ -43,11 +55,16 @@ def split_and_scale(
         raise DataValidationError(
             f"cannot split {len(df)} rows with test_size={test_size}: {exc}"
         ) from None
-    scaler = StandardScaler().fit(train[list(FEATURE_COLUMNS)])
+    features = list(FEATURE_COLUMNS)
+    preprocessor = make_preprocessor().fit(train[features])
     train, test = train.copy(), test.copy()
     for part in (train, test):
-        part[list(FEATURE_COLUMNS)] = scaler.transform(part[list(FEATURE_COLUMNS)])
-    return train.reset_index(drop=True), test.reset_index(drop=True), scaler
+        part[features] = preprocessor.transform(part[features])
+    return train.reset_index(drop=True), test.reset_index(drop=True), preprocessor
+
+
+def _missing(df: pd.DataFrame) -> dict[str, int]:
+    return {c: int(n) for c, n in df[list(FEATURE_COLUMNS)].isna().sum().items() if n}
 
 
 def preprocess_data(
@@ -55,23 +72,42 @@ def preprocess_data(
     train_path: str | os.PathLike[str],
     test_path: str | os.PathLike[str],
     scaler_path: str | os.PathLike[str],
+    summary_path: str | os.PathLike[str],
     test_size: float,
     random_state: int,
 ) -> dict[str, str]:
-    """Read validated data, split and scale it, write both splits and the scaler.
+    """Read validated data, split, impute and scale it; write both splits, the fitted
+    preprocessing and a summary (split sizes, values imputed per column).
 
     Returns:
-        ``{"train": ..., "test": ..., "scaler": ...}`` paths.
+        ``{"train": ..., "test": ..., "scaler": ..., "preprocessing": ...}`` paths.
     """
-    train, test, scaler = split_and_scale(storage.read_frame(data_path), test_size, random_state)
+    data = storage.read_frame(data_path)
+    train, test, scaler = split_and_scale(data, test_size, random_state)
+    by_id = data.set_index("id")
+    imputed = {"train": _missing(by_id.loc[train["id"]]), "test": _missing(by_id.loc[test["id"]])}
+    n_imputed = sum(sum(part.values()) for part in imputed.values())
     logger.info(
-        "split %d rows: %d train, %d test (test_size=%s, random_state=%s); scaler fitted on train",
-        len(train) + len(test), len(train), len(test), test_size, random_state,
+        "split %d rows: %d train, %d test (test_size=%s, random_state=%s); imputer and scaler "
+        "fitted on train; %d missing value(s) imputed with train medians",
+        len(data), len(train), len(test), test_size, random_state, n_imputed,
     )
     storage.write_frame(train, train_path)
     storage.write_frame(test, test_path)
     storage.dump_object(scaler, scaler_path)
-    return {"train": str(train_path), "test": str(test_path), "scaler": str(scaler_path)}
+    storage.write_json(
+        {
+            "rows": {"train": len(train), "test": len(test)},
+            "test_size": test_size,
+            "random_state": random_state,
+            "imputed_values": imputed,
+            "imputed_total": n_imputed,
+            "train_medians": dict(zip(FEATURE_COLUMNS, map(float, scaler["impute"].statistics_))),
+        },
+        summary_path,
+    )
+    return {"train": str(train_path), "test": str(test_path), "scaler": str(scaler_path),
+            "preprocessing": str(summary_path)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,12 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=cli.path_arg, default=run.data, help="validated CSV (load_data)")
     p.add_argument("--train", type=cli.path_arg, default=run.train, help="train split to write")
     p.add_argument("--test", type=cli.path_arg, default=run.test, help="test split to write")
-    p.add_argument("--scaler", type=cli.path_arg, default=run.scaler, help="scaler to write")
+    p.add_argument("--scaler", type=cli.path_arg, default=run.scaler,
+                   help="fitted imputer and scaler to write")
+    p.add_argument("--summary", type=cli.path_arg, default=run.preprocessing,
+                   help="preprocessing summary JSON to write")
     p.add_argument("--test-size", type=float, default=settings.test_size)
     p.add_argument("--random-state", type=int, default=settings.random_state)
     return cli.run(
         p,
-        lambda a: preprocess_data(a.data, a.train, a.test, a.scaler, a.test_size, a.random_state),
+        lambda a: preprocess_data(
+            a.data, a.train, a.test, a.scaler, a.summary, a.test_size, a.random_state
+        ),
         argv,
     )
 

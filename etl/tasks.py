@@ -84,7 +84,13 @@ def load_data(**context: Any) -> Outputs:
 
     settings, run, _ = _run_folder(context)
     data_path = context["params"].get("data_path") or settings.data_path
-    return step(data_path, run.data)
+    return step(
+        data_path,
+        run.data,
+        run.profile,
+        max_missing_share=settings.max_missing_share,
+        min_rows_per_class=settings.min_rows_per_class,
+    )
 
 
 @_step
@@ -99,6 +105,7 @@ def preprocess_data(**context: Any) -> Outputs:
         run.train,
         run.test,
         run.scaler,
+        run.preprocessing,
         test_size=float(params["test_size"]),
         random_state=int(params["random_state"]),
     )

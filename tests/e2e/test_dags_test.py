@@ -26,7 +26,8 @@ def test_full_run_publishes_model_scaler_and_metrics(airflow_db, env, tmp_path):
 
     run = results / "runs" / "2024-03-01T000000Z"
     assert sorted(p.name for p in run.iterdir()) == [
-        "data.csv", "metrics.json", "model.pkl", "scaler.pkl", "test.csv", "train.csv",
+        "data.csv", "metrics.json", "model.pkl", "preprocessing.json", "profile.json", "scaler.pkl",
+        "test.csv", "train.csv",
     ]
     uploaded = tmp_path / "uploads" / "2024-03-01T000000Z"
     for name in ("metrics.json", "model.pkl", "scaler.pkl"):

@@ -4,7 +4,7 @@ import pytest
 
 from etl import storage
 from etl.evaluate_model import compute_metrics, evaluate_model
-from etl.load_data import validate
+from etl.load_data import RawTable, validate
 from etl.preprocess_data import split_and_scale
 from etl.train_model import features_and_labels, fit_model
 
@@ -25,7 +25,7 @@ def test_compute_metrics_treats_malignant_as_positive():
 
 
 def test_evaluate_model_writes_metrics(small_csv, tmp_path):
-    train, test, _ = split_and_scale(validate(pd.read_csv(small_csv)), 0.25, 0)
+    train, test, _ = split_and_scale(validate(RawTable(pd.read_csv(small_csv, dtype=str), header=True))[0], 0.25, 0)
     storage.dump_object(fit_model(*features_and_labels(train), C=1.0, max_iter=1000, random_state=0),
                         tmp_path / "model.pkl")
     storage.write_frame(test, tmp_path / "test.csv")

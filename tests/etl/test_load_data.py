@@ -1,54 +1,98 @@
+import json
+
 import pandas as pd
 import pytest
 
 from etl.errors import DataValidationError, MissingInputError
 from etl.load_data import load_data, read_input, validate
 from etl.schema import FEATURE_COLUMNS, ID_COLUMN, TARGET_COLUMN
+from tests import input_shapes
+from tests.conftest import run_module
+
+CANONICAL = [ID_COLUMN, TARGET_COLUMN, *FEATURE_COLUMNS]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def frame(small_csv) -> pd.DataFrame:
     return pd.read_csv(small_csv)
 
 
-def test_validate_returns_the_canonical_columns(frame):
-    shuffled = frame[list(reversed(frame.columns))].assign(extra="x")
-    out = validate(shuffled)
-    assert list(out.columns) == [ID_COLUMN, TARGET_COLUMN, *FEATURE_COLUMNS]
-    assert out[list(FEATURE_COLUMNS)].dtypes.eq("float64").all()
-    assert len(out) == len(frame)
+@pytest.mark.parametrize("shape", list(input_shapes.ACCEPTED))
+def test_accepted_shapes_give_the_same_validated_table(shape, frame, small_csv, tmp_path):
+    path = input_shapes.build(input_shapes.ACCEPTED, shape, frame, tmp_path)
+    _, rows, missing = input_shapes.ACCEPTED[shape]
+    out = load_data(path, tmp_path / "data.csv", tmp_path / "profile.json")
+    data = pd.read_csv(out["data"])
+    assert list(data.columns) == CANONICAL
+    assert len(data) == rows
+    reference = pd.read_csv(small_csv)[CANONICAL]
+    pd.testing.assert_frame_equal(data.drop(columns=["texture_se"]), reference.drop(columns=["texture_se"]))
+    assert int(data["texture_se"].isna().sum()) == missing
+    assert json.loads((tmp_path / "profile.json").read_text())["missing_total"] == missing
 
 
-def test_load_data_writes_the_validated_copy(small_csv, tmp_path):
-    out = load_data(small_csv, tmp_path / "run" / "data.csv")
-    written = pd.read_csv(out["data"])
-    assert len(written) == 60
-    assert written[TARGET_COLUMN].value_counts().to_dict() == {"B": 39, "M": 21}
+@pytest.mark.parametrize("shape", list(input_shapes.REFUSED))
+def test_refused_inputs_raise_one_line(shape, frame, tmp_path):
+    path = input_shapes.build(input_shapes.REFUSED, shape, frame, tmp_path)
+    with pytest.raises(DataValidationError) as info:
+        validate(read_input(path), source=str(path))
+    assert str(info.value) == f"{path}: {input_shapes.REFUSED[shape][1]}"
+    assert not (tmp_path / "data.csv").exists()
 
 
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        (lambda df: df.drop(columns=["area_worst"]), r"missing: 'area_worst'"),
-        (lambda df: df.drop(columns=[TARGET_COLUMN]), r"missing: 'diagnosis'"),
-        (lambda df: df.astype({"radius_mean": object}).assign(**{"radius_mean": ["abc"] + [1.0] * 59}),
-         r"column 'radius_mean', data row 1: non-numeric value 'abc'"),
-        (lambda df: df.assign(texture_se=[None] * 3 + [1.0] * 57), r"'texture_se', data row 1: missing value"),
-        (lambda df: df.assign(diagnosis=["X"] + list(df.diagnosis[1:])), r"data row 1: label 'X'"),
-        (lambda df: df[df.diagnosis == "B"], r"0 row\(s\) with diagnosis 'M'"),
-        (lambda df: df.head(0), r"no data rows"),
-    ],
-)
-def test_validate_refuses_bad_data_with_one_line(frame, change, message):
-    with pytest.raises(DataValidationError, match=message) as info:
-        validate(change(frame), source="in.csv")
-    assert "\n" not in str(info.value)
-    assert str(info.value).startswith("in.csv: ")
+@pytest.mark.parametrize("shape", ["shared_trailing_comma", "uci_wdbc_data", "few_missing"])
+def test_cli_accepts(shape, frame, tmp_path, env):
+    path = input_shapes.build(input_shapes.ACCEPTED, shape, frame, tmp_path)
+    proc = run_module("etl.load_data", "--data-path", str(path), "--output", str(tmp_path / "d.csv"),
+                      "--profile", str(tmp_path / "p.json"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"data": str(tmp_path / "d.csv"), "profile": str(tmp_path / "p.json")}
 
 
-def test_read_input_refuses_empty_and_missing_files(tmp_path):
-    (tmp_path / "empty.csv").write_text("")
-    with pytest.raises(DataValidationError, match="empty file"):
-        read_input(tmp_path / "empty.csv")
+@pytest.mark.parametrize("shape", list(input_shapes.REFUSED))
+def test_cli_refuses_with_one_line_and_no_traceback(shape, frame, tmp_path, env):
+    path = input_shapes.build(input_shapes.REFUSED, shape, frame, tmp_path)
+    proc = run_module("etl.load_data", "--data-path", str(path), "--output", str(tmp_path / "d.csv"), env=env)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines()[-1] == f"error: {path}: {input_shapes.REFUSED[shape][1]}"
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "d.csv").exists()
+
+
+def test_duplicates_extra_and_empty_columns_are_logged_and_recorded(frame, tmp_path, caplog):
+    caplog.set_level("INFO")
+    path = tmp_path / "in.csv"
+    input_shapes._shared_trailing_comma(pd.concat([frame, frame.iloc[[7]]]).assign(site="a"), path)
+    load_data(path, tmp_path / "data.csv", tmp_path / "profile.json")
+    profile = json.loads((tmp_path / "profile.json").read_text())
+    assert profile["rows_read"] == 61 and profile["rows"] == 60
+    assert profile["duplicate_rows_dropped"] == 1
+    assert profile["ignored_columns"] == ["site"]
+    assert profile["empty_columns_dropped"] == ["Unnamed: 33"]
+    assert "dropped 1 exact duplicate row(s), lines 62" in caplog.text
+    assert "ignored extra column(s): site" in caplog.text
+
+
+def test_profile_describes_the_data(small_csv, tmp_path):
+    load_data(small_csv, tmp_path / "data.csv", tmp_path / "profile.json")
+    profile = json.loads((tmp_path / "profile.json").read_text())
+    assert (profile["rows"], profile["columns"]) == (60, 32)
+    assert profile["class_balance"] == {"B": 39, "M": 21}
+    assert profile["dtypes"]["radius_mean"] == "float64"
+    assert profile["missing_values"] == {} and profile["missing_total"] == 0
+    radius = pd.read_csv(small_csv)["radius_mean"]
+    assert profile["features"]["radius_mean"]["max"] == radius.max()
+    assert profile["features"]["radius_mean"]["mean"] == pytest.approx(radius.mean())
+
+
+def test_limits_are_parameters(frame, tmp_path):
+    path = input_shapes.build(input_shapes.REFUSED, "too_many_missing", frame, tmp_path)
+    load_data(path, tmp_path / "data.csv", tmp_path / "profile.json", max_missing_share=0.2)
+    path = input_shapes.build(input_shapes.REFUSED, "too_few_rows", frame, tmp_path)
+    load_data(path, tmp_path / "data.csv", tmp_path / "profile.json", min_rows_per_class=3)
+
+
+def test_missing_file(tmp_path):
     with pytest.raises(MissingInputError):
         read_input(tmp_path / "absent.csv")

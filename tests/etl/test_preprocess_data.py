@@ -4,14 +4,14 @@ import pytest
 
 from etl import storage
 from etl.errors import DataValidationError, ParameterError
-from etl.load_data import validate
+from etl.load_data import RawTable, validate
 from etl.preprocess_data import preprocess_data, split_and_scale
 from etl.schema import FEATURE_COLUMNS, TARGET_COLUMN
 
 
 @pytest.fixture
 def data(small_csv) -> pd.DataFrame:
-    return validate(pd.read_csv(small_csv))
+    return validate(RawTable(pd.read_csv(small_csv, dtype=str), header=True))[0]
 
 
 def test_split_is_stratified_and_seeded(data):
@@ -25,12 +25,28 @@ def test_split_is_stratified_and_seeded(data):
     assert list(other["id"]) != list(train["id"])
 
 
-def test_scaler_is_fitted_on_the_training_split_only(data):
-    train, test, scaler = split_and_scale(data, test_size=0.25, random_state=7)
+def test_preprocessing_is_fitted_on_the_training_split_only(data):
+    train, test, preprocessor = split_and_scale(data, test_size=0.25, random_state=7)
     raw_train = data.set_index("id").loc[train["id"], list(FEATURE_COLUMNS)]
+    scaler = preprocessor["scale"]
     np.testing.assert_allclose(scaler.mean_, raw_train.mean().to_numpy())
     np.testing.assert_allclose(train[list(FEATURE_COLUMNS)].mean(), 0, atol=1e-9)
     assert not np.allclose(scaler.mean_, data[list(FEATURE_COLUMNS)].mean().to_numpy())
+    np.testing.assert_allclose(preprocessor["impute"].statistics_, raw_train.median().to_numpy())
+
+
+def test_missing_values_are_imputed_with_training_medians(data):
+    data = data.copy()
+    test_ids = split_and_scale(data, test_size=0.25, random_state=7)[1]["id"]
+    hole = test_ids.iloc[0]
+    data.loc[data["id"] == hole, "texture_se"] = np.nan
+    train, test, preprocessor = split_and_scale(data, test_size=0.25, random_state=7)
+    assert not train.isna().any().any() and not test.isna().any().any()
+    median = data.set_index("id").loc[train["id"], "texture_se"].median()
+    scale = preprocessor["scale"]
+    column = list(FEATURE_COLUMNS).index("texture_se")
+    expected = (median - scale.mean_[column]) / scale.scale_[column]
+    assert test.loc[test["id"] == hole, "texture_se"].item() == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("test_size", [0, 1, 1.5, -0.1])
@@ -44,12 +60,19 @@ def test_too_few_rows_for_the_split_is_refused(data):
         split_and_scale(data, test_size=0.01, random_state=0)
 
 
-def test_preprocess_data_writes_splits_and_scaler(small_csv, tmp_path):
-    storage.write_frame(validate(pd.read_csv(small_csv)), tmp_path / "data.csv")
+def test_preprocess_data_writes_splits_preprocessing_and_summary(data, tmp_path):
+    data = data.copy()
+    data.loc[[0, 1, 2], "area_se"] = np.nan
+    storage.write_frame(data, tmp_path / "data.csv")
     out = preprocess_data(
         tmp_path / "data.csv", tmp_path / "train.csv", tmp_path / "test.csv",
-        tmp_path / "scaler.pkl", test_size=0.2, random_state=42,
+        tmp_path / "scaler.pkl", tmp_path / "prep.json", test_size=0.2, random_state=42,
     )
     assert len(pd.read_csv(out["train"])) == 48
     assert len(pd.read_csv(out["test"])) == 12
     assert storage.load_object(out["scaler"]).n_features_in_ == 30
+    summary = storage.read_json(out["preprocessing"])
+    assert summary["rows"] == {"train": 48, "test": 12}
+    assert summary["imputed_total"] == 3
+    imputed = summary["imputed_values"]
+    assert imputed["train"].get("area_se", 0) + imputed["test"].get("area_se", 0) == 3

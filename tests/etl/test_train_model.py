@@ -4,14 +4,14 @@ from sklearn.linear_model import LogisticRegression
 
 from etl import storage
 from etl.errors import ParameterError
-from etl.load_data import validate
+from etl.load_data import RawTable, validate
 from etl.preprocess_data import split_and_scale
 from etl.train_model import features_and_labels, fit_model, train_model
 
 
 @pytest.fixture
 def train(small_csv) -> pd.DataFrame:
-    return split_and_scale(validate(pd.read_csv(small_csv)), 0.25, 0)[0]
+    return split_and_scale(validate(RawTable(pd.read_csv(small_csv, dtype=str), header=True))[0], 0.25, 0)[0]
 
 
 def test_labels_code_malignant_as_one(train):
