@@ -49,7 +49,7 @@ with DAG(
             None,
             type=["null", "string"],
             title="Input CSV",
-            description=f"Path of the input CSV; empty uses {settings.data_path}.",
+            description=f"Input CSV, absolute or relative to the project root; empty uses {settings.data_path}.",
         ),
         "test_size": Param(
             settings.test_size,

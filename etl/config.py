@@ -47,7 +47,8 @@ class Settings:
         return self.results_dir / "runs"
 
 
-def _resolve(path: str | os.PathLike[str]) -> Path:
+def resolve_path(path: str | os.PathLike[str]) -> Path:
+    """An absolute path: relative paths are taken from the project root, not the working dir."""
     path = Path(path).expanduser()
     return path if path.is_absolute() else PROJECT_ROOT / path
 
@@ -64,7 +65,7 @@ def load_settings(
     """
     environ = os.environ if environ is None else environ
     config_file = config_file or environ.get("PIPELINE_CONFIG") or DEFAULT_CONFIG_FILE
-    with open(_resolve(config_file), "rb") as fh:
+    with open(resolve_path(config_file), "rb") as fh:
         raw = tomllib.load(fh)
     paths = dict(raw["paths"])
     for key, var in PATH_ENV_VARS.items():
@@ -72,10 +73,10 @@ def load_settings(
             paths[key] = environ[var]
     upload_uri = paths["upload_uri"]
     if "://" not in upload_uri:  # a plain local path: make it absolute like the others
-        upload_uri = str(_resolve(upload_uri))
+        upload_uri = str(resolve_path(upload_uri))
     return Settings(
-        data_path=_resolve(paths["data_path"]),
-        results_dir=_resolve(paths["results_dir"]),
+        data_path=resolve_path(paths["data_path"]),
+        results_dir=resolve_path(paths["results_dir"]),
         upload_uri=upload_uri,
         max_missing_share=float(raw["validation"]["max_missing_share"]),
         min_rows_per_class=int(raw["validation"]["min_rows_per_class"]),

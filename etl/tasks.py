@@ -23,7 +23,14 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from etl.config import PUBLISHED_ARTIFACTS, RunPaths, Settings, load_settings, run_key
+from etl.config import (
+    PUBLISHED_ARTIFACTS,
+    RunPaths,
+    Settings,
+    load_settings,
+    resolve_path,
+    run_key,
+)
 from etl.errors import MissingInputError, PipelineError
 from etl.storage import require
 
@@ -79,11 +86,12 @@ def ensure_results_dir(**context: Any) -> Outputs:
 
 @_step
 def load_data(**context: Any) -> Outputs:
-    """Validate the input CSV (param ``data_path``, default from the settings)."""
+    """Validate the input CSV (param ``data_path``: relative to the project root; empty: the
+    configured one)."""
     from etl.load_data import load_data as step
 
     settings, run, _ = _run_folder(context)
-    data_path = context["params"].get("data_path") or settings.data_path
+    data_path = resolve_path(context["params"].get("data_path") or settings.data_path)
     return step(
         data_path,
         run.data,

@@ -67,11 +67,9 @@ def env(tmp_path) -> dict[str, str]:
     }
 
 
-def run_command(args: list[str], env: dict[str, str], timeout: float = 180):
-    """Run a command from the project root; return the completed process (text output)."""
-    return subprocess.run(
-        args, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout
-    )
+def run_command(args: list[str], env: dict[str, str], timeout: float = 180, cwd: Path = PROJECT_ROOT):
+    """Run a command (from the project root by default); return the completed process."""
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def run_module(module: str, *args: str, env: dict[str, str]):

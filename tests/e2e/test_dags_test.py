@@ -1,12 +1,13 @@
 """The whole DAG, run for real by ``airflow dags test`` (what ``make run`` does)."""
 
 import json
+import os
 import re
 
 import joblib
 import pytest
 
-from tests.conftest import AIRFLOW, DAG_ID, run_command
+from tests.conftest import AIRFLOW, DAG_ID, PROJECT_ROOT, run_command
 
 pytestmark = pytest.mark.airflow_cli
 
@@ -35,8 +36,10 @@ def test_full_run_publishes_model_scaler_and_metrics(airflow_db, env, tmp_path):
 
 
 def test_conf_overrides_the_params(airflow_db, env, tmp_path, small_csv):
-    conf = {"data_path": str(small_csv), "test_size": 0.25, "C": 0.1, "random_state": 3}
-    proc = run_command([AIRFLOW, "dags", "test", DAG_ID, "2024-03-02", "--conf", json.dumps(conf)], env=env)
+    conf = {"data_path": os.path.relpath(small_csv, PROJECT_ROOT), "test_size": 0.25, "C": 0.1,
+            "random_state": 3}  # a relative data_path is taken from the project root
+    proc = run_command([AIRFLOW, "dags", "test", DAG_ID, "2024-03-02", "--conf", json.dumps(conf)],
+                       env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "results" / "metrics.json").read_text())
     assert metrics["n_test"] == 15  # 25 % of the 60-row file

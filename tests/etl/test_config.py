@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from etl.config import PROJECT_ROOT, RunPaths, load_settings, run_key
+from etl.config import PROJECT_ROOT, RunPaths, load_settings, resolve_path, run_key
 
 
 def test_defaults_come_from_pipeline_toml():
@@ -49,3 +49,9 @@ def test_run_paths_are_inside_the_run_folder(tmp_path):
     files = [run.data, run.train, run.test, run.scaler, run.model, run.metrics]
     assert len(set(files)) == len(files)
     assert all(Path(f).parent == tmp_path for f in files)
+
+
+def test_relative_paths_are_taken_from_the_project_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert resolve_path("data/wdbc.csv") == PROJECT_ROOT / "data" / "wdbc.csv"
+    assert resolve_path(tmp_path / "x.csv") == tmp_path / "x.csv"
