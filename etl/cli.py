@@ -13,8 +13,6 @@ from typing import Any
 from etl.config import CLI_RUN_KEY, RunPaths, Settings, load_settings
 from etl.errors import PipelineError
 
-logger = logging.getLogger(__name__)
-
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 

@@ -139,7 +139,9 @@ def validate(
         DataValidationError: one line: the file, what is wrong, where, what was expected.
     """
     df = table.frame
-    fail = lambda message: DataValidationError(f"{source}: {message}")  # noqa: E731
+
+    def fail(message: str) -> DataValidationError:
+        return DataValidationError(f"{source}: {message}")
 
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:

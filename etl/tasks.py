@@ -53,18 +53,14 @@ def _step(func: Callable[..., Outputs]) -> Callable[..., Outputs]:
     return wrapper
 
 
-def _settings_and_run(context: dict[str, Any]) -> tuple[Settings, RunPaths, str]:
+def _run(context: dict[str, Any], must_exist: bool = True) -> tuple[Settings, RunPaths]:
+    """The settings and this DAG run's folder (its name is the run key)."""
     settings = load_settings()
     key = run_key(getattr(context["dag_run"], "logical_date", None), context["run_id"])
-    return settings, RunPaths(settings.runs_dir / key), key
-
-
-def _run_folder(context: dict[str, Any]) -> tuple[Settings, RunPaths, str]:
-    """Like ``_settings_and_run``, but the run folder must exist already."""
-    settings, run, key = _settings_and_run(context)
-    if not run.root.is_dir():
+    run = RunPaths(settings.runs_dir / key)
+    if must_exist and not run.root.is_dir():
         raise MissingInputError(run.root, "ensure_results_dir")
-    return settings, run, key
+    return settings, run
 
 
 def _input(context: dict[str, Any], producer: str, name: str, default: Path) -> Path:
@@ -79,7 +75,7 @@ def ensure_results_dir(**context: Any) -> Outputs:
     """Create the results folder and this run's folder."""
     from etl.save_results import ensure_results_dir as ensure
 
-    settings, run, _ = _settings_and_run(context)
+    settings, run = _run(context, must_exist=False)
     ensure(settings.results_dir, run.root)
     return {"run_dir": str(run.root)}
 
@@ -90,7 +86,7 @@ def load_data(**context: Any) -> Outputs:
     configured one)."""
     from etl.load_data import load_data as step
 
-    settings, run, _ = _run_folder(context)
+    settings, run = _run(context)
     data_path = resolve_path(context["params"].get("data_path") or settings.data_path)
     return step(
         data_path,
@@ -106,7 +102,7 @@ def preprocess_data(**context: Any) -> Outputs:
     """Split and scale the validated data."""
     from etl.preprocess_data import preprocess_data as step
 
-    _, run, _ = _run_folder(context)
+    _, run = _run(context)
     params = context["params"]
     return step(
         _input(context, "load_data", "data", run.data),
@@ -124,7 +120,7 @@ def train_model(**context: Any) -> Outputs:
     """Fit the model on the training split."""
     from etl.train_model import train_model as step
 
-    _, run, _ = _run_folder(context)
+    _, run = _run(context)
     params = context["params"]
     return step(
         _input(context, "preprocess_data", "train", run.train),
@@ -140,7 +136,7 @@ def evaluate_model(**context: Any) -> Outputs:
     """Score the model on the test split."""
     from etl.evaluate_model import evaluate_model as step
 
-    _, run, _ = _run_folder(context)
+    _, run = _run(context)
     return step(
         _input(context, "train_model", "model", run.model),
         _input(context, "preprocess_data", "test", run.test),
@@ -153,7 +149,7 @@ def save_results(**context: Any) -> Outputs:
     """Publish the run's metrics, model and scaler to the top of the results folder."""
     from etl.save_results import publish
 
-    settings, run, _ = _run_folder(context)
+    settings, run = _run(context)
     return publish(
         {
             "metrics.json": _input(context, "evaluate_model", "metrics", run.metrics),
@@ -169,9 +165,9 @@ def upload_results(**context: Any) -> Outputs:
     """Copy the published artifacts to the upload destination, under the run key."""
     from etl.upload_results import upload_results as step
 
-    settings, _, key = _run_folder(context)
+    settings, run = _run(context)
     files = {
         name: _input(context, "save_results", name, settings.results_dir / name)
         for name in PUBLISHED_ARTIFACTS
     }
-    return step(files, settings.upload_uri, key)
+    return step(files, settings.upload_uri, run.root.name)
