@@ -3,7 +3,8 @@
 
 Trains a logistic regression that tells malignant from benign breast tumours on the
 Breast Cancer Wisconsin (Diagnostic) data, evaluates it on a held-out split and publishes
-`metrics.json`, `model.pkl` and `scaler.pkl` to the `results/` folder.
+`metrics.json`, `model.pkl`, `scaler.pkl` and their `manifest.json` to the `results/` folder,
+all four at once or not at all.
 
 Each task runs one module of the `etl` package and hands the next task **file paths**, never
 data. A run works in its own folder, `results/runs/<run key>/`.
@@ -39,8 +40,8 @@ with DAG(
     tags=["ml", "breast-cancer", "scikit-learn"],
     default_args={
         "owner": "ml-platform",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
+        "retries": settings.retries,
+        "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
         "retry_exponential_backoff": True,
         "execution_timeout": timedelta(minutes=30),
     },

@@ -1,8 +1,8 @@
 """Every path and setting of the pipeline, defined once.
 
-Precedence, lowest first: ``pipeline.toml`` at the project root (or the file named by
-``PIPELINE_CONFIG``), then the environment variables ``DATA_PATH``, ``RESULTS_DIR`` and
-``UPLOAD_URI``. Run parameters (``test_size``, ``random_state``, ``C``, ``max_iter``) are further
+Precedence, lowest first: ``pipeline.toml`` at the project root, then the file named by
+``PIPELINE_CONFIG`` (it needs only the keys it changes), then the environment variables
+``DATA_PATH``, ``RESULTS_DIR`` and ``UPLOAD_URI``. Run parameters (``test_size``, ``random_state``, ``C``, ``max_iter``) are further
 overridden per run by the DAG's params or a command's flags.
 
 This module is imported when Airflow parses the DAG file, so it must stay light: standard
@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from etl.errors import ParameterError
 
 #: The repository root (this package is installed in editable mode, so it is the checkout).
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -40,33 +42,53 @@ class Settings:
     random_state: int
     C: float
     max_iter: int
+    keep_runs: int
+    prune_min_age_hours: float
+    retries: int
+    retry_delay_seconds: float
 
     @property
     def runs_dir(self) -> Path:
         """Folder holding one sub-folder per run."""
         return self.results_dir / "runs"
 
+    @property
+    def releases_dir(self) -> Path:
+        """Folder holding one sub-folder per published release (see ``etl.save_results``)."""
+        return self.results_dir / "published"
+
 
 def resolve_path(path: str | os.PathLike[str]) -> Path:
     """An absolute path: relative paths are taken from the project root, not the working dir."""
     path = Path(path).expanduser()
-    return path if path.is_absolute() else PROJECT_ROOT / path
+    return Path(os.path.normpath(path if path.is_absolute() else PROJECT_ROOT / path))
 
 
 def load_settings(
     config_file: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Read the config file and apply the environment overrides.
+    """Read the config files and apply the environment overrides.
 
     Args:
-        config_file: TOML file to read; default ``$PIPELINE_CONFIG`` or ``pipeline.toml``.
+        config_file: TOML file read over ``pipeline.toml``; default ``$PIPELINE_CONFIG``.
         environ: environment to read overrides from; default ``os.environ``.
     """
     environ = os.environ if environ is None else environ
-    config_file = config_file or environ.get("PIPELINE_CONFIG") or DEFAULT_CONFIG_FILE
-    with open(resolve_path(config_file), "rb") as fh:
+    with open(DEFAULT_CONFIG_FILE, "rb") as fh:
         raw = tomllib.load(fh)
+    config_file = config_file or environ.get("PIPELINE_CONFIG")
+    if config_file:
+        with open(resolve_path(config_file), "rb") as fh:
+            for section, values in tomllib.load(fh).items():
+                if section not in raw:
+                    raise ParameterError(f"{config_file}: unknown section [{section}]")
+                unknown = sorted(set(values) - set(raw[section]))
+                if unknown:
+                    raise ParameterError(
+                        f"{config_file}: unknown setting(s) in [{section}]: {', '.join(unknown)}"
+                    )
+                raw[section].update(values)
     paths = dict(raw["paths"])
     for key, var in PATH_ENV_VARS.items():
         if environ.get(var):
@@ -84,6 +106,10 @@ def load_settings(
         random_state=int(raw["split"]["random_state"]),
         C=float(raw["model"]["C"]),
         max_iter=int(raw["model"]["max_iter"]),
+        keep_runs=int(raw["retention"]["keep_runs"]),
+        prune_min_age_hours=float(raw["retention"]["prune_min_age_hours"]),
+        retries=int(raw["airflow"]["retries"]),
+        retry_delay_seconds=float(raw["airflow"]["retry_delay_seconds"]),
     )
 
 
@@ -133,13 +159,25 @@ class RunPaths:
         return self.root / "model.pkl"
 
     @property
+    def training(self) -> Path:
+        """The estimator, its parameters and the training rows (written by ``train_model``)."""
+        return self.root / "training.json"
+
+    @property
     def metrics(self) -> Path:
         """Test-split metrics (written by ``evaluate_model``)."""
         return self.root / "metrics.json"
 
+    @property
+    def predictions(self) -> Path:
+        """Test-split predictions, one row per test row (written by ``evaluate_model``)."""
+        return self.root / "predictions.csv"
+
 
 #: The artifacts ``save_results`` publishes to the top of the results folder, by file name.
 PUBLISHED_ARTIFACTS: tuple[str, ...] = ("metrics.json", "model.pkl", "scaler.pkl")
+#: The record of a published release (hashes, data, parameters, versions, run).
+MANIFEST = "manifest.json"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 

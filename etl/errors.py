@@ -32,3 +32,8 @@ class MissingInputError(PipelineError, FileNotFoundError):
         super().__init__(message)
         self.path = path
         self.producer = producer
+
+
+class IntegrityError(PipelineError):
+    """An artifact's bytes differ from the SHA-256 recorded for it (changed, corrupted or
+    replaced after it was written); it is refused, never loaded."""

@@ -1,16 +1,19 @@
-"""Score the trained model on the held-out test split and write ``metrics.json``."""
+"""Score the trained model on the held-out test split: ``metrics.json`` and ``predictions.csv``.
+
+The model is loaded only after its SHA-256 matches the checksum ``train_model`` recorded.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn import metrics as skm
 
 from etl import cli, storage
-from etl.schema import LABEL_CODES, MALIGNANT
+from etl.schema import BENIGN, FEATURE_COLUMNS, ID_COLUMN, LABEL_CODES, MALIGNANT, TARGET_COLUMN
 from etl.train_model import features_and_labels
 
 logger = logging.getLogger(__name__)
@@ -42,27 +45,51 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, y_score: np.ndarray)
     }
 
 
+def predict_frame(model: Any, df: pd.DataFrame) -> pd.DataFrame:
+    """One row per row of ``df`` (preprocessed): ``id``, malignant probability, predicted label."""
+    X = df[list(FEATURE_COLUMNS)]
+    malignant = list(model.classes_).index(LABEL_CODES[MALIGNANT])
+    predicted = model.predict(X)
+    return pd.DataFrame(
+        {
+            ID_COLUMN: df[ID_COLUMN].to_numpy(),
+            "malignant_probability": model.predict_proba(X)[:, malignant],
+            "predicted": np.where(predicted == LABEL_CODES[MALIGNANT], MALIGNANT, BENIGN),
+        }
+    )
+
+
 def evaluate_model(
-    model_path: str | os.PathLike[str],
-    test_path: str | os.PathLike[str],
-    metrics_path: str | os.PathLike[str],
+    model_path: storage.Location,
+    test_path: storage.Location,
+    metrics_path: storage.Location,
+    predictions_path: storage.Location,
 ) -> dict[str, str]:
-    """Score ``model_path`` on ``test_path`` and write the metrics as JSON.
+    """Score ``model_path`` (after checking its SHA-256) on ``test_path``; write the metrics as
+    JSON and the test predictions as CSV (``id``, ``diagnosis``, ``malignant_probability``,
+    ``predicted``).
 
     Returns:
-        ``{"metrics": metrics_path}``
+        ``{"metrics": metrics_path, "predictions": predictions_path}``
     """
-    model = storage.load_object(model_path)
-    X, y = features_and_labels(storage.read_frame(test_path))
-    malignant = list(model.classes_).index(LABEL_CODES[MALIGNANT])
-    result = compute_metrics(y, model.predict(X), model.predict_proba(X)[:, malignant])
+    model = storage.load_object(storage.require(model_path, "train_model"))
+    test = storage.read_frame(test_path, "preprocess_data")
+    _, y = features_and_labels(test)
+    predictions = predict_frame(model, test)
+    predictions.insert(1, TARGET_COLUMN, test[TARGET_COLUMN].to_numpy())
+    result = compute_metrics(
+        y,
+        (predictions["predicted"] == MALIGNANT).to_numpy(dtype=int),
+        predictions["malignant_probability"].to_numpy(),
+    )
     logger.info(
         "test split (%d rows): accuracy %.4f, precision %.4f, recall %.4f, f1 %.4f, roc_auc %.4f",
         result["n_test"], result["accuracy"], result["precision"], result["recall"],
         result["f1"], result["roc_auc"],
     )
     storage.write_json(result, metrics_path)
-    return {"metrics": str(metrics_path)}
+    storage.write_frame(predictions, predictions_path)
+    return {"metrics": str(metrics_path), "predictions": str(predictions_path)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", type=cli.path_arg, default=run.model, help="model (train_model)")
     p.add_argument("--test", type=cli.path_arg, default=run.test, help="test split")
     p.add_argument("--metrics", type=cli.path_arg, default=run.metrics, help="JSON to write")
-    return cli.run(p, lambda a: evaluate_model(a.model, a.test, a.metrics), argv)
+    p.add_argument("--predictions", type=cli.path_arg, default=run.predictions,
+                   help="test predictions CSV to write")
+    return cli.run(p, lambda a: evaluate_model(a.model, a.test, a.metrics, a.predictions), argv)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 import codecs
 import csv
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,9 +47,9 @@ class RawTable:
         return index + (2 if self.header else 1)
 
 
-def _sniff(path: os.PathLike[str] | str) -> str:
+def _sniff(path: storage.Location) -> str:
     """First line of the file as text; refuses empty, binary and non-UTF-8 files."""
-    with open(path, "rb") as fh:
+    with storage.open_read(path) as fh:
         head = fh.read(_SNIFF_BYTES)
     if not head.strip():
         raise DataValidationError(f"{path}: empty file (expected a CSV with a header row)")
@@ -70,7 +69,7 @@ def _fields(line: str) -> list[str]:
     return [f.strip() for f in next(csv.reader([line]), [])]
 
 
-def read_input(path: str | os.PathLike[str]) -> RawTable:
+def read_input(path: storage.Location) -> RawTable:
     """Read the input CSV as strings, with or without a header row.
 
     A header is recognised by the required column names; a file without one must have the 32
@@ -98,16 +97,17 @@ def read_input(path: str | os.PathLike[str]) -> RawTable:
             )
         names = list(REQUIRED_COLUMNS) + [f"extra_{i}" for i in range(len(fields) - 32)]
     try:
-        frame = pd.read_csv(
-            path,
-            encoding="utf-8-sig",
-            header=0 if header else None,
-            names=names,
-            dtype=str,
-            skipinitialspace=True,
-            keep_default_na=False,
-            na_values=["", "NA", "N/A", "NaN", "nan", "?"],
-        )
+        with storage.open_read(path) as fh:
+            frame = pd.read_csv(
+                fh,
+                encoding="utf-8-sig",
+                header=0 if header else None,
+                names=names,
+                dtype=str,
+                skipinitialspace=True,
+                keep_default_na=False,
+                na_values=["", "NA", "N/A", "NaN", "nan", "?"],
+            )
     except pd.errors.ParserError as exc:
         reason = str(exc).strip().splitlines()[0]
         raise DataValidationError(f"{path}: not a well-formed CSV ({reason})") from None
@@ -253,9 +253,9 @@ def profile(df: pd.DataFrame, notes: dict[str, Any], source: str) -> dict[str, A
 
 
 def load_data(
-    data_path: str | os.PathLike[str],
-    output_path: str | os.PathLike[str],
-    profile_path: str | os.PathLike[str],
+    data_path: storage.Location,
+    output_path: storage.Location,
+    profile_path: storage.Location,
     max_missing_share: float = 0.05,
     min_rows_per_class: int = 5,
 ) -> dict[str, str]:
@@ -267,6 +267,8 @@ def load_data(
     source = str(data_path)
     df, notes = validate(read_input(data_path), source, max_missing_share, min_rows_per_class)
     report = profile(df, notes, source)
+    report["source_sha256"], report["source_bytes"] = storage.sha256(data_path), storage.size(data_path)
+    report["contract"] = {"max_missing_share": max_missing_share, "min_rows_per_class": min_rows_per_class}
     logger.info(
         "loaded %s: %d rows (%d read, %d duplicates dropped), %d malignant, %d benign, "
         "%d missing value(s) to impute",

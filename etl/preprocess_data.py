@@ -9,7 +9,6 @@ exactly the same transformation.
 from __future__ import annotations
 
 import logging
-import os
 
 import pandas as pd
 from sklearn.impute import SimpleImputer
@@ -68,11 +67,11 @@ def _missing(df: pd.DataFrame) -> dict[str, int]:
 
 
 def preprocess_data(
-    data_path: str | os.PathLike[str],
-    train_path: str | os.PathLike[str],
-    test_path: str | os.PathLike[str],
-    scaler_path: str | os.PathLike[str],
-    summary_path: str | os.PathLike[str],
+    data_path: storage.Location,
+    train_path: storage.Location,
+    test_path: storage.Location,
+    scaler_path: storage.Location,
+    summary_path: storage.Location,
     test_size: float,
     random_state: int,
 ) -> dict[str, str]:
@@ -82,7 +81,7 @@ def preprocess_data(
     Returns:
         ``{"train": ..., "test": ..., "scaler": ..., "preprocessing": ...}`` paths.
     """
-    data = storage.read_frame(data_path)
+    data = storage.read_frame(data_path, "load_data")
     train, test, scaler = split_and_scale(data, test_size, random_state)
     by_id = data.set_index("id")
     imputed = {"train": _missing(by_id.loc[train["id"]]), "test": _missing(by_id.loc[test["id"]])}

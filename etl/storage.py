@@ -1,12 +1,25 @@
-"""All artifact reads and writes go through here.
+"""The storage layer: every artifact read and write of the pipeline goes through here.
 
-Writes are atomic: the bytes go to a hidden temporary file in the target folder, which is then
-renamed over the target, so a reader never sees a half-written artifact and a failed write
-leaves the previous file untouched. Reads of a missing file raise ``MissingInputError``.
+A location is a local path (``str``, ``os.PathLike``, a ``file://`` URI) or an Airflow
+``ObjectStoragePath`` (``s3://...`` and the other fsspec schemes Airflow's providers register).
+Steps only ever call the functions below with the locations they are given, so the results root
+can become an object store shared by workers on several machines without touching a step.
+
+- Writes are atomic. Locally the bytes go to a hidden temporary file beside the target, are
+  flushed to disk, then renamed over the target (``_commit``); an object store makes a new
+  object visible only once it is complete. A reader never sees a half-written artifact, and a
+  failed write leaves the previous one as it was.
+- Pickles (models, preprocessing) are written with a checksum file beside them
+  (``model.pkl.sha256``, the format of ``sha256sum``) and refused at load time when their SHA-256
+  does not match it, or the hash a manifest gives: unpickling a file runs code, so an unverified
+  file is never loaded.
+- Reading a missing file raises ``MissingInputError``, which names the task that writes it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import shutil
@@ -14,93 +27,246 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Union
+from urllib.parse import unquote, urlparse
 
-from etl.errors import MissingInputError
+from etl.errors import IntegrityError, MissingInputError
 
 if TYPE_CHECKING:
     import pandas as pd
+    from airflow.sdk import ObjectStoragePath
+
+#: What the functions below accept: a local path, a URI, or an ``ObjectStoragePath``.
+Location = Union[str, "os.PathLike[str]", "ObjectStoragePath"]
+#: A resolved location.
+Target = Union[Path, "ObjectStoragePath"]
+
+CHECKSUM_SUFFIX = ".sha256"
+_CHUNK = 1 << 20
+
+
+def location(value: Location) -> Target:
+    """Resolve ``value``: local paths and ``file://`` URIs to ``Path``, other URIs to
+    ``ObjectStoragePath`` (credentials come from its Airflow connection)."""
+    if isinstance(value, Path):
+        return value
+    if isinstance(value, str):
+        if value.startswith("file://"):
+            return Path(unquote(urlparse(value).path))
+        if "://" in value:
+            from airflow.sdk import ObjectStoragePath
+
+            return ObjectStoragePath(value)
+        return Path(value)
+    if isinstance(value, os.PathLike):
+        return Path(value)
+    return value  # already an ObjectStoragePath
+
+
+def is_local(target: Location) -> bool:
+    """Whether ``target`` is on the local file system."""
+    return isinstance(location(target), Path)
+
+
+def _commit(tmp: Path, target: Path) -> None:
+    """Flush ``tmp`` to disk and rename it over ``target`` (the one commit point of a write)."""
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
 
 
 @contextmanager
-def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds."""
-    target = Path(target)
+def atomic_open(target: Location, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open ``target`` for writing; it is replaced only if the block completes without error."""
+    if "w" not in mode:
+        raise ValueError(f"atomic_open is for writing, got mode {mode!r}")
+    encoding = None if "b" in mode else "utf-8"
+    target = location(target)
+    if not isinstance(target, Path):  # an object store: the object appears when complete
+        with target.open(mode, encoding=encoding) if encoding else target.open(mode) as fh:
+            yield fh
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
     tmp = Path(tmp_name)
     try:
-        yield tmp
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        with os.fdopen(fd, mode, encoding=encoding) as fh:
+            yield fh
+        _commit(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-@contextmanager
-def atomic_open(target: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[Any]]:
-    """Open a temporary file for writing that replaces ``target`` when closed without error."""
-    encoding = None if "b" in mode else "utf-8"
-    with atomic_path(target) as tmp, open(tmp, mode, encoding=encoding) as fh:
-        yield fh
+def open_read(source: Location, producer: str | None = None) -> IO[bytes]:
+    """Open ``source`` for reading bytes; ``MissingInputError`` (naming ``producer``) if absent."""
+    return require(source, producer).open("rb")
 
 
-def require(path: str | os.PathLike[str], producer: str | None = None) -> Path:
-    """Return ``path`` as a ``Path``, or raise ``MissingInputError`` naming who writes it."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingInputError(path, producer)
-    return path
+def exists(target: Location) -> bool:
+    """Whether ``target`` is an existing file."""
+    return location(target).is_file()
 
 
-def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """Write ``obj`` as indented, key-sorted JSON (stable bytes for the same content)."""
-    with atomic_open(path) as fh:
-        json.dump(obj, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    return Path(path)
+def require(source: Location, producer: str | None = None) -> Target:
+    """``source`` resolved, or ``MissingInputError`` naming the task that writes it."""
+    source = location(source)
+    if not source.is_file():
+        raise MissingInputError(source, producer)
+    return source
 
 
-def read_json(path: str | os.PathLike[str]) -> Any:
+def sha256(source: Location) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open_read(source) as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def size(source: Location) -> int:
+    """Size of a file in bytes."""
+    return int(require(source).stat().st_size)
+
+
+def describe(source: Location) -> dict[str, Any]:
+    """``{"sha256": ..., "size": ...}`` of a file (a manifest entry)."""
+    return {"sha256": sha256(source), "size": size(source)}
+
+
+def write_bytes(data: bytes, target: Location) -> Target:
+    """Write ``data`` to ``target`` atomically."""
+    with atomic_open(target, "wb") as fh:
+        fh.write(data)
+    return location(target)
+
+
+def read_bytes(source: Location, producer: str | None = None) -> bytes:
+    """All bytes of a file."""
+    with open_read(source, producer) as fh:
+        return fh.read()
+
+
+def write_json(obj: Any, target: Location) -> Target:
+    """Write ``obj`` as indented, key-sorted JSON (the same content gives the same bytes)."""
+    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    return write_bytes(text.encode("utf-8"), target)
+
+
+def read_json(source: Location, producer: str | None = None) -> Any:
     """Read a JSON file."""
-    with open(require(path), encoding="utf-8") as fh:
-        return json.load(fh)
+    return json.loads(read_bytes(source, producer))
 
 
-def write_frame(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+def write_frame(df: pd.DataFrame, target: Location) -> Target:
     """Write a DataFrame as CSV (no index); floats keep their full precision."""
-    with atomic_open(path) as fh:
+    with atomic_open(target, "w") as fh:
         df.to_csv(fh, index=False, lineterminator="\n")
-    return Path(path)
+    return location(target)
 
 
-def read_frame(path: str | os.PathLike[str]) -> pd.DataFrame:
+def read_frame(source: Location, producer: str | None = None) -> pd.DataFrame:
     """Read a CSV written by ``write_frame``."""
     import pandas as pd
 
-    return pd.read_csv(require(path))
+    with open_read(source, producer) as fh:
+        return pd.read_csv(fh)
 
 
-def dump_object(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """Pickle ``obj`` with joblib (models, scalers)."""
+def checksum_file(target: Location) -> Target:
+    """Where the SHA-256 of ``target`` is recorded: ``<target>.sha256`` beside it."""
+    target = location(target)
+    return target.parent / (target.name + CHECKSUM_SUFFIX)
+
+
+def dump_object(obj: Any, target: Location) -> Target:
+    """Pickle ``obj`` with joblib to ``target`` and record its SHA-256 beside it."""
     import joblib
 
-    with atomic_path(path) as tmp:
-        joblib.dump(obj, tmp)
-    return Path(path)
+    buffer = io.BytesIO()
+    joblib.dump(obj, buffer)
+    data = buffer.getvalue()
+    target = write_bytes(data, target)
+    digest = hashlib.sha256(data).hexdigest()
+    write_bytes(f"{digest}  {target.name}\n".encode(), checksum_file(target))
+    return target
 
 
-def load_object(path: str | os.PathLike[str]) -> Any:
-    """Load a joblib pickle. Only load files this pipeline wrote: unpickling runs code."""
+def recorded_sha256(target: Location) -> str:
+    """The SHA-256 recorded for ``target`` by ``dump_object``."""
+    record = checksum_file(target)
+    if not exists(record):
+        raise IntegrityError(f"{target}: no checksum recorded ({record} is missing); refusing to load it")
+    return read_bytes(record).decode().split()[0]
+
+
+def _check(source: Target, actual: str, expected: str, record: str) -> None:
+    if actual != expected:
+        raise IntegrityError(
+            f"{source}: SHA-256 {actual[:16]}... does not match {expected[:16]}... recorded in "
+            f"{record}; the file was changed after it was written, refusing to use it"
+        )
+
+
+def verify(source: Location, expected_sha256: str, record: str) -> Target:
+    """``source`` if its SHA-256 is ``expected_sha256``, else ``IntegrityError``.
+
+    Args:
+        record: where the expected hash comes from, for the message.
+    """
+    source = require(source)
+    _check(source, sha256(source), expected_sha256, record)
+    return source
+
+
+def load_object(source: Location, expected_sha256: str | None = None, record: str | None = None) -> Any:
+    """Load a joblib pickle after checking its SHA-256.
+
+    Args:
+        expected_sha256: the hash to check against (from a manifest); by default the one
+            ``dump_object`` recorded beside the file.
+        record: where ``expected_sha256`` comes from, for the error message.
+
+    Raises:
+        IntegrityError: no recorded hash, or the file's hash differs. Nothing is unpickled.
+    """
     import joblib
 
-    return joblib.load(require(path))
+    source = require(source)
+    if expected_sha256 is None:
+        expected_sha256, record = recorded_sha256(source), str(checksum_file(source))
+    data = read_bytes(source)
+    _check(source, hashlib.sha256(data).hexdigest(), expected_sha256, record or "the manifest")
+    return joblib.load(io.BytesIO(data))
 
 
-def copy_file(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
-    """Copy ``src`` to ``dst`` atomically, keeping its modification time."""
-    with atomic_path(dst) as tmp:
-        shutil.copy2(require(src), tmp)
-    return Path(dst)
+def copy_file(source: Location, target: Location) -> Target:
+    """Copy a file's bytes to ``target`` atomically (between local and object storage too)."""
+    with open_read(source) as src, atomic_open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst, _CHUNK)
+    return location(target)
+
+
+def remove_interrupted_writes(folder: Location) -> list[str]:
+    """Delete the temporary files that writes killed before their commit left in ``folder``.
+
+    Only call it when no write into ``folder`` is in progress (at the start of a run).
+    """
+    folder = location(folder)
+    if not isinstance(folder, Path) or not folder.is_dir():
+        return []  # an object store has no partial objects
+    removed = []
+    for leftover in folder.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+        removed.append(str(leftover))
+    return removed
+
+
+def remove_tree(target: Location) -> None:
+    """Delete a folder and everything in it (a no-op if it is already gone)."""
+    target = location(target)
+    if isinstance(target, Path):
+        if target.is_dir():
+            shutil.rmtree(target)
+    elif target.exists():
+        target.rmdir(recursive=True)

@@ -6,19 +6,20 @@ import argparse
 import sys
 
 from etl import storage
-from etl.config import PUBLISHED_ARTIFACTS, load_settings
+from etl.config import MANIFEST, PUBLISHED_ARTIFACTS, load_settings
 from etl.errors import PipelineError
+from etl.save_results import current_release
 
 #: Metrics shown in the table, in this order.
 SHOWN = ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc")
 
 
-def format_summary(metrics: dict, results_dir: str) -> str:
+def format_summary(metrics: dict, results_dir: str, release: str = "") -> str:
     """A short human-readable table of ``metrics`` and the artifact locations."""
     lines = [f"Test-set metrics ({metrics.get('n_test', '?')} rows, positive class: malignant):"]
     lines += [f"  {name:<12} {metrics[name]:.4f}" for name in SHOWN if name in metrics]
-    lines.append(f"Artifacts in {results_dir}:")
-    lines += [f"  {results_dir}/{name}" for name in PUBLISHED_ARTIFACTS]
+    lines.append(f"Published artifacts{f' (release {release})' if release else ''}:")
+    lines += [f"  {results_dir}/{name}" for name in (*PUBLISHED_ARTIFACTS, MANIFEST)]
     return "\n".join(lines)
 
 
@@ -27,11 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(description=__doc__).parse_args(argv)
     results_dir = load_settings().results_dir
     try:
-        metrics = storage.read_json(results_dir / "metrics.json")
+        release = current_release(results_dir)
+        metrics = storage.read_json(release / "metrics.json")
     except PipelineError as exc:
         print(f"error: {exc}: no published results yet (run `make run`)", file=sys.stderr)
         return 1
-    print(format_summary(metrics, str(results_dir)))
+    print(format_summary(metrics, str(results_dir), release.name))
     return 0
 
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
 from etl.config import (
-    PUBLISHED_ARTIFACTS,
     RunPaths,
     Settings,
     load_settings,
@@ -32,7 +32,7 @@ from etl.config import (
     run_key,
 )
 from etl.errors import MissingInputError, PipelineError
-from etl.storage import require
+from etl.storage import remove_interrupted_writes, require
 
 logger = logging.getLogger(__name__)
 
@@ -72,11 +72,13 @@ def _input(context: dict[str, Any], producer: str, name: str, default: Path) -> 
 
 @_step
 def ensure_results_dir(**context: Any) -> Outputs:
-    """Create the results folder and this run's folder."""
+    """Create the results folder and this run's folder; clear leftovers of killed writes."""
     from etl.save_results import ensure_results_dir as ensure
 
     settings, run = _run(context, must_exist=False)
     ensure(settings.results_dir, run.root)
+    for leftover in remove_interrupted_writes(run.root):
+        logger.info("removed %s, left by an interrupted write", leftover)
     return {"run_dir": str(run.root)}
 
 
@@ -125,6 +127,7 @@ def train_model(**context: Any) -> Outputs:
     return step(
         _input(context, "preprocess_data", "train", run.train),
         run.model,
+        run.training,
         C=float(params["C"]),
         max_iter=int(params["max_iter"]),
         random_state=int(params["random_state"]),
@@ -133,7 +136,7 @@ def train_model(**context: Any) -> Outputs:
 
 @_step
 def evaluate_model(**context: Any) -> Outputs:
-    """Score the model on the test split."""
+    """Score the model on the test split (after checking the model's SHA-256)."""
     from etl.evaluate_model import evaluate_model as step
 
     _, run = _run(context)
@@ -141,33 +144,53 @@ def evaluate_model(**context: Any) -> Outputs:
         _input(context, "train_model", "model", run.model),
         _input(context, "preprocess_data", "test", run.test),
         run.metrics,
+        run.predictions,
     )
+
+
+def _run_info(context: dict[str, Any]) -> dict[str, Any]:
+    """What identifies this DAG run in a manifest."""
+    dag_run = context["dag_run"]
+
+    def iso(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "dag_id": dag_run.dag_id,
+        "run_id": context["run_id"],
+        "logical_date": iso(getattr(dag_run, "logical_date", None)),
+        "started_at": iso(getattr(dag_run, "start_date", None)),
+    }
 
 
 @_step
 def save_results(**context: Any) -> Outputs:
-    """Publish the run's metrics, model and scaler to the top of the results folder."""
-    from etl.save_results import publish
+    """Publish the run's metrics, model, scaler and manifest to the top of the results folder,
+    all or nothing; prune old runs."""
+    from etl.save_results import save_results as step
 
     settings, run = _run(context)
-    return publish(
-        {
-            "metrics.json": _input(context, "evaluate_model", "metrics", run.metrics),
-            "model.pkl": _input(context, "train_model", "model", run.model),
-            "scaler.pkl": _input(context, "preprocess_data", "scaler", run.scaler),
-        },
+    for producer, name, default in (("evaluate_model", "metrics", run.metrics),
+                                    ("train_model", "model", run.model),
+                                    ("preprocess_data", "scaler", run.scaler)):
+        _input(context, producer, name, default)  # each exists, or a one-line error naming its task
+    return step(
+        run.root,
         settings.results_dir,
+        _run_info(context),
+        keep_runs=settings.keep_runs,
+        prune_min_age=timedelta(hours=settings.prune_min_age_hours),
     )
 
 
 @_step
 def upload_results(**context: Any) -> Outputs:
-    """Copy the published artifacts to the upload destination, under the run key."""
+    """Upload the release this run published, under the run key."""
+    from etl.save_results import run_release
     from etl.upload_results import upload_results as step
 
     settings, run = _run(context)
-    files = {
-        name: _input(context, "save_results", name, settings.results_dir / name)
-        for name in PUBLISHED_ARTIFACTS
-    }
-    return step(files, settings.upload_uri, run.root.name)
+    pushed = context["ti"].xcom_pull(task_ids="save_results")
+    release = (Path(pushed["release"]) if isinstance(pushed, dict) and "release" in pushed
+               else run_release(run.root, settings.results_dir))
+    return step(release, settings.upload_uri, run.root.name)

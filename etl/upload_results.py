@@ -1,4 +1,4 @@
-"""Upload the published artifacts of a run to its destination.
+"""Upload the release a run published (artifacts and manifest) to its destination.
 
 The destination is ``upload_uri`` from the settings (``UPLOAD_URI`` overrides it): a local
 folder, as a plain path or a ``file://`` URI. Each run goes to ``<destination>/<run key>/``;
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from etl import cli, storage
-from etl.config import CLI_RUN_KEY, PUBLISHED_ARTIFACTS
+from etl.config import CLI_RUN_KEY
 from etl.errors import ParameterError
+from etl.save_results import current_release, verified_files
 
 logger = logging.getLogger(__name__)
 
@@ -35,23 +35,23 @@ def local_destination(uri: str) -> Path:
 
 
 def upload_results(
-    files: Mapping[str, str | os.PathLike[str]], destination: str, run_key: str
+    release_dir: str | os.PathLike[str], destination: str, run_key: str
 ) -> dict[str, str]:
-    """Copy ``files`` (name -> local path) to ``<destination>/<run_key>/<name>``.
+    """Copy a published release (artifacts and manifest) to ``<destination>/<run_key>/``.
 
-    Every copy is checked against its source's size.
+    Each artifact is checked against the release's manifest before it is sent (a changed file
+    is refused, not uploaded), and each copy is checked against its source's SHA-256.
 
     Returns:
-        name -> uploaded location.
+        file name -> uploaded location.
     """
     target = local_destination(destination) / run_key
     uploaded = {}
-    for name, src in files.items():
+    for name, src in verified_files(release_dir).items():
         dst = storage.copy_file(src, target / name)
-        if dst.stat().st_size != Path(src).stat().st_size:
-            raise OSError(f"upload of {name} to {dst}: size differs from {src}")
+        storage.verify(dst, storage.sha256(src), f"the published {name}")
         uploaded[name] = str(dst)
-    logger.info("uploaded %d file(s) to %s", len(uploaded), target)
+    logger.info("uploaded %d file(s) of release %s to %s", len(uploaded), Path(release_dir).name, target)
     return uploaded
 
 
@@ -59,15 +59,15 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     p, settings, _ = cli.parser(__doc__)
     p.add_argument(
-        "--results-dir", type=cli.path_arg, default=settings.results_dir,
-        help="folder holding the published artifacts",
+        "--release", type=cli.path_arg, default=None,
+        help="release folder to upload (default: the published one, results/current)",
     )
     p.add_argument("--destination", default=settings.upload_uri, help="folder or file:// URI")
     p.add_argument("--run-key", default=CLI_RUN_KEY, help="sub-folder of the destination")
     return cli.run(
         p,
         lambda a: upload_results(
-            {name: a.results_dir / name for name in PUBLISHED_ARTIFACTS}, a.destination, a.run_key
+            a.release or current_release(settings.results_dir), a.destination, a.run_key
         ),
         argv,
     )

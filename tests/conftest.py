@@ -83,3 +83,29 @@ def airflow_db() -> Path:
     proc = run_command([AIRFLOW, "db", "migrate"], env=dict(os.environ))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return Path(os.environ["AIRFLOW_HOME"])
+
+
+def build_run(run_dir: Path, csv: Path, C: float = 1.0, test_size: float = 0.25, random_state: int = 0):
+    """Run the etl steps' cores from ``load_data`` to ``evaluate_model`` into ``run_dir``."""
+    from etl.config import RunPaths
+    from etl.evaluate_model import evaluate_model
+    from etl.load_data import load_data
+    from etl.preprocess_data import preprocess_data
+    from etl.train_model import train_model
+
+    run = RunPaths(run_dir)
+    load_data(csv, run.data, run.profile)
+    preprocess_data(run.data, run.train, run.test, run.scaler, run.preprocessing, test_size, random_state)
+    train_model(run.train, run.model, run.training, C=C, max_iter=1000, random_state=random_state)
+    evaluate_model(run.model, run.test, run.metrics, run.predictions)
+    return run
+
+
+@pytest.fixture(scope="session")
+def evaluated_runs(tmp_path_factory, small_csv) -> dict[str, Path]:
+    """Two evaluated run folders of the small data set, ``old`` (C=0.1) and ``new`` (C=1).
+
+    Copy them (``shutil.copytree``) before changing anything in them.
+    """
+    root = tmp_path_factory.mktemp("evaluated-runs")
+    return {key: build_run(root / key, small_csv, C=C).root for key, C in (("old", 0.1), ("new", 1.0))}

@@ -1,38 +1,77 @@
 """The whole DAG, run for real by ``airflow dags test`` (what ``make run`` does)."""
 
+import hashlib
 import json
 import os
 import re
 
-import joblib
 import pytest
 
+from etl.save_results import current_release, load_published
 from tests.conftest import AIRFLOW, DAG_ID, PROJECT_ROOT, run_command
 
 pytestmark = pytest.mark.airflow_cli
 
 
-def test_full_run_publishes_model_scaler_and_metrics(airflow_db, env, tmp_path):
-    proc = run_command([AIRFLOW, "dags", "test", DAG_ID, "2024-03-01"], env=env)
+RUN_FILES = [
+    "data.csv", "metrics.json", "model.pkl", "model.pkl.sha256", "predictions.csv", "preprocessing.json",
+    "profile.json", "release.json", "scaler.pkl", "scaler.pkl.sha256", "test.csv", "train.csv",
+    "training.json",
+]
+
+
+def _dags_test(date: str, env: dict, *args: str) -> str:
+    proc = run_command([AIRFLOW, "dags", "test", DAG_ID, date, *args], env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "state=success" in proc.stdout + proc.stderr
+    return proc.stdout + proc.stderr
+
+
+def test_full_run_publishes_model_scaler_metrics_and_manifest(airflow_db, env, tmp_path, shipped_csv):
+    _dags_test("2024-03-01", env)
 
     results = tmp_path / "results"
     metrics = json.loads((results / "metrics.json").read_text())
     for key in ("accuracy", "precision", "recall", "f1"):
         assert 0.9 <= metrics[key] <= 1.0, (key, metrics[key])
     assert metrics["n_test"] == 114  # 20 % of 569, stratified
-    model, scaler = joblib.load(results / "model.pkl"), joblib.load(results / "scaler.pkl")
+    model, scaler = load_published(results, "model.pkl"), load_published(results, "scaler.pkl")
     assert model.n_features_in_ == scaler.n_features_in_ == 30
 
     run = results / "runs" / "2024-03-01T000000Z"
-    assert sorted(p.name for p in run.iterdir()) == [
-        "data.csv", "metrics.json", "model.pkl", "preprocessing.json", "profile.json", "scaler.pkl",
-        "test.csv", "train.csv",
-    ]
+    assert sorted(p.name for p in run.iterdir()) == RUN_FILES
+    release = current_release(results)
+    assert release.name.startswith("2024-03-01T000000Z-")
+    manifest = json.loads((results / "manifest.json").read_text())
+    assert manifest["data"]["sha256"] == hashlib.sha256(shipped_csv.read_bytes()).hexdigest()
+    assert manifest["data"]["rows"] == 569
+    assert manifest["params"]["train_model"] == {"estimator": "LogisticRegression", "C": 1.0,
+                                                 "max_iter": 1000, "random_state": 42}
+    assert manifest["run"]["dag_id"] == DAG_ID
+    assert manifest["run"]["run_id"].startswith("manual__")
+    assert manifest["run"]["logical_date"] == "2024-03-01T00:00:00+00:00"
+    assert manifest["versions"]["apache-airflow"] == "3.3.2"
     uploaded = tmp_path / "uploads" / "2024-03-01T000000Z"
     for name in ("metrics.json", "model.pkl", "scaler.pkl"):
         assert (uploaded / name).read_bytes() == (results / name).read_bytes() == (run / name).read_bytes()
+    assert (uploaded / "manifest.json").read_bytes() == (results / "manifest.json").read_bytes()
+
+
+def test_two_runs_of_the_same_data_and_params_are_byte_identical(airflow_db, env, tmp_path):
+    """Reproducible: metrics, test predictions and the pickles match byte for byte; only the
+    run section of the manifest (ids, times) differs."""
+    _dags_test("2024-03-05", env)
+    _dags_test("2024-03-06", env)
+    runs = tmp_path / "results" / "runs"
+    first, second = runs / "2024-03-05T000000Z", runs / "2024-03-06T000000Z"
+    for name in ("metrics.json", "predictions.csv", "model.pkl", "scaler.pkl", "train.csv", "test.csv"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    releases = sorted((tmp_path / "results" / "published").iterdir())
+    assert len(releases) == 2 and len({r.name.rsplit("-", 1)[1] for r in releases}) == 1  # same content
+    manifests = [json.loads((r / "manifest.json").read_text()) for r in releases]
+    for m in manifests:
+        del m["run"], m["release"]
+    assert manifests[0] == manifests[1]
 
 
 def test_conf_overrides_the_params(airflow_db, env, tmp_path, small_csv):
@@ -43,8 +82,10 @@ def test_conf_overrides_the_params(airflow_db, env, tmp_path, small_csv):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "results" / "metrics.json").read_text())
     assert metrics["n_test"] == 15  # 25 % of the 60-row file
-    model = joblib.load(tmp_path / "results" / "model.pkl")
-    assert model.C == 0.1
+    assert load_published(tmp_path / "results", "model.pkl").C == 0.1
+    params = json.loads((tmp_path / "results" / "manifest.json").read_text())["params"]
+    assert params["load_data"]["data_path"] == str(small_csv)
+    assert params["preprocess_data"] == {"test_size": 0.25, "random_state": 3}
 
 
 @pytest.mark.parametrize(

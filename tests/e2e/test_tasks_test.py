@@ -1,7 +1,9 @@
 """``airflow tasks test`` for each task in order, on a date never run before."""
 
 import json
+import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +42,32 @@ def test_each_task_in_order_on_a_fresh_date(airflow_db, env, tmp_path):
     metrics = json.loads((tmp_path / "results" / "metrics.json").read_text())
     assert 0.9 <= metrics["accuracy"] <= 1.0
     assert (tmp_path / "uploads" / "2024-05-06T000000Z" / "model.pkl").is_file()
+
+    # Rerunning any task is idempotent: same files, same bytes, the same single release.
+    before = _snapshot(tmp_path)
+    for task in ORDER:
+        state, log = _tasks_test(task, date, env)
+        assert state == "success", f"{task}:\n{log[-3000:]}"
+        assert _snapshot(tmp_path) == before, f"rerunning {task} changed files"
+    assert len(list((tmp_path / "results" / "published").iterdir())) == 1
+
+    # A model changed after train_model wrote it is refused, once, without a retry.
+    (run / "model.pkl").write_bytes((run / "model.pkl").read_bytes() + b"\0")
+    state, log = _tasks_test("evaluate_model", date, env)
+    assert state == "failed"
+    assert re.search(rf"{run / 'model.pkl'}: SHA-256 \w+\.\.\. does not match \w+\.\.\. recorded in "
+                     rf"{run / 'model.pkl.sha256'}; the file was changed after it was written, refusing to use it", log)
+    assert "up_for_retry" not in log
+    assert _snapshot(tmp_path) == {**before, "results/runs/2024-05-06T000000Z/model.pkl": (run / "model.pkl").read_bytes()}
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under results/ and uploads/ (links as their targets)."""
+    files = {}
+    for path in sorted(root.glob("*/**/*")):
+        rel = str(path.relative_to(root))
+        if path.is_symlink():
+            files[rel] = os.readlink(path).encode()
+        elif path.is_file() and rel.split("/")[0] in ("results", "uploads"):
+            files[rel] = path.read_bytes()
+    return files

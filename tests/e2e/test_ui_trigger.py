@@ -1,5 +1,6 @@
-"""The UI path: ``make airflow`` starts the full stack; a run triggered like the UI's Trigger
-button (``POST /api/v2/dags/{dag_id}/dagRuns``) succeeds and publishes the artifacts."""
+"""The UI path: ``make airflow`` starts the full stack; runs triggered like the UI's Trigger
+button (``POST /api/v2/dags/{dag_id}/dagRuns``) succeed and publish the artifacts. Two runs
+at the same time keep their files apart."""
 
 import json
 import os
@@ -13,7 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from etl.config import run_key
+from etl.save_results import current_release, release_is_intact, run_release
 from tests.conftest import DAG_ID, PROJECT_ROOT
+from tests.e2e.test_dags_test import RUN_FILES
+from tests.e2e.test_tasks_test import ORDER
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -108,23 +113,49 @@ def test_trigger_from_the_api_like_the_ui(stack):
                 120, "the DAG to be parsed", proc, log)
     assert dag["is_paused"] is False
 
-    status, run = api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {}})
-    assert status == 200, run
-    run_id = run["dag_run_id"]
+    # Two runs at once (max_active_runs=4, parallelism=4): they must not mix their files.
+    run_ids = []
+    for _ in range(2):
+        status, run = api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {}})
+        assert status == 200, run
+        run_ids.append(run["dag_run_id"])
 
     def finished():
-        state = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")[1].get("state")
-        return state if state in ("success", "failed") else None
+        runs = [api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{r}")[1] for r in run_ids]
+        return runs if all(r.get("state") in ("success", "failed") for r in runs) else None
 
-    assert _wait(finished, 240, "the run to finish", proc, log) == "success", log.read_text()[-4000:]
+    runs = _wait(finished, 300, "both runs to finish", proc, log)
+    assert [r["state"] for r in runs] == ["success", "success"], log.read_text()[-4000:]
+    first, second = sorted(runs, key=lambda r: r["start_date"])
+    assert second["start_date"] < first["end_date"], "the runs did not overlap"
 
-    metrics = json.loads((tmp_path / "results" / "metrics.json").read_text())
+    for run_id in run_ids:
+        status, tis = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
+        assert {ti["task_id"]: ti["state"] for ti in tis["task_instances"]} == {t: "success" for t in ORDER}
+
+    results = tmp_path / "results"
+    folders = [results / "runs" / run_key(None, r) for r in run_ids]
+    assert sorted(p.name for p in (results / "runs").iterdir()) == sorted(f.name for f in folders)
+    for folder, run_id in zip(folders, run_ids):
+        assert sorted(p.name for p in folder.iterdir()) == RUN_FILES
+        release = run_release(folder, results)
+        assert release_is_intact(release)
+        manifest = json.loads((release / "manifest.json").read_text())
+        assert manifest["run"]["run_id"] == run_id
+        assert manifest["data"]["sha256"] == json.loads((folder / "profile.json").read_text())["source_sha256"]
+        uploaded = tmp_path / "uploads" / folder.name
+        assert {p.name: p.read_bytes() for p in uploaded.iterdir()} == {
+            p.name: p.read_bytes() for p in release.iterdir()}
+    # Same data and parameters: the two runs agree byte for byte.
+    for name in ("metrics.json", "predictions.csv", "model.pkl"):
+        assert (folders[0] / name).read_bytes() == (folders[1] / name).read_bytes()
+    # What is published is one of the two releases, whole.
+    published = current_release(results)
+    assert published in [run_release(f, results) for f in folders]
+    assert {n: (results / n).read_bytes() for n in ("metrics.json", "model.pkl", "scaler.pkl", "manifest.json")} \
+        == {n: (published / n).read_bytes() for n in ("metrics.json", "model.pkl", "scaler.pkl", "manifest.json")}
+    metrics = json.loads((results / "metrics.json").read_text())
     assert 0.9 <= metrics["accuracy"] <= 1.0
-    status, tis = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
-    assert {ti["task_id"]: ti["state"] for ti in tis["task_instances"]} == {
-        t: "success" for t in ("ensure_results_dir", "load_data", "preprocess_data", "train_model",
-                               "evaluate_model", "save_results", "upload_results")
-    }
     assert _listening_addresses(int(api.base.rsplit(":", 1)[1])) == {"127.0.0.1"}
 
 

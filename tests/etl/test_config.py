@@ -1,9 +1,11 @@
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from etl.config import PROJECT_ROOT, RunPaths, load_settings, resolve_path, run_key
+from etl.errors import ParameterError
 
 
 def test_defaults_come_from_pipeline_toml():
@@ -13,6 +15,8 @@ def test_defaults_come_from_pipeline_toml():
     assert s.runs_dir == PROJECT_ROOT / "results" / "runs"
     assert s.upload_uri == str(PROJECT_ROOT / "results" / "uploads")
     assert (s.test_size, s.random_state, s.C, s.max_iter) == (0.2, 42, 1.0, 1000)
+    assert (s.keep_runs, s.prune_min_age_hours, s.retries, s.retry_delay_seconds) == (10, 6, 2, 30)
+    assert s.releases_dir == PROJECT_ROOT / "results" / "published"
 
 
 def test_environment_overrides_paths(tmp_path):
@@ -24,11 +28,22 @@ def test_environment_overrides_paths(tmp_path):
     assert s.upload_uri == "s3://b/p"
 
 
-def test_config_file_from_environment(tmp_path):
-    text = (PROJECT_ROOT / "pipeline.toml").read_text().replace("C = 1.0", "C = 0.5")
-    (tmp_path / "alt.toml").write_text(text)
+def test_config_file_from_environment_changes_only_its_keys(tmp_path):
+    (tmp_path / "alt.toml").write_text("[model]\nC = 0.5\n[retention]\nkeep_runs = 3\n")
     s = load_settings(environ={"PIPELINE_CONFIG": str(tmp_path / "alt.toml")})
-    assert s.C == 0.5
+    assert (s.C, s.keep_runs) == (0.5, 3)
+    assert (s.max_iter, s.test_size, s.retries) == (1000, 0.2, 2)  # the rest from pipeline.toml
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("[modle]\nC = 1\n", "unknown section [modle]"),
+     ("[model]\nc = 1\n", "unknown setting(s) in [model]: c")],
+)
+def test_a_misspelt_setting_is_refused(tmp_path, text, message):
+    (tmp_path / "alt.toml").write_text(text)
+    with pytest.raises(ParameterError, match=re.escape(message)):
+        load_settings(tmp_path / "alt.toml", environ={})
 
 
 def test_run_key_from_logical_date_is_stable_and_path_safe():
@@ -46,7 +61,8 @@ def test_run_key_without_logical_date_uses_the_run_id():
 
 def test_run_paths_are_inside_the_run_folder(tmp_path):
     run = RunPaths(tmp_path)
-    files = [run.data, run.train, run.test, run.scaler, run.model, run.metrics]
+    files = [run.data, run.profile, run.preprocessing, run.train, run.test, run.scaler, run.model,
+             run.training, run.metrics, run.predictions]
     assert len(set(files)) == len(files)
     assert all(Path(f).parent == tmp_path for f in files)
 

@@ -1,17 +1,50 @@
+import hashlib
+import json
+import multiprocessing
 import os
+import re
+import shutil
+import time
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from etl.errors import MissingInputError, ParameterError
-from etl.save_results import ensure_results_dir, publish
+from etl import storage
+from etl.errors import IntegrityError, MissingInputError, ParameterError
+from etl.save_results import (
+    RELEASE_FILES,
+    current_release,
+    ensure_results_dir,
+    load_published,
+    prune,
+    publish,
+    release_is_intact,
+    run_release,
+    verified_files,
+)
+from tests.conftest import PROJECT_ROOT
 
 
-def _run_folder(tmp_path, tag="new"):
-    run = tmp_path / "runs" / tag
-    run.mkdir(parents=True)
-    for name in ("metrics.json", "model.pkl", "scaler.pkl"):
-        (run / name).write_text(f"{tag} {name}")
-    return run
+@pytest.fixture
+def results(tmp_path, evaluated_runs) -> Path:
+    """A results folder with copies of the ``old`` and ``new`` evaluated runs."""
+    for key, run in evaluated_runs.items():
+        shutil.copytree(run, tmp_path / "results" / "runs" / key)
+    return tmp_path / "results"
+
+
+def published_bytes(results: Path) -> dict[str, bytes]:
+    """What a user sees at the top of results/ (through the links)."""
+    return {name: (results / name).read_bytes() for name in RELEASE_FILES}
+
+
+def assert_consistent(results: Path) -> str:
+    """The top-level files are exactly one intact release; return its name."""
+    release = current_release(results)
+    assert release_is_intact(release)
+    assert published_bytes(results) == {n: (release / n).read_bytes() for n in RELEASE_FILES}
+    return release.name
 
 
 def test_ensure_results_dir_creates_and_checks(tmp_path):
@@ -27,27 +60,196 @@ def test_ensure_results_dir_refuses_a_folder_it_cannot_write(tmp_path):
         ensure_results_dir("/sys/results")  # not writable even for root
 
 
-def test_publish_copies_every_artifact(tmp_path):
-    run = _run_folder(tmp_path)
-    out = publish({n: run / n for n in ("metrics.json", "model.pkl", "scaler.pkl")}, tmp_path)
-    assert {n: open(p).read() for n, p in out.items()} == {
-        "metrics.json": "new metrics.json", "model.pkl": "new model.pkl", "scaler.pkl": "new scaler.pkl",
+def test_publish_lays_out_links_pointer_and_release(results, small_csv):
+    run = results / "runs" / "new"
+    out = publish(run, results, {"dag_id": "d", "run_id": "manual__x", "logical_date": None})
+    release = Path(out["release"])
+    assert re.fullmatch(r"new-[0-9a-f]{12}", release.name)
+    assert os.readlink(results / "current") == f"published/{release.name}"
+    for name in RELEASE_FILES:
+        assert os.readlink(results / name) == f"current/{name}"
+        assert out[name] == str(results / name)
+    for name in ("metrics.json", "model.pkl", "scaler.pkl"):
+        assert (results / name).read_bytes() == (run / name).read_bytes()
+    assert run_release(run, results) == release == current_release(results)
+    assert json.loads((run / "release.json").read_text()) == {"published": True, "release": release.name}
+
+
+def test_manifest_records_hashes_data_params_versions_code_and_run(results, small_csv):
+    publish(results / "runs" / "new", results, {"dag_id": "d", "run_id": "manual__x"})
+    manifest = json.loads((results / "manifest.json").read_text())
+    for name in ("metrics.json", "model.pkl", "scaler.pkl"):
+        data = (results / name).read_bytes()
+        assert manifest["artifacts"][name] == {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    assert manifest["data"]["sha256"] == hashlib.sha256(small_csv.read_bytes()).hexdigest()
+    assert manifest["data"]["source"] == str(small_csv)
+    assert (manifest["data"]["rows"], manifest["data"]["class_balance"]) == (60, {"B": 39, "M": 21})
+    assert manifest["params"] == {
+        "load_data": {"data_path": str(small_csv), "max_missing_share": 0.05, "min_rows_per_class": 5},
+        "preprocess_data": {"test_size": 0.25, "random_state": 0},
+        "train_model": {"estimator": "LogisticRegression", "C": 1.0, "max_iter": 1000, "random_state": 0},
     }
+    assert set(manifest["versions"]) == {"python", "apache-airflow", "pandas", "numpy", "scikit-learn", "joblib"}
+    assert all(manifest["versions"].values())
+    head = (PROJECT_ROOT / ".git" / "HEAD").read_text().strip()
+    if head.startswith("ref: "):
+        head = (PROJECT_ROOT / ".git" / head[5:]).read_text().strip()
+    assert manifest["code"]["revision"] == head
+    assert manifest["run"]["run_id"] == "manual__x" and manifest["run"]["run_key"] == "new"
+    assert manifest["run"]["published_at"].endswith("+00:00")
 
 
-def test_publish_is_all_or_nothing(tmp_path):
-    old = _run_folder(tmp_path, "old")
-    publish({n: old / n for n in ("metrics.json", "model.pkl", "scaler.pkl")}, tmp_path)
-    new = _run_folder(tmp_path, "new")
-    (new / "scaler.pkl").unlink()
-    with pytest.raises(MissingInputError):
-        publish({n: new / n for n in ("metrics.json", "model.pkl", "scaler.pkl")}, tmp_path)
-    assert (tmp_path / "model.pkl").read_text() == "old model.pkl"
-    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
-        "metrics.json", "model.pkl", "scaler.pkl",
-    ]
+def test_publishing_the_same_run_again_changes_nothing(results):
+    first = publish(results / "runs" / "new", results)
+    before = published_bytes(results)
+    second = publish(results / "runs" / "new", results)
+    assert first == second
+    assert published_bytes(results) == before  # the manifest, times included, is not rewritten
+    assert len(list((results / "published").iterdir())) == 1
 
 
-def test_publish_refuses_unknown_names(tmp_path):
-    with pytest.raises(ParameterError, match="not a published artifact"):
-        publish({"data.csv": tmp_path / "data.csv"}, tmp_path)
+def test_a_new_run_replaces_every_published_file(results):
+    publish(results / "runs" / "old", results)
+    old = assert_consistent(results)
+    publish(results / "runs" / "new", results)
+    new = assert_consistent(results)
+    assert old != new and old.startswith("old-") and new.startswith("new-")
+    assert (results / "published" / old).is_dir()  # kept for rollback until pruned
+
+
+def test_an_incomplete_or_changed_run_is_not_published(results):
+    publish(results / "runs" / "old", results)
+    before = published_bytes(results)
+    (results / "runs" / "new" / "scaler.pkl").unlink()
+    with pytest.raises(MissingInputError, match="written by task 'preprocess_data'"):
+        publish(results / "runs" / "new", results)
+    shutil.copy(results / "runs" / "old" / "scaler.pkl", results / "runs" / "new" / "scaler.pkl")
+    shutil.copy(results / "runs" / "old" / "model.pkl", results / "runs" / "new" / "model.pkl")
+    with pytest.raises(IntegrityError, match=r"model.pkl: SHA-256 .* does not match .* recorded in .*model.pkl.sha256"):
+        publish(results / "runs" / "new", results)
+    assert published_bytes(results) == before
+
+
+def _counting(monkeypatch, fail_at: int | None) -> list[tuple]:
+    """Record the file-system operations that change what is visible; fail the ``fail_at``-th."""
+    calls: list[tuple] = []
+    for name in ("rename", "replace", "symlink"):
+        real = getattr(os, name)
+
+        def op(*args, _real=real, _name=name, **kwargs):
+            calls.append((_name, *map(str, args)))
+            if len(calls) == fail_at:
+                raise OSError(28, f"injected failure of os.{_name} (call {fail_at})")
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(os, name, op)
+    return calls
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["first-publish", "replacing-a-release"])
+def test_a_failure_at_any_point_of_publishing_leaves_the_old_state(results, monkeypatch, first):
+    """Crash consistency: fail each rename, replace and link of a publish in turn."""
+    old = None if first else publish(results / "runs" / "old", results)["release"]
+    before = None if first else published_bytes(results)
+    snapshot = results.parent / "snapshot"
+    shutil.copytree(results, snapshot, symlinks=True)
+
+    with monkeypatch.context() as m:  # record the operations of a full publish
+        calls = _counting(m, None)
+        publish(results / "runs" / "new", results)
+    # artifacts, manifest, release folder, pointer (link + rename), run record; 4 links at first
+    assert len(calls) == (16 if first else 8), calls
+    # The commit point: `current` replaced by the new link. Before it, the old state shows.
+    commit = 1 + calls.index(next(c for c in calls if c[0] == "replace" and c[2] == str(results / "current")))
+
+    for k in range(1, len(calls) + 1):
+        shutil.rmtree(results)
+        shutil.copytree(snapshot, results, symlinks=True)
+        with monkeypatch.context() as m:
+            _counting(m, k)
+            with pytest.raises(OSError, match="injected failure"):
+                publish(results / "runs" / "new", results)
+        where = f"failure at operation {k}: {calls[k - 1]}"
+        if k > commit:  # only the run's own record of what it published was left to write
+            assert assert_consistent(results).startswith("new-"), where
+        elif first:
+            assert not any((results / n).exists() for n in RELEASE_FILES), where
+            with pytest.raises(MissingInputError):
+                current_release(results)
+        else:
+            assert assert_consistent(results) == Path(old).name, where
+            assert published_bytes(results) == before, where
+        publish(results / "runs" / "new", results)  # the rerun succeeds
+        assert assert_consistent(results).startswith("new-")
+
+
+def _publish_repeatedly(results: str, run: str, times: int) -> None:
+    for _ in range(times):
+        publish(run, results)
+
+
+def test_readers_never_see_a_partial_release_while_two_runs_publish(results):
+    publish(results / "runs" / "old", results)
+    ctx = multiprocessing.get_context("spawn")
+    writers = [ctx.Process(target=_publish_repeatedly, args=(str(results), str(results / "runs" / k), 15))
+               for k in ("old", "new")]
+    for w in writers:
+        w.start()
+    while any(w.is_alive() for w in writers):
+        release = current_release(results)  # resolve once, then read: a consistent view
+        assert set(verified_files(release)) == set(RELEASE_FILES)
+    for w in writers:
+        w.join()
+        assert w.exitcode == 0
+    assert_consistent(results)
+    assert len(list((results / "published").iterdir())) == 2
+
+
+def test_load_published_checks_the_manifest(results):
+    publish(results / "runs" / "new", results)
+    assert list(load_published(results, "model.pkl").classes_) == [0, 1]
+    release = current_release(results)
+    (release / "model.pkl").write_bytes((release / "model.pkl").read_bytes() + b"\0")
+    with pytest.raises(IntegrityError, match=r"model.pkl: SHA-256 .* recorded in .*manifest.json"):
+        load_published(results, "model.pkl")
+
+
+def test_nothing_published_yet(tmp_path):
+    with pytest.raises(MissingInputError, match="written by task 'save_results'"):
+        current_release(tmp_path)
+
+
+def _age(folder: Path, hours: float, now: float) -> None:
+    for p in [folder, *folder.iterdir()]:
+        os.utime(p, (now - hours * 3600, now - hours * 3600), follow_symlinks=False)
+
+
+def test_prune_keeps_the_newest_the_published_and_anything_recent(results):
+    now = time.time()
+    runs, releases = results / "runs", results / "published"
+    for i in range(6):
+        shutil.copytree(runs / "new", runs / f"r{i}")
+    for run in sorted(runs.iterdir()):  # new, old, r0 .. r5
+        publish(run, results)
+    publish(runs / "r2", results)  # r2 is the published release
+    ages = {"r0": 50, "r1": 40, "r2": 30, "r3": 20, "r4": 10, "r5": 0.5, "old": 60, "new": 70}
+    for key, hours in ages.items():
+        _age(runs / key, hours, now)
+        _age(next(releases.glob(f"{key}-*")), hours, now)
+    (releases / ".staging-r9-x").mkdir()  # an interrupted publish
+    _age(releases / ".staging-r9-x", 30, now)
+
+    r0_release = next(releases.glob("r0-*")).name
+    deleted = prune(results, keep=2, min_age=timedelta(hours=6), protect=["r0", r0_release], now=now)
+
+    # Kept: the 2 newest (r5, r4), the published (r2), protected (r0); the rest goes.
+    assert sorted(p.name for p in runs.iterdir()) == ["r0", "r2", "r4", "r5"]
+    assert sorted(p.name.split("-")[0] for p in releases.iterdir()) == ["r0", "r2", "r4", "r5"]
+    assert len(deleted) == 9
+    assert_consistent(results)
+
+    # With keep=1, r4 (10 h) goes but r5, written 30 minutes ago, may be a run in progress.
+    prune(results, keep=1, min_age=timedelta(hours=6), now=now)
+    assert sorted(p.name for p in runs.iterdir()) == ["r2", "r5"]
+    with pytest.raises(ParameterError, match="keep_runs must be >= 1"):
+        prune(results, keep=0, min_age=timedelta(0))

@@ -1,7 +1,11 @@
+import hashlib
+from pathlib import Path
+
+import joblib
 import pytest
 
 from etl import storage
-from etl.errors import MissingInputError
+from etl.errors import IntegrityError, MissingInputError
 
 
 def test_write_json_is_sorted_and_stable(tmp_path):
@@ -36,3 +40,76 @@ def test_objects_round_trip(tmp_path):
     assert storage.load_object(tmp_path / "o.pkl") == {"k": [1, 2]}
     storage.copy_file(tmp_path / "o.pkl", tmp_path / "copy" / "o.pkl")
     assert (tmp_path / "copy" / "o.pkl").read_bytes() == (tmp_path / "o.pkl").read_bytes()
+
+
+class _Exploit:
+    """Unpickling this runs code: it creates the file named in its argument."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_changed_pickle_is_refused_before_it_is_unpickled(tmp_path):
+    model = tmp_path / "model.pkl"
+    storage.dump_object({"weights": [1.0, 2.0]}, model)
+    assert (tmp_path / "model.pkl.sha256").read_text() == (
+        f"{hashlib.sha256(model.read_bytes()).hexdigest()}  model.pkl\n"  # `sha256sum -c` reads it
+    )
+    marker = tmp_path / "exploit-ran"
+    joblib.dump(_Exploit(marker), model)  # someone replaces the model file
+    with pytest.raises(IntegrityError, match=r"model.pkl: SHA-256 .* does not match .* recorded in .*model.pkl.sha256"):
+        storage.load_object(model)
+    assert not marker.exists()  # refused without running it
+    joblib.load(model)
+    assert marker.exists()  # what joblib alone would have done
+
+
+def test_a_pickle_without_a_checksum_is_refused(tmp_path):
+    joblib.dump({"k": 1}, tmp_path / "o.pkl")
+    with pytest.raises(IntegrityError, match="no checksum recorded"):
+        storage.load_object(tmp_path / "o.pkl")
+    expected = hashlib.sha256((tmp_path / "o.pkl").read_bytes()).hexdigest()
+    assert storage.load_object(tmp_path / "o.pkl", expected, "a manifest") == {"k": 1}
+    with pytest.raises(IntegrityError, match="recorded in a manifest"):
+        storage.load_object(tmp_path / "o.pkl", "0" * 64, "a manifest")
+
+
+def test_interrupted_writes_are_cleared(tmp_path):
+    (tmp_path / ".model.pkl.abc.tmp").write_bytes(b"half")
+    (tmp_path / "model.pkl").write_bytes(b"whole")
+    assert storage.remove_interrupted_writes(tmp_path) == [str(tmp_path / ".model.pkl.abc.tmp")]
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pkl"]
+
+
+def test_locations():
+    assert storage.location("/a/b") == Path("/a/b")
+    assert storage.location("file:///a/b%20c") == Path("/a/b c")
+    assert storage.is_local("relative/x.csv")
+    remote = storage.location("s3://bucket/results/model.pkl")
+    assert type(remote).__name__ == "ObjectStoragePath" and not storage.is_local(remote)
+    assert str(storage.checksum_file(remote)) == "s3://bucket/results/model.pkl.sha256"
+
+
+def test_the_steps_storage_calls_work_on_airflow_object_storage_paths(tmp_path, small_csv):
+    """The results root can be an ``ObjectStoragePath`` (here the file:// scheme, the one this
+    machine serves; s3:// is the same code with the Amazon provider)."""
+    from airflow.sdk import ObjectStoragePath
+
+    from tests.conftest import build_run
+
+    root = ObjectStoragePath(tmp_path.as_uri()) / "results" / "runs" / "k"
+    root.mkdir(parents=True, exist_ok=True)
+    run = build_run(root, ObjectStoragePath(small_csv.as_uri()))
+    local = build_run(tmp_path / "local", small_csv)
+    remote, here = (storage.read_json(r / "profile.json") for r in (tmp_path / "results/runs/k", local.root))
+    assert remote.pop("source") == small_csv.as_uri() and here.pop("source") == str(small_csv)
+    assert remote == here
+    for name in ("data.csv", "train.csv", "test.csv", "scaler.pkl", "scaler.pkl.sha256",
+                 "model.pkl", "training.json", "metrics.json", "predictions.csv"):
+        assert (tmp_path / "results" / "runs" / "k" / name).read_bytes() == (local.root / name).read_bytes(), name
+    assert storage.load_object(run.model).n_features_in_ == 30
+    storage.copy_file(run.metrics, tmp_path / "copy.json")
+    assert storage.read_json(tmp_path / "copy.json") == storage.read_json(run.metrics)

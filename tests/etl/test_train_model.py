@@ -36,8 +36,14 @@ def test_bad_parameters_are_refused(train, C, max_iter, message):
         fit_model(X, y, C=C, max_iter=max_iter, random_state=0)
 
 
-def test_train_model_saves_a_loadable_model(train, tmp_path):
+def test_train_model_saves_a_verified_model_and_its_record(train, tmp_path):
     storage.write_frame(train, tmp_path / "train.csv")
-    out = train_model(tmp_path / "train.csv", tmp_path / "model.pkl", C=1.0, max_iter=100, random_state=0)
-    model = storage.load_object(out["model"])
-    assert list(model.classes_) == [0, 1]
+    out = train_model(tmp_path / "train.csv", tmp_path / "model.pkl", tmp_path / "training.json",
+                      C=0.5, max_iter=100, random_state=0)
+    model = storage.load_object(out["model"])  # checked against model.pkl.sha256
+    assert list(model.classes_) == [0, 1] and model.C == 0.5
+    record = storage.read_json(out["training"])
+    assert record["estimator"] == "LogisticRegression"
+    assert record["params"] == {"C": 0.5, "max_iter": 100, "random_state": 0}
+    assert (record["rows"], record["malignant_rows"]) == (45, 16)
+    assert record["train_sha256"] == storage.sha256(tmp_path / "train.csv")

@@ -1,8 +1,10 @@
+import shutil
 from pathlib import Path
 
 import pytest
 
-from etl.errors import ParameterError
+from etl.errors import IntegrityError, ParameterError
+from etl.save_results import publish
 from etl.upload_results import local_destination, upload_results
 
 
@@ -13,14 +15,25 @@ def test_destination_forms(tmp_path):
         local_destination("ftp://host/x")
 
 
-def test_upload_copies_under_the_run_key_and_replaces_on_rerun(tmp_path):
-    src = tmp_path / "published"
-    src.mkdir()
-    (src / "model.pkl").write_bytes(b"v1")
+def test_upload_sends_the_release_under_the_run_key_and_replaces_on_rerun(tmp_path, evaluated_runs):
+    results = tmp_path / "results"
+    shutil.copytree(evaluated_runs["new"], results / "runs" / "new")
+    release = Path(publish(results / "runs" / "new", results)["release"])
     dest = tmp_path / "remote"
-    out = upload_results({"model.pkl": src / "model.pkl"}, dest.as_uri(), "2024-01-01T000000Z")
-    assert Path(out["model.pkl"]) == dest / "2024-01-01T000000Z" / "model.pkl"
-    (src / "model.pkl").write_bytes(b"v2")
-    upload_results({"model.pkl": src / "model.pkl"}, str(dest), "2024-01-01T000000Z")
-    assert [p.read_bytes() for p in dest.rglob("*") if p.is_file()] == [b"v2"]
-    assert (src / "model.pkl").read_bytes() == b"v2"
+    out = upload_results(release, dest.as_uri(), "2024-01-01T000000Z")
+    target = dest / "2024-01-01T000000Z"
+    assert set(out) == {"metrics.json", "model.pkl", "scaler.pkl", "manifest.json"}
+    for name, path in out.items():
+        assert Path(path) == target / name and (target / name).read_bytes() == (release / name).read_bytes()
+    upload_results(release, str(dest), "2024-01-01T000000Z")
+    assert sorted(p.name for p in dest.rglob("*")) == sorted(["2024-01-01T000000Z", *out])
+
+
+def test_upload_refuses_a_release_file_that_does_not_match_its_manifest(tmp_path, evaluated_runs):
+    results = tmp_path / "results"
+    shutil.copytree(evaluated_runs["new"], results / "runs" / "new")
+    release = Path(publish(results / "runs" / "new", results)["release"])
+    (release / "scaler.pkl").write_bytes(b"not the scaler")
+    with pytest.raises(IntegrityError, match=r"scaler.pkl: SHA-256 .* recorded in .*manifest.json"):
+        upload_results(release, str(tmp_path / "remote"), "k")
+    assert not (tmp_path / "remote").exists()  # checked before anything is sent

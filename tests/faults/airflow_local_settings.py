@@ -1,0 +1,45 @@
+"""Fault injection for the end-to-end tests, through Airflow's own hook for changing tasks: a
+cluster policy (``task_policy``) in ``airflow_local_settings``.
+
+Airflow loads this module only when its folder is on ``PYTHONPATH``, which the failure tests set
+for the runs they break. ``ETL_FAULT="<task_id>:<error|kill>"`` picks the task and the failure:
+at the task's first artifact write, just before the write's commit (``etl.storage._commit``),
+or at its end if it writes no artifact, the task raises ``OSError`` (an I/O error, retried by
+Airflow) or its process is killed with SIGKILL (a worker lost mid-write).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+from typing import Any
+
+
+def _fail(task_id: str, kind: str) -> None:
+    if kind == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    raise OSError(f"injected fault in task {task_id}")
+
+
+def task_policy(task: Any) -> None:
+    spec = os.environ.get("ETL_FAULT", "")
+    if not spec or spec.split(":")[0] != task.task_id:
+        return
+    task_id, kind = spec.split(":")
+    callable_ = task.python_callable
+
+    @functools.wraps(callable_)
+    def faulty(**context: Any) -> Any:
+        from etl import storage
+
+        real_commit = storage._commit
+        storage._commit = lambda tmp, target: _fail(task_id, kind)
+        try:
+            result = callable_(**context)
+        finally:
+            storage._commit = real_commit
+        _fail(task_id, kind)
+        return result
+
+    task.python_callable = faulty
