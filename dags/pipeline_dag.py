@@ -13,6 +13,7 @@ data. A run works in its own folder, `results/runs/<run key>/`.
 `random_state`, `C`, `max_iter`. Defaults come from `pipeline.toml`.
 
 Bad data or parameters fail a task at once, with one line in its log; I/O errors are retried.
+A task that fails for good sends an e-mail and/or a webhook message when `[alerts]` is set.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Param, chain
 
-from etl import tasks
+from etl import alerts, tasks
 from etl.config import load_settings
 
 DAG_ID = "breast_cancer_etl_pipeline"
@@ -44,6 +45,8 @@ with DAG(
         "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
         "retry_exponential_backoff": True,
         "execution_timeout": timedelta(minutes=30),
+        # E-mail / webhook alerts when configured in [alerts] of pipeline.toml; else a no-op.
+        "on_failure_callback": alerts.on_task_failure,
     },
     params={
         "data_path": Param(
@@ -83,20 +86,27 @@ with DAG(
         ),
     },
 ) as dag:
+    callables = (
+        tasks.ensure_results_dir,
+        tasks.load_data,
+        tasks.preprocess_data,
+        tasks.train_model,
+        tasks.evaluate_model,
+        tasks.save_results,
+        tasks.upload_results,
+    )
     steps = [
         PythonOperator(
             task_id=callable_.__name__,
             python_callable=callable_,
             doc_md=callable_.__doc__,
+            # The last task succeeding is the run succeeding: announce it if [alerts] says so.
+            on_success_callback=(
+                alerts.on_run_success
+                if settings.alert_on_success and callable_ is callables[-1]
+                else None
+            ),
         )
-        for callable_ in (
-            tasks.ensure_results_dir,
-            tasks.load_data,
-            tasks.preprocess_data,
-            tasks.train_model,
-            tasks.evaluate_model,
-            tasks.save_results,
-            tasks.upload_results,
-        )
+        for callable_ in callables
     ]
     chain(*steps)

@@ -2,7 +2,7 @@
 
 Precedence, lowest first: ``pipeline.toml`` at the project root, then the file named by
 ``PIPELINE_CONFIG`` (it needs only the keys it changes), then the environment variables
-``DATA_PATH``, ``RESULTS_DIR`` and ``UPLOAD_URI``. Run parameters (``test_size``, ``random_state``, ``C``, ``max_iter``) are further
+``DATA_PATH``, ``RESULTS_DIR``, ``UPLOAD_URI`` and ``UPLOAD_CONN_ID``. Run parameters (``test_size``, ``random_state``, ``C``, ``max_iter``) are further
 overridden per run by the DAG's params or a command's flags.
 
 This module is imported when Airflow parses the DAG file, so it must stay light: standard
@@ -25,8 +25,13 @@ from etl.errors import ParameterError
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "pipeline.toml"
 
-#: Environment variables that override a path from the config file.
-PATH_ENV_VARS = {"data_path": "DATA_PATH", "results_dir": "RESULTS_DIR", "upload_uri": "UPLOAD_URI"}
+#: Environment variables that override a setting of the config file: (section, key) -> variable.
+ENV_VARS = {
+    ("paths", "data_path"): "DATA_PATH",
+    ("paths", "results_dir"): "RESULTS_DIR",
+    ("paths", "upload_uri"): "UPLOAD_URI",
+    ("upload", "conn_id"): "UPLOAD_CONN_ID",
+}
 
 
 @dataclass(frozen=True)
@@ -46,11 +51,23 @@ class Settings:
     prune_min_age_hours: float
     retries: int
     retry_delay_seconds: float
+    upload_conn_id: str
+    drive_service_account: Path
+    drive_user_credentials: Path
+    alert_emails: tuple[str, ...]
+    smtp_conn_id: str
+    webhook_conn_id: str
+    alert_on_success: bool
 
     @property
     def runs_dir(self) -> Path:
         """Folder holding one sub-folder per run."""
         return self.results_dir / "runs"
+
+    @property
+    def drive_credentials(self) -> dict[str, Path]:
+        """Google Drive credential files (``etl.gdrive``): a service account, saved user OAuth."""
+        return {"service_account": self.drive_service_account, "user": self.drive_user_credentials}
 
     @property
     def releases_dir(self) -> Path:
@@ -89,10 +106,10 @@ def load_settings(
                         f"{config_file}: unknown setting(s) in [{section}]: {', '.join(unknown)}"
                     )
                 raw[section].update(values)
-    paths = dict(raw["paths"])
-    for key, var in PATH_ENV_VARS.items():
+    for (section, key), var in ENV_VARS.items():
         if environ.get(var):
-            paths[key] = environ[var]
+            raw[section][key] = environ[var]
+    paths = raw["paths"]
     upload_uri = paths["upload_uri"]
     if "://" not in upload_uri:  # a plain local path: make it absolute like the others
         upload_uri = str(resolve_path(upload_uri))
@@ -110,6 +127,13 @@ def load_settings(
         prune_min_age_hours=float(raw["retention"]["prune_min_age_hours"]),
         retries=int(raw["airflow"]["retries"]),
         retry_delay_seconds=float(raw["airflow"]["retry_delay_seconds"]),
+        upload_conn_id=str(raw["upload"]["conn_id"]),
+        drive_service_account=resolve_path(raw["upload"]["drive_service_account"]),
+        drive_user_credentials=resolve_path(raw["upload"]["drive_user_credentials"]),
+        alert_emails=tuple(a.strip() for a in raw["alerts"]["email_to"].split(",") if a.strip()),
+        smtp_conn_id=str(raw["alerts"]["smtp_conn_id"]),
+        webhook_conn_id=str(raw["alerts"]["webhook_conn_id"]),
+        alert_on_success=bool(raw["alerts"]["on_success"]),
     )
 
 

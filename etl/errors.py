@@ -37,3 +37,8 @@ class MissingInputError(PipelineError, FileNotFoundError):
 class IntegrityError(PipelineError):
     """An artifact's bytes differ from the SHA-256 recorded for it (changed, corrupted or
     replaced after it was written); it is refused, never loaded."""
+
+
+class UploadError(PipelineError):
+    """The upload destination refused the upload for a reason retrying will not fix: wrong
+    credentials, a missing bucket or folder."""

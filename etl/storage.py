@@ -63,6 +63,13 @@ def location(value: Location) -> Target:
     return value  # already an ObjectStoragePath
 
 
+def uri(target: Location) -> str:
+    """A location as text for logs and outputs: a local path, or ``scheme://bucket/key``
+    (without the connection id Airflow shows in an ``ObjectStoragePath``)."""
+    target = location(target)
+    return str(target) if isinstance(target, Path) else f"{target.protocol}://{target.path}"
+
+
 def is_local(target: Location) -> bool:
     """Whether ``target`` is on the local file system."""
     return isinstance(location(target), Path)

@@ -185,7 +185,8 @@ def save_results(**context: Any) -> Outputs:
 
 @_step
 def upload_results(**context: Any) -> Outputs:
-    """Upload the release this run published, under the run key."""
+    """Upload the release this run published, under the run key (local folder, s3://,
+    gdrive://)."""
     from etl.save_results import run_release
     from etl.upload_results import upload_results as step
 
@@ -193,4 +194,5 @@ def upload_results(**context: Any) -> Outputs:
     pushed = context["ti"].xcom_pull(task_ids="save_results")
     release = (Path(pushed["release"]) if isinstance(pushed, dict) and "release" in pushed
                else run_release(run.root, settings.results_dir))
-    return step(release, settings.upload_uri, run.root.name)
+    return step(release, settings.upload_uri, run.root.name, settings.upload_conn_id,
+                settings.drive_credentials)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.servers"]  # S3, SMTP and webhook servers on 127.0.0.1
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "breast_cancer_etl_pipeline"
 #: The airflow command of the interpreter running the tests (the project venv).

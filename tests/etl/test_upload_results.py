@@ -1,3 +1,4 @@
+import json
 import shutil
 from pathlib import Path
 
@@ -5,14 +6,28 @@ import pytest
 
 from etl.errors import IntegrityError, ParameterError
 from etl.save_results import publish
-from etl.upload_results import local_destination, upload_results
+from etl.errors import UploadError
+from etl.upload_results import check_destination, local_destination, upload_results
+from tests.servers import BUCKET
 
 
 def test_destination_forms(tmp_path):
     assert local_destination(str(tmp_path)) == tmp_path
     assert local_destination(tmp_path.as_uri()) == tmp_path
-    with pytest.raises(ParameterError, match="unsupported scheme 'ftp'"):
-        local_destination("ftp://host/x")
+    assert [check_destination(u) for u in ("x/y", "file:///x", "s3://b/p", "gdrive://1AbC")] == [
+        "", "file", "s3", "gdrive"]
+
+
+@pytest.mark.parametrize(("uri", "message"), [
+    ("ftp://host/x", "upload destination ftp://...: unsupported scheme 'ftp' (use a folder, file://, s3://, gdrive://)"),
+    ("s3://AKIA:hunter2@bucket/p", "upload destination s3://...: credentials in the URI are refused"),
+    ("s3:///prefix", "upload destination 's3:///prefix': no bucket"),
+    ("gdrive://", "upload destination 'gdrive://': no folder id"),
+])
+def test_bad_destinations_are_refused_without_echoing_secrets(uri, message):
+    with pytest.raises(ParameterError) as error:
+        check_destination(uri)
+    assert str(error.value).startswith(message) and "hunter2" not in str(error.value)
 
 
 def test_upload_sends_the_release_under_the_run_key_and_replaces_on_rerun(tmp_path, evaluated_runs):
@@ -37,3 +52,50 @@ def test_upload_refuses_a_release_file_that_does_not_match_its_manifest(tmp_path
     with pytest.raises(IntegrityError, match=r"scaler.pkl: SHA-256 .* recorded in .*manifest.json"):
         upload_results(release, str(tmp_path / "remote"), "k")
     assert not (tmp_path / "remote").exists()  # checked before anything is sent
+
+
+@pytest.fixture
+def release(tmp_path, evaluated_runs) -> Path:
+    results = tmp_path / "results"
+    shutil.copytree(evaluated_runs["new"], results / "runs" / "new")
+    return Path(publish(results / "runs" / "new", results)["release"])
+
+
+def test_s3_upload_matches_the_release_and_a_rerun_replaces(s3_server, release, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_UPLOAD_S3", s3_server.connection())
+    out = upload_results(release, f"s3://{BUCKET}/team/models/", "2024-01-01T000000Z", "upload_s3")
+    prefix = "team/models/2024-01-01T000000Z/"
+    assert out == {n: f"s3://{BUCKET}/{prefix}{n}" for n in ("metrics.json", "model.pkl", "scaler.pkl", "manifest.json")}
+    assert s3_server.objects(prefix) == {prefix + p.name: p.read_bytes() for p in release.iterdir()}
+    upload_results(release, f"s3://{BUCKET}/team/models", "2024-01-01T000000Z", "upload_s3")
+    assert len(s3_server.objects(prefix)) == 4  # replaced, not duplicated
+
+
+def test_s3_wrong_credentials_fail_at_once_without_the_secret(s3_server, release, monkeypatch):
+    # (a connection id of its own: Airflow caches a connection's file system per process)
+    monkeypatch.setenv("AIRFLOW_CONN_UPLOAD_WRONG", s3_server.connection(secret="wrong-secret-value"))
+    with pytest.raises(UploadError) as error:
+        upload_results(release, f"s3://{BUCKET}/wrong", "k", "upload_wrong")
+    message = str(error.value)
+    assert message.startswith(f"upload to s3://{BUCKET}/wrong: access refused (The request signature we "
+                              "calculated does not match")
+    assert message.endswith("check the credentials in Airflow connection 'upload_wrong'")
+    assert "\n" not in message and "wrong-secret-value" not in message and s3_server.secret not in message
+    assert s3_server.objects("wrong/") == {}
+
+
+def test_s3_missing_bucket_fails_at_once(s3_server, release, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_UPLOAD_S3", s3_server.connection())
+    with pytest.raises(UploadError, match=r"^upload to s3://no-such-bucket/p: The specified bucket does not exist "
+                                          r"\(create the bucket first\)$"):
+        upload_results(release, "s3://no-such-bucket/p", "k", "upload_s3")
+
+
+def test_s3_server_down_is_a_retryable_connection_error(release, monkeypatch):
+    from tests.servers import free_port
+
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("AIRFLOW_CONN_UPLOAD_DOWN", json.dumps({
+        "conn_type": "aws", "login": "k", "password": "s", "extra": {"endpoint_url": endpoint}}))
+    with pytest.raises(ConnectionError, match=f"upload to s3://{BUCKET}/p: Could not connect to the endpoint URL"):
+        upload_results(release, f"s3://{BUCKET}/p", "k", "upload_down")
