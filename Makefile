@@ -18,8 +18,9 @@ $(VENV)/bin/python:
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 
 # Installs are pinned by constraints.txt; stamps make them run once per change of the lists.
-$(VENV)/.installed-run: $(VENV)/bin/python requirements.txt constraints.txt pyproject.toml
+$(VENV)/.installed-run: $(VENV)/bin/python requirements.txt requirements-nodeps.txt constraints.txt pyproject.toml
 	$(VENV)/bin/pip install --quiet -r requirements.txt -c constraints.txt
+	$(VENV)/bin/pip install --quiet --no-deps -r requirements-nodeps.txt -c constraints.txt
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed-run requirements-dev.txt
@@ -50,6 +51,7 @@ constraints:
 	rm -rf /tmp/constraints-venv && $(PYTHON) -m venv /tmp/constraints-venv
 	/tmp/constraints-venv/bin/pip install --quiet --upgrade pip
 	/tmp/constraints-venv/bin/pip install --quiet -r requirements-dev.txt
+	/tmp/constraints-venv/bin/pip install --quiet --no-deps -r requirements-nodeps.txt
 	{ echo "# Every installed version, from a working install (make constraints); tested by CI."; \
 	  /tmp/constraints-venv/bin/pip freeze --exclude-editable | grep -v '^-e '; } > constraints.txt
 	@echo "constraints.txt updated: run make test before committing it"

@@ -2,8 +2,8 @@
 #   source scripts/env.sh
 # Afterwards plain `airflow ...`, `python -m etl.<step>` and `pytest` use the project's venv,
 # its Airflow home (airflow_home/, SQLite) and its DAG folder. The Makefile sources it too.
-# It also creates two local secrets in secrets/ on first use (git-ignored): the UI login
-# (admin/admin) and the API's JWT signing key.
+# It also creates three local secrets in secrets/ on first use (git-ignored): the UI login
+# (admin/admin), the API's JWT signing key and an empty Airflow connections file.
 # PIPELINE_AIRFLOW_HOME and PIPELINE_SECRETS_DIR move those two folders (the tests use them).
 
 PROJECT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/.." && pwd)"
@@ -41,3 +41,11 @@ if [ ! -f "$SECRETS_DIR/jwt_secret" ]; then
 fi
 AIRFLOW__API_AUTH__JWT_SECRET="$(cat "$SECRETS_DIR/jwt_secret")"
 export AIRFLOW__API_AUTH__JWT_SECRET
+# Airflow connections (S3 credentials and endpoint, SMTP, webhook URL) in a git-ignored JSON
+# file, through Airflow's local-file secrets backend. AIRFLOW_CONN_<ID> variables still work;
+# the file wins when both define a connection. See secrets/README.md.
+if [ ! -f "$SECRETS_DIR/connections.json" ]; then
+    (umask 077 && printf '{}\n' > "$SECRETS_DIR/connections.json")
+fi
+export AIRFLOW__SECRETS__BACKEND=airflow.secrets.local_filesystem.LocalFilesystemBackend
+export AIRFLOW__SECRETS__BACKEND_KWARGS="{\"connections_file_path\": \"$SECRETS_DIR/connections.json\"}"

@@ -32,8 +32,10 @@ os.environ.update(
         "UPLOAD_URI": str(_SESSION_DIR / "uploads"),
     }
 )
-os.environ.pop("PIPELINE_CONFIG", None)
-os.environ.pop("DATA_PATH", None)
+for name in ("PIPELINE_CONFIG", "DATA_PATH", "UPLOAD_CONN_ID",
+             # never the project's secrets/connections.json: tests bring their own connections
+             "AIRFLOW__SECRETS__BACKEND", "AIRFLOW__SECRETS__BACKEND_KWARGS"):
+    os.environ.pop(name, None)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -43,9 +43,15 @@ def test_settings(dag):
     assert dag.start_date.tzinfo is not None
     assert set(dag.tags) == {"ml", "breast-cancer", "scikit-learn"}
     assert dag.doc_md and "# Breast cancer diagnosis" in dag.doc_md
+    from etl import alerts
+    from etl.config import load_settings
+
+    settings = load_settings()
     for task in dag.tasks:
-        assert task.retries >= 1, task.task_id
-        assert task.retry_delay.total_seconds() > 0
+        assert task.retries == settings.retries, task.task_id
+        assert task.retry_delay.total_seconds() == settings.retry_delay_seconds
+        assert task.on_failure_callback == [alerts.on_task_failure], task.task_id
+        assert not task.on_success_callback  # [alerts] on_success is off by default
 
 
 def test_params_default_to_the_settings(dag):

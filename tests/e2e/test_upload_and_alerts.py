@@ -3,12 +3,15 @@ alerting through a real SMTP server and a webhook receiver on 127.0.0.1."""
 
 import json
 import re
+import subprocess
+import time
 
+import boto3
 import pytest
 
 from etl.save_results import current_release, release_is_intact
-from tests.conftest import AIRFLOW, DAG_ID, run_command
-from tests.servers import BUCKET
+from tests.conftest import AIRFLOW, DAG_ID, PROJECT_ROOT, run_command
+from tests.servers import BUCKET, MOTO_SERVER, free_port, wait_for_port
 
 pytestmark = pytest.mark.airflow_cli
 
@@ -20,11 +23,16 @@ def _alerting_env(env, tmp_path, **alerts) -> dict[str, str]:
 
 
 def test_a_run_uploads_to_s3_and_announces_its_success(airflow_db, env, tmp_path, s3_server, webhook_server):
+    """Connections from a secrets/connections.json file, as scripts/env.sh configures them."""
     env = _alerting_env(env, tmp_path, webhook_conn_id="alert_webhook", on_success=True)
+    connections = tmp_path / "secrets" / "connections.json"
+    connections.parent.mkdir()
+    connections.write_text(json.dumps({"aws_default": json.loads(s3_server.connection()),
+                                       "alert_webhook": json.loads(webhook_server.connection())}))
     env.update({
         "UPLOAD_URI": f"s3://{BUCKET}/breast-cancer",
-        "AIRFLOW_CONN_AWS_DEFAULT": s3_server.connection(),
-        "AIRFLOW_CONN_ALERT_WEBHOOK": webhook_server.connection(),
+        "AIRFLOW__SECRETS__BACKEND": "airflow.secrets.local_filesystem.LocalFilesystemBackend",
+        "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps({"connections_file_path": str(connections)}),
     })
     proc = run_command([AIRFLOW, "dags", "test", DAG_ID, "2024-07-01"], env=env)
     log = proc.stdout + proc.stderr
@@ -89,3 +97,41 @@ def test_a_failed_task_alerts_by_email_and_webhook_and_leaks_no_secret(
     everything = log + message.as_string() + json.dumps(post)
     for secret in ("this-secret-is-wrong", s3_server.secret):
         assert secret not in everything
+
+
+def test_an_unreachable_s3_server_is_retried_until_it_is_back(airflow_db, env, tmp_path):
+    """The S3 endpoint is down when upload_results starts; it is back before the retry."""
+    port = free_port()
+    config = tmp_path / "retries.toml"
+    config.write_text("[airflow]\nretries = 2\nretry_delay_seconds = 5\n")
+    env = {**env, "PIPELINE_CONFIG": str(config), "UPLOAD_URI": f"s3://{BUCKET}/later",
+           "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({
+               "conn_type": "aws", "login": "key", "password": "secret",
+               "extra": {"endpoint_url": f"http://127.0.0.1:{port}", "region_name": "us-east-1"}})}
+    log = tmp_path / "dags-test.log"
+    with open(log, "w") as out:
+        run = subprocess.Popen([AIRFLOW, "dags", "test", DAG_ID, "2024-07-03"], cwd=PROJECT_ROOT, env=env,
+                               stdout=out, stderr=subprocess.STDOUT)
+    server = None
+    try:
+        deadline = time.monotonic() + 120
+        while "new_state=up_for_retry" not in log.read_text():
+            assert run.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        assert "upload to s3://pipeline-results/later: Could not connect to the endpoint URL" in log.read_text()
+        server = subprocess.Popen([MOTO_SERVER, "-H", "127.0.0.1", "-p", str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(port)
+        client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                              aws_access_key_id="key", aws_secret_access_key="secret")
+        client.create_bucket(Bucket=BUCKET)
+        assert run.wait(timeout=120) == 0, log.read_text()[-3000:]
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET)["Contents"]]
+        assert sorted(keys) == [f"later/2024-07-03T000000Z/{n}" for n in
+                                ("manifest.json", "metrics.json", "model.pkl", "scaler.pkl")]
+        assert len(re.findall(r"starting task_id=upload_results ", log.read_text())) == 2
+    finally:
+        run.kill()
+        if server:
+            server.terminate()
+            server.wait(timeout=10)

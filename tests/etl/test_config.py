@@ -20,12 +20,16 @@ def test_defaults_come_from_pipeline_toml():
 
 
 def test_environment_overrides_paths(tmp_path):
+    assert load_settings(environ={}).upload_conn_id == "aws_default"
     s = load_settings(
-        environ={"DATA_PATH": "other.csv", "RESULTS_DIR": str(tmp_path), "UPLOAD_URI": "s3://b/p"}
+        environ={"DATA_PATH": "other.csv", "RESULTS_DIR": str(tmp_path), "UPLOAD_URI": "s3://b/p",
+                 "UPLOAD_CONN_ID": "minio"}
     )
     assert s.data_path == PROJECT_ROOT / "other.csv"
     assert s.results_dir == tmp_path
-    assert s.upload_uri == "s3://b/p"
+    assert (s.upload_uri, s.upload_conn_id) == ("s3://b/p", "minio")
+    assert s.drive_credentials == {"service_account": PROJECT_ROOT / "secrets" / "gdrive-service-account.json",
+                                   "user": PROJECT_ROOT / "secrets" / "gdrive-user-credentials.json"}
 
 
 def test_config_file_from_environment_changes_only_its_keys(tmp_path):
