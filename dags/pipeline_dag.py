@@ -1,8 +1,12 @@
 """
 # Breast cancer diagnosis: training pipeline
 
-Trains a logistic regression that tells malignant from benign breast tumours on the
-Breast Cancer Wisconsin (Diagnostic) data, evaluates it on a held-out split and publishes
+Trains candidate classifiers (logistic regression, SVM, random forest, gradient boosting) that
+tell malignant from benign breast tumours on the Breast Cancer Wisconsin (Diagnostic) data,
+one mapped `train_model` task per candidate; `select_model` picks the best by repeated
+cross-validation on the training split and sets a sensitivity-first decision threshold;
+the winner is evaluated on a held-out split, reported in `report.html` and, if it clears the
+quality gate, published:
 `metrics.json`, `model.pkl`, `scaler.pkl` and their `manifest.json` to the `results/` folder,
 all four at once or not at all.
 
@@ -10,7 +14,8 @@ Each task runs one module of the `etl` package and hands the next task **file pa
 data. A run works in its own folder, `results/runs/<run key>/`.
 
 **Parameters** (the trigger form): `data_path` (empty: the configured CSV), `test_size`,
-`random_state`, `C`, `max_iter`. Defaults come from `pipeline.toml`.
+`random_state`, `C`, `max_iter` (the logistic regression's). Defaults and the other
+candidates' settings come from `pipeline.toml`.
 
 Bad data or parameters fail a task at once, with one line in its log; I/O errors are retried.
 A task that fails for good sends an e-mail and/or a webhook message when `[alerts]` is set.
@@ -86,27 +91,29 @@ with DAG(
         ),
     },
 ) as dag:
-    callables = (
-        tasks.ensure_results_dir,
-        tasks.load_data,
-        tasks.preprocess_data,
-        tasks.train_model,
-        tasks.evaluate_model,
-        tasks.save_results,
-        tasks.upload_results,
-    )
-    steps = [
-        PythonOperator(
-            task_id=callable_.__name__,
-            python_callable=callable_,
-            doc_md=callable_.__doc__,
-            # The last task succeeding is the run succeeding: announce it if [alerts] says so.
-            on_success_callback=(
-                alerts.on_run_success
-                if settings.alert_on_success and callable_ is callables[-1]
-                else None
-            ),
+    def step(callable_, **kwargs) -> PythonOperator:
+        return PythonOperator(
+            task_id=callable_.__name__, python_callable=callable_, doc_md=callable_.__doc__, **kwargs
         )
-        for callable_ in callables
+
+    train = PythonOperator.partial(
+        task_id="train_model",
+        python_callable=tasks.train_model,
+        doc_md=tasks.train_model.__doc__,
+        map_index_template="{{ task.op_kwargs['candidate'] }}",  # the UI shows the candidate's name
+    ).expand(op_kwargs=[{"candidate": name} for name in settings.candidates])
+
+    steps = [
+        step(tasks.ensure_results_dir),
+        step(tasks.load_data),
+        step(tasks.preprocess_data),
+        train,
+        step(tasks.select_model),
+        step(tasks.evaluate_model),
+        step(tasks.make_report),
+        step(tasks.save_results),
+        # The last task succeeding is the run succeeding: announce it if [alerts] says so.
+        step(tasks.upload_results,
+             on_success_callback=alerts.on_run_success if settings.alert_on_success else None),
     ]
     chain(*steps)

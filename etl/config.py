@@ -1,7 +1,8 @@
 """Every path and setting of the pipeline, defined once.
 
 Precedence, lowest first: ``pipeline.toml`` at the project root, then the file named by
-``PIPELINE_CONFIG`` (it needs only the keys it changes), then the environment variables
+``PIPELINE_CONFIG`` (it needs only the keys it changes; several files separated by ``:`` are
+read in order), then the environment variables
 ``DATA_PATH``, ``RESULTS_DIR``, ``UPLOAD_URI`` and ``UPLOAD_CONN_ID``. Run parameters (``test_size``, ``random_state``, ``C``, ``max_iter``) are further
 overridden per run by the DAG's params or a command's flags.
 
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from etl.errors import ParameterError
 
@@ -47,6 +49,15 @@ class Settings:
     random_state: int
     C: float
     max_iter: int
+    candidates: dict[str, dict[str, Any]]
+    selection_metric: str
+    cv_folds: int
+    cv_repeats: int
+    target_sensitivity: float
+    bootstrap_resamples: int
+    gate_min_roc_auc: float
+    gate_min_sensitivity: float
+    gate_max_roc_auc_drop: float
     keep_runs: int
     prune_min_age_hours: float
     retries: int
@@ -88,22 +99,23 @@ def load_settings(
     """Read the config files and apply the environment overrides.
 
     Args:
-        config_file: TOML file read over ``pipeline.toml``; default ``$PIPELINE_CONFIG``.
+        config_file: TOML file(s) read over ``pipeline.toml``, in order, separated by ``:``;
+            default ``$PIPELINE_CONFIG``.
         environ: environment to read overrides from; default ``os.environ``.
     """
     environ = os.environ if environ is None else environ
     with open(DEFAULT_CONFIG_FILE, "rb") as fh:
         raw = tomllib.load(fh)
-    config_file = config_file or environ.get("PIPELINE_CONFIG")
-    if config_file:
-        with open(resolve_path(config_file), "rb") as fh:
+    config_files = config_file or environ.get("PIPELINE_CONFIG") or ""
+    for path in str(config_files).split(os.pathsep) if config_files else []:
+        with open(resolve_path(path), "rb") as fh:
             for section, values in tomllib.load(fh).items():
                 if section not in raw:
-                    raise ParameterError(f"{config_file}: unknown section [{section}]")
+                    raise ParameterError(f"{path}: unknown section [{section}]")
                 unknown = sorted(set(values) - set(raw[section]))
                 if unknown:
                     raise ParameterError(
-                        f"{config_file}: unknown setting(s) in [{section}]: {', '.join(unknown)}"
+                        f"{path}: unknown setting(s) in [{section}]: {', '.join(unknown)}"
                     )
                 raw[section].update(values)
     for (section, key), var in ENV_VARS.items():
@@ -123,6 +135,19 @@ def load_settings(
         random_state=int(raw["split"]["random_state"]),
         C=float(raw["model"]["C"]),
         max_iter=int(raw["model"]["max_iter"]),
+        candidates={
+            name: ({"C": float(raw["model"]["C"]), "max_iter": int(raw["model"]["max_iter"])}
+                   if name == "logistic_regression" else dict(raw["candidates"].get(name, {})))
+            for name in raw["candidates"]["enabled"]
+        },
+        selection_metric=str(raw["selection"]["metric"]),
+        cv_folds=int(raw["selection"]["cv_folds"]),
+        cv_repeats=int(raw["selection"]["cv_repeats"]),
+        target_sensitivity=float(raw["selection"]["target_sensitivity"]),
+        bootstrap_resamples=int(raw["evaluation"]["bootstrap_resamples"]),
+        gate_min_roc_auc=float(raw["gate"]["min_roc_auc"]),
+        gate_min_sensitivity=float(raw["gate"]["min_sensitivity"]),
+        gate_max_roc_auc_drop=float(raw["gate"]["max_roc_auc_drop"]),
         keep_runs=int(raw["retention"]["keep_runs"]),
         prune_min_age_hours=float(raw["retention"]["prune_min_age_hours"]),
         retries=int(raw["airflow"]["retries"]),
@@ -179,13 +204,23 @@ class RunPaths:
 
     @property
     def model(self) -> Path:
-        """The fitted classifier (written by ``train_model``)."""
+        """The selected classifier, refitted on the whole training split (``select_model``)."""
         return self.root / "model.pkl"
+
+    def candidate(self, name: str) -> Path:
+        """Folder of one candidate: ``model.pkl``, ``cv.json``, ``oof.csv`` (``train_model``)."""
+        return self.root / "candidates" / name
 
     @property
     def training(self) -> Path:
-        """The estimator, its parameters and the training rows (written by ``train_model``)."""
+        """The winner, its parameters, threshold and every candidate's CV scores (written by
+        ``select_model``)."""
         return self.root / "training.json"
+
+    @property
+    def report(self) -> Path:
+        """The run's self-contained HTML report (written by ``make_report``)."""
+        return self.root / "report.html"
 
     @property
     def metrics(self) -> Path:

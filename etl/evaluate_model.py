@@ -1,6 +1,9 @@
-"""Score the trained model on the held-out test split: ``metrics.json`` and ``predictions.csv``.
+"""Score the selected model on the held-out test split: ``metrics.json`` and ``predictions.csv``.
 
-The model is loaded only after its SHA-256 matches the checksum ``train_model`` recorded.
+At the threshold ``select_model`` chose (and at 0.5): accuracy, precision, recall (sensitivity),
+specificity, F1, the confusion matrix; ROC AUC, PR AUC, Brier score; 95 % bootstrap intervals
+of each; every candidate's cross-validation scores. The model is loaded only after its SHA-256
+matches the checksum written with it.
 """
 
 from __future__ import annotations
@@ -13,48 +16,117 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from etl import cli, storage
-from etl.schema import BENIGN, FEATURE_COLUMNS, ID_COLUMN, LABEL_CODES, MALIGNANT, TARGET_COLUMN
+from etl.models import malignant_probability
+from etl.schema import BENIGN, FEATURE_COLUMNS, ID_COLUMN, MALIGNANT, TARGET_COLUMN
 from etl.train_model import features_and_labels
 
 logger = logging.getLogger(__name__)
 
 
-def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, y_score: np.ndarray) -> dict[str, Any]:
-    """Classification metrics with malignant (1) as the positive class.
+#: Scores that depend on the threshold, and those that do not.
+THRESHOLD_METRICS = ("accuracy", "precision", "recall", "specificity", "f1")
+RANKING_METRICS = ("roc_auc", "pr_auc", "brier")
 
-    Args:
-        y_true: true labels, 1 = malignant.
-        y_pred: predicted labels.
-        y_score: predicted probability of malignancy.
 
-    Returns:
-        ``accuracy``, ``precision``, ``recall`` (sensitivity), ``f1``, ``specificity``,
-        ``roc_auc``, the confusion matrix counts and the number of test rows.
-    """
-    tn, fp, fn, tp = skm.confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel()
+def threshold_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Scores of calling a tumour malignant when its probability is at least ``threshold``."""
+    y_pred = (p >= threshold).astype(int)
+    tn, fp, fn, tp = skm.confusion_matrix(y, y_pred, labels=[0, 1]).ravel()
     return {
-        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
-        "precision": float(skm.precision_score(y_true, y_pred, zero_division=0)),
-        "recall": float(skm.recall_score(y_true, y_pred, zero_division=0)),
-        "f1": float(skm.f1_score(y_true, y_pred, zero_division=0)),
+        "threshold": float(threshold),
+        "accuracy": float(skm.accuracy_score(y, y_pred)),
+        "precision": float(skm.precision_score(y, y_pred, zero_division=0)),
+        "recall": float(skm.recall_score(y, y_pred, zero_division=0)),
         "specificity": float(tn / (tn + fp)) if tn + fp else 0.0,
-        "roc_auc": float(skm.roc_auc_score(y_true, y_score)),
+        "f1": float(skm.f1_score(y, y_pred, zero_division=0)),
         "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
-        "n_test": int(len(y_true)),
+    }
+
+
+def ranking_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """Threshold-free scores: ROC AUC, PR AUC (average precision), Brier score."""
+    return {
+        "roc_auc": float(skm.roc_auc_score(y, p)),
+        "pr_auc": float(skm.average_precision_score(y, p)),
+        "brier": float(skm.brier_score_loss(y, p)),
+    }
+
+
+def fast_scores(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
+    """The same scores as ``threshold_metrics`` and ``ranking_metrics``, in plain NumPy (the
+    bootstrap computes them thousands of times; a test checks they equal scikit-learn's)."""
+    from scipy.stats import rankdata
+
+    positive = y == 1
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    called = p >= threshold
+    tp, fp = int((called & positive).sum()), int((called & ~positive).sum())
+    fn, tn = n_pos - tp, n_neg - fp
+    ranks = rankdata(p)
+    order = np.argsort(-p, kind="mergesort")
+    ys, ps = positive[order], p[order]
+    last = np.r_[np.flatnonzero(np.diff(ps)), len(ps) - 1]  # the last row of each distinct score
+    tps = np.cumsum(ys)[last]
+    precision, recall = tps / (last + 1), tps / n_pos
+    return {
+        "accuracy": (tp + tn) / len(y),
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": tp / n_pos if n_pos else 0.0,
+        "specificity": tn / n_neg if n_neg else 0.0,
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+        "roc_auc": float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)),
+        "pr_auc": float(np.sum(np.diff(np.r_[0.0, recall]) * precision)),
+        "brier": float(np.mean((p - y) ** 2)),
+    }
+
+
+def bootstrap_ci(
+    y: np.ndarray, p: np.ndarray, threshold: float, resamples: int, random_state: int
+) -> dict[str, list[float]]:
+    """95 % percentile bootstrap intervals of every score, resampling the test rows."""
+    rng = np.random.default_rng(random_state)
+    draws: dict[str, list[float]] = {m: [] for m in (*THRESHOLD_METRICS, *RANKING_METRICS)}
+    for _ in range(resamples):
+        rows = rng.integers(0, len(y), len(y))
+        if y[rows].min() == y[rows].max():  # one class only: no AUC; skip this draw
+            continue
+        for metric, value in fast_scores(y[rows], p[rows], threshold).items():
+            draws[metric].append(value)
+    return {m: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] for m, v in draws.items()}
+
+
+def compute_metrics(
+    y: np.ndarray, p: np.ndarray, threshold: float, resamples: int = 1000, random_state: int = 0
+) -> dict[str, Any]:
+    """Test-split metrics with malignant (1) as the positive class.
+
+    The seed's keys (``accuracy``, ``precision``, ``recall``, ``f1``) and ``specificity`` and
+    ``confusion_matrix`` stay at the top level, at the chosen ``threshold``; ``at_threshold``
+    and ``at_0.5`` hold both operating points; ``ci95`` the bootstrap intervals.
+    """
+    chosen = threshold_metrics(y, p, threshold)
+    return {
+        **{k: v for k, v in chosen.items() if k != "threshold"},
+        **ranking_metrics(y, p),
+        "threshold": float(threshold),
+        "at_threshold": chosen,
+        "at_0.5": threshold_metrics(y, p, 0.5),
+        "ci95": bootstrap_ci(y, p, threshold, resamples, random_state),
+        "bootstrap": {"resamples": resamples, "random_state": random_state, "method": "percentile"},
+        "n_test": int(len(y)),
         "positive_class": MALIGNANT,
     }
 
 
-def predict_frame(model: Any, df: pd.DataFrame) -> pd.DataFrame:
-    """One row per row of ``df`` (preprocessed): ``id``, malignant probability, predicted label."""
-    X = df[list(FEATURE_COLUMNS)]
-    malignant = list(model.classes_).index(LABEL_CODES[MALIGNANT])
-    predicted = model.predict(X)
+def predict_frame(model: Any, df: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """One row per row of ``df`` (preprocessed features): ``id``, the probability of
+    malignancy and the label at ``threshold``."""
+    p = malignant_probability(model, df[list(FEATURE_COLUMNS)])
     return pd.DataFrame(
         {
             ID_COLUMN: df[ID_COLUMN].to_numpy(),
-            "malignant_probability": model.predict_proba(X)[:, malignant],
-            "predicted": np.where(predicted == LABEL_CODES[MALIGNANT], MALIGNANT, BENIGN),
+            "malignant_probability": p,
+            "predicted": np.where(p >= threshold, MALIGNANT, BENIGN),
         }
     )
 
@@ -62,45 +134,55 @@ def predict_frame(model: Any, df: pd.DataFrame) -> pd.DataFrame:
 def evaluate_model(
     model_path: storage.Location,
     test_path: storage.Location,
+    training_path: storage.Location,
     metrics_path: storage.Location,
     predictions_path: storage.Location,
+    bootstrap_resamples: int = 1000,
+    random_state: int = 0,
 ) -> dict[str, str]:
-    """Score ``model_path`` (after checking its SHA-256) on ``test_path``; write the metrics as
-    JSON and the test predictions as CSV (``id``, ``diagnosis``, ``malignant_probability``,
-    ``predicted``).
+    """Score the selected model (after checking its SHA-256) on the test split at the threshold
+    ``select_model`` chose; write the metrics as JSON and the test predictions as CSV (``id``,
+    ``diagnosis``, ``malignant_probability``, ``predicted``).
 
     Returns:
         ``{"metrics": metrics_path, "predictions": predictions_path}``
     """
-    model = storage.load_object(storage.require(model_path, "train_model"))
+    model = storage.load_object(storage.require(model_path, "select_model"))
+    training = storage.read_json(training_path, "select_model")
     test = storage.read_frame(test_path, "preprocess_data")
     _, y = features_and_labels(test)
-    predictions = predict_frame(model, test)
+    threshold = training["threshold"]["threshold"]
+    predictions = predict_frame(model, test, threshold)
     predictions.insert(1, TARGET_COLUMN, test[TARGET_COLUMN].to_numpy())
-    result = compute_metrics(
-        y,
-        (predictions["predicted"] == MALIGNANT).to_numpy(dtype=int),
-        predictions["malignant_probability"].to_numpy(),
-    )
+    result = compute_metrics(y, predictions["malignant_probability"].to_numpy(), threshold,
+                             bootstrap_resamples, random_state)
+    result["model"] = {"candidate": training["candidate"], "estimator": training["estimator"]}
+    result["cross_validation"] = training["selection"]["cross_validation"]
     logger.info(
-        "test split (%d rows): accuracy %.4f, precision %.4f, recall %.4f, f1 %.4f, roc_auc %.4f",
-        result["n_test"], result["accuracy"], result["precision"], result["recall"],
-        result["f1"], result["roc_auc"],
+        "test split (%d rows), %s at threshold %.4f: sensitivity %.4f [%.3f, %.3f], specificity %.4f, "
+        "roc_auc %.4f [%.3f, %.3f]",
+        result["n_test"], training["candidate"], threshold, result["recall"], *result["ci95"]["recall"],
+        result["specificity"], result["roc_auc"], *result["ci95"]["roc_auc"],
     )
     storage.write_json(result, metrics_path)
     storage.write_frame(predictions, predictions_path)
-    return {"metrics": str(metrics_path), "predictions": str(predictions_path)}
+    return {"metrics": storage.uri(metrics_path), "predictions": storage.uri(predictions_path)}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    p, _, run = cli.parser(__doc__)
-    p.add_argument("--model", type=cli.path_arg, default=run.model, help="model (train_model)")
+    p, settings, run = cli.parser(__doc__)
+    p.add_argument("--model", type=cli.path_arg, default=run.model, help="model (select_model)")
+    p.add_argument("--training", type=cli.path_arg, default=run.training,
+                   help="selection record with the threshold (select_model)")
     p.add_argument("--test", type=cli.path_arg, default=run.test, help="test split")
     p.add_argument("--metrics", type=cli.path_arg, default=run.metrics, help="JSON to write")
     p.add_argument("--predictions", type=cli.path_arg, default=run.predictions,
                    help="test predictions CSV to write")
-    return cli.run(p, lambda a: evaluate_model(a.model, a.test, a.metrics, a.predictions), argv)
+    p.add_argument("--bootstrap", type=int, default=settings.bootstrap_resamples, help="resamples")
+    p.add_argument("--random-state", type=int, default=settings.random_state)
+    return cli.run(p, lambda a: evaluate_model(a.model, a.test, a.training, a.metrics, a.predictions,
+                                               a.bootstrap, a.random_state), argv)
 
 
 if __name__ == "__main__":

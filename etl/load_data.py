@@ -117,11 +117,39 @@ def read_input(path: storage.Location) -> RawTable:
     return RawTable(frame, header)
 
 
+def _numeric(out: pd.DataFrame, table: RawTable, fail: Any) -> None:
+    """Convert the feature columns to float64 in place; refuse a non-numeric value."""
+    for column in FEATURE_COLUMNS:
+        values = pd.to_numeric(out[column], errors="coerce")
+        bad = values.isna() & out[column].notna()
+        if bad.any():
+            index = int(bad.idxmax())
+            raise fail(
+                f"line {table.line(index)}, column {column!r}: "
+                f"non-numeric value {out.at[index, column]!r} (expected a number)"
+            )
+        out[column] = values.astype("float64")
+
+
+def _features_only(df: pd.DataFrame, table: RawTable, fail: Any) -> pd.DataFrame:
+    """``id`` and the 30 features of rows to score, one output row per input row."""
+    out = df[[ID_COLUMN, *FEATURE_COLUMNS]].copy()
+    absent = out[ID_COLUMN].isna()
+    if absent.any():
+        raise fail(f"line {table.line(int(absent.idxmax()))}: no value in column {ID_COLUMN!r}")
+    _numeric(out, table, fail)
+    for column in FEATURE_COLUMNS:
+        if out[column].isna().all():
+            raise fail(f"column {column!r} has no values")
+    return out
+
+
 def validate(
     table: RawTable,
     source: str = "input",
     max_missing_share: float = 0.05,
     min_rows_per_class: int = 5,
+    labelled: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Check a table against the data contract.
 
@@ -130,6 +158,9 @@ def validate(
         source: file name used in messages.
         max_missing_share: largest share of missing values allowed in a feature column.
         min_rows_per_class: fewest rows of each diagnosis.
+        labelled: training data (the default). ``False`` for rows to score (``etl.predict``):
+            ``diagnosis`` is optional and ignored, every row is kept (duplicates too), and only
+            a column with no value at all is refused (the rest is imputed).
 
     Returns:
         ``(data, notes)``: the data in canonical column order (features ``float64``, missing
@@ -143,7 +174,8 @@ def validate(
     def fail(message: str) -> DataValidationError:
         return DataValidationError(f"{source}: {message}")
 
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    required = REQUIRED_COLUMNS if labelled else (ID_COLUMN, *FEATURE_COLUMNS)
+    missing = [c for c in required if c not in df.columns]
     if missing:
         shown = ", ".join(repr(c) for c in missing[:5]) + (" ..." if len(missing) > 5 else "")
         raise fail(
@@ -154,6 +186,8 @@ def validate(
     empty_extra = [c for c in extra if df[c].isna().all()]
     if df.empty:
         raise fail("header only, no data rows")
+    if not labelled:
+        return _features_only(df, table, fail), {"header": table.header, "rows_read": len(df)}
 
     out = df[list(REQUIRED_COLUMNS)].copy()
     for column in (ID_COLUMN, TARGET_COLUMN):
@@ -171,16 +205,7 @@ def validate(
         )
     out[TARGET_COLUMN] = labels.astype(object)
 
-    for column in FEATURE_COLUMNS:
-        values = pd.to_numeric(out[column], errors="coerce")
-        bad = values.isna() & out[column].notna()
-        if bad.any():
-            index = int(bad.idxmax())
-            raise fail(
-                f"line {table.line(index)}, column {column!r}: "
-                f"non-numeric value {out.at[index, column]!r} (expected a number)"
-            )
-        out[column] = values.astype("float64")
+    _numeric(out, table, fail)
 
     rows_read = len(out)
     duplicated = out.duplicated(keep="first")

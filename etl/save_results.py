@@ -36,6 +36,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from importlib import metadata
 from pathlib import Path
@@ -117,7 +118,7 @@ def build_manifest(
     """
     profile = storage.read_json(run.profile, "load_data")
     split = storage.read_json(run.preprocessing, "preprocess_data")
-    training = storage.read_json(run.training, "train_model")
+    training = storage.read_json(run.training, "select_model")
     return {
         "manifest_version": 1,
         "release": release,
@@ -134,7 +135,14 @@ def build_manifest(
             "load_data": {"data_path": profile["source"], **profile["contract"]},
             "preprocess_data": {"test_size": split["test_size"], "random_state": split["random_state"]},
             "train_model": {"estimator": training["estimator"], **training["params"]},
+            "select_model": {"candidate": training["candidate"],
+                             "metric": training["selection"]["metric"],
+                             "folds": training["selection"]["folds"],
+                             "repeats": training["selection"]["repeats"],
+                             "target_sensitivity": training["threshold"]["target_sensitivity"]},
         },
+        "model": {"candidate": training["candidate"], "estimator": training["estimator"],
+                  "threshold": training["threshold"]["threshold"]},
         "versions": library_versions(),
         "code": code_revision(),
         "run": {**run_info, "run_key": run.root.name,
@@ -148,7 +156,7 @@ def build_manifest(
 def _run_artifacts(run: RunPaths) -> dict[str, Path]:
     """The run's files to publish, pickles verified against their checksums."""
     files = {"metrics.json": run.metrics, "model.pkl": run.model, "scaler.pkl": run.scaler}
-    producers = {"metrics.json": "evaluate_model", "model.pkl": "train_model",
+    producers = {"metrics.json": "evaluate_model", "model.pkl": "select_model",
                  "scaler.pkl": "preprocess_data"}
     for name, path in files.items():
         storage.require(path, producers[name])
@@ -235,6 +243,65 @@ def publish(
     return {"release": str(release_dir), **{name: str(results_dir / name) for name in RELEASE_FILES}}
 
 
+# -- the quality gate ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a new model must clear to be published."""
+
+    min_roc_auc: float = 0.95
+    min_sensitivity: float = 0.90
+    max_roc_auc_drop: float = 0.0
+
+
+def published_scores_on(run: RunPaths, release: Path) -> dict[str, float]:
+    """ROC AUC and sensitivity of a published release's model on this run's test rows (raw
+    rows from ``data.csv``, transformed by the release's own preprocessing, at its threshold)."""
+    import numpy as np
+    from sklearn import metrics as skm
+
+    from etl.models import malignant_probability
+    from etl.schema import FEATURE_COLUMNS, ID_COLUMN, LABEL_CODES, TARGET_COLUMN
+
+    manifest = storage.read_json(release / MANIFEST, "save_results")
+    files = verified_files(release)
+    model = storage.load_object(files["model.pkl"], manifest["artifacts"]["model.pkl"]["sha256"], MANIFEST)
+    scaler = storage.load_object(files["scaler.pkl"], manifest["artifacts"]["scaler.pkl"]["sha256"], MANIFEST)
+    test_ids = storage.read_frame(run.test, "preprocess_data")[ID_COLUMN]
+    rows = storage.read_frame(run.data, "load_data").set_index(ID_COLUMN).loc[test_ids]
+    y = rows[TARGET_COLUMN].map(LABEL_CODES).to_numpy(dtype=int)
+    p = malignant_probability(model, scaler.transform(rows[list(FEATURE_COLUMNS)]))
+    threshold = manifest.get("model", {}).get("threshold", 0.5)
+    return {"roc_auc": float(skm.roc_auc_score(y, p)),
+            "sensitivity": float(np.mean(p[y == 1] >= threshold))}
+
+
+def quality_gate(run: RunPaths, results_dir: Path, gate: Gate) -> dict[str, Any]:
+    """Check the run's test metrics against the floors and against the published model on the
+    same test rows. Returns the record written to ``gate.json``: ``passed`` and each check."""
+    metrics = storage.read_json(run.metrics, "evaluate_model")
+    checks = [
+        {"check": "roc_auc >= min_roc_auc", "value": metrics["roc_auc"], "limit": gate.min_roc_auc,
+         "passed": metrics["roc_auc"] >= gate.min_roc_auc},
+        {"check": "sensitivity >= min_sensitivity", "value": metrics["recall"],
+         "limit": gate.min_sensitivity, "passed": metrics["recall"] >= gate.min_sensitivity},
+    ]
+    record: dict[str, Any] = {"published_release": None}
+    try:
+        published = current_release(results_dir)
+    except MissingInputError:
+        published = None
+    if published is not None and published.name.rsplit("-", 1)[0] != run.root.name:
+        theirs = published_scores_on(run, published)
+        limit = theirs["roc_auc"] - gate.max_roc_auc_drop
+        checks.append({"check": "roc_auc >= published roc_auc - max_roc_auc_drop",
+                       "value": metrics["roc_auc"], "limit": limit, "passed": metrics["roc_auc"] >= limit})
+        record.update(published_release=published.name, published_on_this_test_split=theirs)
+    record.update(passed=all(c["passed"] for c in checks), checks=checks)
+    return record
+
+
 # -- reading what is published ------------------------------------------------------------------
 
 
@@ -246,10 +313,11 @@ def current_release(results_dir: str | os.PathLike[str]) -> Path:
     return pointer.parent / os.readlink(pointer)
 
 
-def run_release(run_dir: str | os.PathLike[str], results_dir: str | os.PathLike[str]) -> Path:
-    """The release folder a run published (from its ``release.json``)."""
+def run_release(run_dir: str | os.PathLike[str], results_dir: str | os.PathLike[str]) -> Path | None:
+    """The release folder a run published (from its ``release.json``); ``None`` when the
+    quality gate kept the run from being published."""
     record = storage.read_json(Path(run_dir) / RELEASE_RECORD, "save_results")
-    return Path(results_dir) / RELEASES / record["release"]
+    return Path(results_dir) / RELEASES / record["release"] if record["published"] else None
 
 
 def verified_files(release_dir: str | os.PathLike[str]) -> dict[str, Path]:
@@ -340,16 +408,35 @@ def save_results(
     run_info: Mapping[str, Any] | None = None,
     keep_runs: int = 10,
     prune_min_age: timedelta = timedelta(hours=6),
-) -> dict[str, str]:
-    """Publish the run, then prune old runs and releases (never this run's).
+    gate: Gate | None = None,
+) -> dict[str, Any]:
+    """Publish the run if it clears the quality gate, then prune old runs and releases.
+
+    When the gate refuses the model, nothing is published: the reason is logged and recorded
+    in the run's ``gate.json`` and ``release.json``.
 
     Returns:
-        what ``publish`` returns.
+        what ``publish`` returns, or ``{"published": False, "reason": ...}``.
     """
+    run = RunPaths(Path(run_dir))
+    verdict = quality_gate(run, Path(results_dir), gate or Gate())
+    storage.write_json(verdict, run.root / "gate.json")
+    if not verdict["passed"]:
+        failed = "; ".join(f"{c['check']}: {c['value']:.4f} < {c['limit']:.4f}"
+                           for c in verdict["checks"] if not c["passed"])
+        reason = f"quality gate: not published ({failed})"
+        logger.warning("%s; the published model stays %s", reason, verdict["published_release"])
+        storage.write_json({"published": False, "reason": reason}, run.root / RELEASE_RECORD)
+        return {"published": False, "reason": reason}
     published = publish(run_dir, results_dir, run_info)
     prune(results_dir, keep_runs, prune_min_age,
           protect=(Path(run_dir).name, Path(published["release"]).name))
     return published
+
+
+def gate_from(settings: Any) -> Gate:
+    """The quality gate of the settings' ``[gate]``."""
+    return Gate(settings.gate_min_roc_auc, settings.gate_min_sensitivity, settings.gate_max_roc_auc_drop)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -365,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     def action(a):
         ensure_results_dir(a.results_dir)
         return save_results(a.run_dir, a.results_dir, keep_runs=a.keep_runs,
-                            prune_min_age=timedelta(hours=settings.prune_min_age_hours))
+                            prune_min_age=timedelta(hours=settings.prune_min_age_hours),
+                            gate=gate_from(settings))
 
     return cli.run(p, action, argv)
 

@@ -90,6 +90,8 @@ def atomic_open(target: Location, mode: str = "w") -> Iterator[IO[Any]]:
     encoding = None if "b" in mode else "utf-8"
     target = location(target)
     if not isinstance(target, Path):  # an object store: the object appears when complete
+        if target.protocol in ("file", "local"):  # object stores have no folders to make (and
+            target.parent.mkdir(parents=True, exist_ok=True)  # s3fs would create a bucket)
         with target.open(mode, encoding=encoding) if encoding else target.open(mode) as fh:
             yield fh
         return

@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from etl.config import (
     RunPaths,
@@ -31,7 +31,7 @@ from etl.config import (
     resolve_path,
     run_key,
 )
-from etl.errors import MissingInputError, PipelineError
+from etl.errors import MissingInputError, ParameterError, PipelineError
 from etl.storage import remove_interrupted_writes, require
 
 logger = logging.getLogger(__name__)
@@ -118,34 +118,74 @@ def preprocess_data(**context: Any) -> Outputs:
 
 
 @_step
-def train_model(**context: Any) -> Outputs:
-    """Fit the model on the training split."""
-    from etl.train_model import train_model as step
+def train_model(candidate: str, **context: Any) -> Outputs:
+    """Cross-validate one candidate model on the training split and fit it (one mapped task
+    per candidate in ``[candidates] enabled``)."""
+    from etl.train_model import train_candidate
 
-    _, run = _run(context)
+    settings, run = _run(context)
     params = context["params"]
-    return step(
+    if candidate not in settings.candidates:
+        raise ParameterError(f"candidate {candidate!r} is not enabled in [candidates]")
+    candidate_params = (
+        {"C": float(params["C"]), "max_iter": int(params["max_iter"])}
+        if candidate == "logistic_regression" else settings.candidates[candidate]
+    )
+    return train_candidate(
         _input(context, "preprocess_data", "train", run.train),
-        run.model,
-        run.training,
-        C=float(params["C"]),
-        max_iter=int(params["max_iter"]),
+        candidate,
+        candidate_params,
+        run.candidate(candidate),
+        folds=settings.cv_folds,
+        repeats=settings.cv_repeats,
         random_state=int(params["random_state"]),
     )
 
 
 @_step
+def select_model(**context: Any) -> Outputs:
+    """Pick the best candidate by cross-validated score; choose its decision threshold on its
+    out-of-fold predictions for the target sensitivity."""
+    from etl.train_model import select_model as step
+
+    settings, run = _run(context)
+    for name in settings.candidates:
+        require(run.candidate(name) / "cv.json", "train_model")
+    return step(
+        {name: run.candidate(name) for name in settings.candidates},
+        settings.selection_metric,
+        settings.target_sensitivity,
+        run.model,
+        run.training,
+    )
+
+
+@_step
 def evaluate_model(**context: Any) -> Outputs:
-    """Score the model on the test split (after checking the model's SHA-256)."""
+    """Score the selected model on the test split, at its threshold and at 0.5, with bootstrap
+    confidence intervals (after checking the model's SHA-256)."""
     from etl.evaluate_model import evaluate_model as step
 
-    _, run = _run(context)
+    settings, run = _run(context)
     return step(
-        _input(context, "train_model", "model", run.model),
+        _input(context, "select_model", "model", run.model),
         _input(context, "preprocess_data", "test", run.test),
+        _input(context, "select_model", "training", run.training),
         run.metrics,
         run.predictions,
+        bootstrap_resamples=settings.bootstrap_resamples,
+        random_state=int(context["params"]["random_state"]),
     )
+
+
+@_step
+def make_report(**context: Any) -> Outputs:
+    """Write the run's self-contained HTML report (report.html)."""
+    from etl.report import make_report as step
+
+    _, run = _run(context)
+    _input(context, "evaluate_model", "metrics", run.metrics)
+    return step(run.root, run.report, random_state=int(context["params"]["random_state"]))
 
 
 def _run_info(context: dict[str, Any]) -> dict[str, Any]:
@@ -166,21 +206,27 @@ def _run_info(context: dict[str, Any]) -> dict[str, Any]:
 @_step
 def save_results(**context: Any) -> Outputs:
     """Publish the run's metrics, model, scaler and manifest to the top of the results folder,
-    all or nothing; prune old runs."""
+    all or nothing, if the model clears the quality gate (else: skipped, with the reason);
+    prune old runs."""
+    from etl.save_results import gate_from
     from etl.save_results import save_results as step
 
     settings, run = _run(context)
     for producer, name, default in (("evaluate_model", "metrics", run.metrics),
-                                    ("train_model", "model", run.model),
+                                    ("select_model", "model", run.model),
                                     ("preprocess_data", "scaler", run.scaler)):
         _input(context, producer, name, default)  # each exists, or a one-line error naming its task
-    return step(
+    outcome = step(
         run.root,
         settings.results_dir,
         _run_info(context),
         keep_runs=settings.keep_runs,
         prune_min_age=timedelta(hours=settings.prune_min_age_hours),
+        gate=gate_from(settings),
     )
+    if not outcome.get("published", True):  # a clear state: skipped (so is the upload), not failed
+        raise AirflowSkipException(outcome["reason"])
+    return outcome
 
 
 @_step
@@ -194,5 +240,7 @@ def upload_results(**context: Any) -> Outputs:
     pushed = context["ti"].xcom_pull(task_ids="save_results")
     release = (Path(pushed["release"]) if isinstance(pushed, dict) and "release" in pushed
                else run_release(run.root, settings.results_dir))
+    if release is None:
+        raise AirflowSkipException("nothing to upload: the quality gate kept this run's model unpublished")
     return step(release, settings.upload_uri, run.root.name, settings.upload_conn_id,
                 settings.drive_credentials)

@@ -1,20 +1,26 @@
-"""Fit a logistic regression on the scaled training split.
+"""Train the candidate models on the scaled training split and select one.
 
-Malignant is the positive class (label 1), so the model's probability is the probability of
-malignancy.
+``train_candidate`` cross-validates one candidate (repeated stratified k-fold, training split
+only) and fits it on the whole split; the DAG runs one such task per candidate, in parallel.
+``select_model`` picks the best by the configured metric and chooses its decision threshold on
+its out-of-fold probabilities. Malignant is the positive class (label 1).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 
 from etl import cli, storage
 from etl.errors import ParameterError
-from etl.schema import FEATURE_COLUMNS, LABEL_CODES, TARGET_COLUMN
+from etl.models import choose_threshold, cross_validate, make_estimator, rank, summarize
+from etl.schema import FEATURE_COLUMNS, ID_COLUMN, LABEL_CODES, TARGET_COLUMN
 
 logger = logging.getLogger(__name__)
 
@@ -24,10 +30,17 @@ def features_and_labels(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     return df[list(FEATURE_COLUMNS)], df[TARGET_COLUMN].map(LABEL_CODES).to_numpy(dtype=int)
 
 
+def _check_logistic(C: float, max_iter: int) -> None:
+    if not C > 0:
+        raise ParameterError(f"C must be > 0, got {C}")
+    if max_iter < 1:
+        raise ParameterError(f"max_iter must be >= 1, got {max_iter}")
+
+
 def fit_model(
     X: pd.DataFrame, y: np.ndarray, C: float, max_iter: int, random_state: int
 ) -> LogisticRegression:
-    """Fit a logistic regression.
+    """Fit the seed's model, a logistic regression (the ``logistic_regression`` candidate).
 
     Args:
         X: scaled features.
@@ -36,63 +49,139 @@ def fit_model(
         max_iter: solver iterations, >= 1.
         random_state: seed (used by solvers that shuffle).
     """
-    if not C > 0:
-        raise ParameterError(f"C must be > 0, got {C}")
-    if max_iter < 1:
-        raise ParameterError(f"max_iter must be >= 1, got {max_iter}")
-    return LogisticRegression(C=C, max_iter=max_iter, random_state=random_state).fit(X, y)
+    _check_logistic(C, max_iter)
+    return make_estimator("logistic_regression", {"C": C, "max_iter": max_iter}, random_state).fit(X, y)
 
 
-def train_model(
+def train_candidate(
     train_path: storage.Location,
-    model_path: storage.Location,
-    training_path: storage.Location,
-    C: float,
-    max_iter: int,
+    name: str,
+    params: Mapping[str, Any],
+    out_dir: storage.Location,
+    folds: int,
+    repeats: int,
     random_state: int,
 ) -> dict[str, str]:
-    """Read the training split, fit the model and save it with joblib (plus its checksum), and
-    a record of the estimator, its parameters and the training data.
+    """Cross-validate candidate ``name`` on the training split, then fit it on all of it.
+
+    Writes into ``out_dir``: ``model.pkl`` (+ checksum), ``cv.json`` (every fold's scores and
+    their mean and sd) and ``oof.csv`` (each training row's out-of-fold probability).
 
     Returns:
-        ``{"model": model_path, "training": training_path}``
+        ``{"candidate": name, "model": ..., "cv": ..., "oof": ...}``
     """
-    X, y = features_and_labels(storage.read_frame(train_path, "preprocess_data"))
-    model = fit_model(X, y, C=C, max_iter=max_iter, random_state=random_state)
-    accuracy = float(model.score(X, y))
+    if name == "logistic_regression":
+        _check_logistic(params["C"], params["max_iter"])
+    train = storage.read_frame(train_path, "preprocess_data")
+    X, y = features_and_labels(train)
+    estimator = make_estimator(name, params, random_state)
+    scores, oof = cross_validate(estimator, X, y, folds, repeats, random_state)
+    model = clone(estimator).fit(X, y)
+    summary = summarize(scores)
     logger.info(
-        "fitted LogisticRegression(C=%s, max_iter=%s) on %d rows; training accuracy %.4f",
-        C, max_iter, len(y), accuracy,
+        "%s: %d x %d-fold CV on %d training rows: roc_auc %.4f +/- %.4f, pr_auc %.4f, brier %.4f",
+        name, repeats, folds, len(y), summary["roc_auc"]["mean"], summary["roc_auc"]["sd"],
+        summary["pr_auc"]["mean"], summary["brier"]["mean"],
     )
-    storage.dump_object(model, model_path)
+    out = storage.location(out_dir)
+    storage.dump_object(model, out / "model.pkl")
+    storage.write_frame(
+        pd.DataFrame({ID_COLUMN: train[ID_COLUMN], TARGET_COLUMN: train[TARGET_COLUMN],
+                      "malignant_probability": oof}),
+        out / "oof.csv",
+    )
     storage.write_json(
         {
+            "candidate": name,
             "estimator": type(model).__name__,
-            "params": {"C": C, "max_iter": max_iter, "random_state": random_state},
+            "params": dict(params),
+            "random_state": random_state,
+            "folds": folds,
+            "repeats": repeats,
             "rows": len(y),
-            "malignant_rows": int(y.sum()),
             "train_sha256": storage.sha256(train_path),
-            "training_accuracy": accuracy,
-            "iterations": int(model.n_iter_.max()),
+            "scores": scores,
+            "summary": summary,
+        },
+        out / "cv.json",
+    )
+    return {"candidate": name, "model": storage.uri(out / "model.pkl"), "cv": storage.uri(out / "cv.json"),
+            "oof": storage.uri(out / "oof.csv")}
+
+
+def select_model(
+    candidate_dirs: Mapping[str, storage.Location],
+    metric: str,
+    target_sensitivity: float,
+    model_path: storage.Location,
+    training_path: storage.Location,
+) -> dict[str, str]:
+    """Pick the candidate with the best mean cross-validated ``metric`` and choose its decision
+    threshold on its out-of-fold probabilities; copy it to ``model_path`` and record the choice.
+
+    Returns:
+        ``{"model": model_path, "training": training_path, "candidate": winner}``
+    """
+    cvs = {name: storage.read_json(storage.location(d) / "cv.json", "train_model") for name, d in candidate_dirs.items()}
+    ranking = rank({name: cv["summary"] for name, cv in cvs.items()}, metric)
+    winner = ranking[0]
+    best = storage.location(candidate_dirs[winner])
+    oof = storage.read_frame(best / "oof.csv", "train_model")
+    y = oof[TARGET_COLUMN].map(LABEL_CODES).to_numpy(dtype=int)
+    threshold = choose_threshold(y, oof["malignant_probability"].to_numpy(), target_sensitivity)
+    model = storage.load_object(best / "model.pkl")
+    storage.dump_object(model, model_path)
+    cv = cvs[winner]
+    logger.info(
+        "selected %s by cross-validated %s (%s); threshold %.4f gives out-of-fold sensitivity %.3f, "
+        "specificity %.3f", winner, metric,
+        ", ".join(f"{n} {cvs[n]['summary'][metric]['mean']:.4f}" for n in ranking),
+        threshold["threshold"], threshold["sensitivity"], threshold["specificity"],
+    )
+    storage.write_json(
+        {
+            "candidate": winner,
+            "estimator": cv["estimator"],
+            "params": {**cv["params"], "random_state": cv["random_state"]},
+            "threshold": threshold,
+            "rows": cv["rows"],
+            "train_sha256": cv["train_sha256"],
+            "selection": {
+                "metric": metric,
+                "folds": cv["folds"],
+                "repeats": cv["repeats"],
+                "ranking": ranking,
+                "cross_validation": {name: cvs[name]["summary"] for name in ranking},
+            },
         },
         training_path,
     )
-    return {"model": str(model_path), "training": str(training_path)}
+    return {"model": storage.uri(model_path), "training": storage.uri(training_path), "candidate": winner}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
+    """Command-line entry point: train the candidates, then select the model."""
     p, settings, run = cli.parser(__doc__)
     p.add_argument("--train", type=cli.path_arg, default=run.train, help="train split")
-    p.add_argument("--model", type=cli.path_arg, default=run.model, help="model file to write")
+    p.add_argument("--candidate", action="append", choices=list(settings.candidates),
+                   help="train only this candidate (repeatable; default: every enabled one)")
+    p.add_argument("--model", type=cli.path_arg, default=run.model, help="selected model to write")
     p.add_argument("--training", type=cli.path_arg, default=run.training,
-                   help="training record JSON to write")
-    p.add_argument("--C", dest="C", type=float, default=settings.C)
-    p.add_argument("--max-iter", type=int, default=settings.max_iter)
+                   help="selection record JSON to write")
+    p.add_argument("--C", dest="C", type=float, default=settings.C, help="logistic regression C")
+    p.add_argument("--max-iter", type=int, default=settings.max_iter, help="logistic regression iterations")
     p.add_argument("--random-state", type=int, default=settings.random_state)
-    return cli.run(
-        p, lambda a: train_model(a.train, a.model, a.training, a.C, a.max_iter, a.random_state), argv
-    )
+
+    def action(a):
+        names = a.candidate or list(settings.candidates)
+        params = {**settings.candidates, "logistic_regression": {"C": a.C, "max_iter": a.max_iter}}
+        for name in names:
+            train_candidate(a.train, name, params[name], run.candidate(name), settings.cv_folds,
+                            settings.cv_repeats, a.random_state)
+        return select_model({n: run.candidate(n) for n in names}, settings.selection_metric,
+                            settings.target_sensitivity, a.model, a.training)
+
+    return cli.run(p, action, argv)
 
 
 if __name__ == "__main__":

@@ -30,9 +30,10 @@ os.environ.update(
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "RESULTS_DIR": str(_SESSION_DIR / "results"),
         "UPLOAD_URI": str(_SESSION_DIR / "uploads"),
+        "PIPELINE_CONFIG": str(PROJECT_ROOT / "tests" / "fast.toml"),
     }
 )
-for name in ("PIPELINE_CONFIG", "DATA_PATH", "UPLOAD_CONN_ID",
+for name in ("DATA_PATH", "UPLOAD_CONN_ID",
              # never the project's secrets/connections.json: tests bring their own connections
              "AIRFLOW__SECRETS__BACKEND", "AIRFLOW__SECRETS__BACKEND_KWARGS"):
     os.environ.pop(name, None)
@@ -89,19 +90,35 @@ def airflow_db() -> Path:
     return Path(os.environ["AIRFLOW_HOME"])
 
 
-def build_run(run_dir: Path, csv: Path, C: float = 1.0, test_size: float = 0.25, random_state: int = 0):
-    """Run the etl steps' cores from ``load_data`` to ``evaluate_model`` into ``run_dir``."""
-    from etl.config import RunPaths
+def with_config(env: dict[str, str], path: Path) -> dict[str, str]:
+    """``env`` with the config file ``path`` read after the tests' own (``tests/fast.toml``)."""
+    return {**env, "PIPELINE_CONFIG": f"{env['PIPELINE_CONFIG']}{os.pathsep}{path}"}
+
+
+def build_run(run_dir, csv, C: float = 1.0, test_size: float = 0.25, random_state: int = 0,
+              candidates=("logistic_regression",), report: bool = True):
+    """Run the etl steps' cores from ``load_data`` to ``make_report`` into ``run_dir``."""
+    from etl.config import RunPaths, load_settings
     from etl.evaluate_model import evaluate_model
     from etl.load_data import load_data
     from etl.preprocess_data import preprocess_data
-    from etl.train_model import train_model
+    from etl.report import make_report
+    from etl.train_model import select_model, train_candidate
 
+    settings = load_settings()
     run = RunPaths(run_dir)
     load_data(csv, run.data, run.profile)
     preprocess_data(run.data, run.train, run.test, run.scaler, run.preprocessing, test_size, random_state)
-    train_model(run.train, run.model, run.training, C=C, max_iter=1000, random_state=random_state)
-    evaluate_model(run.model, run.test, run.metrics, run.predictions)
+    params = {**settings.candidates, "logistic_regression": {"C": C, "max_iter": 1000}}
+    for name in candidates:
+        train_candidate(run.train, name, params[name], run.candidate(name), settings.cv_folds,
+                        settings.cv_repeats, random_state)
+    select_model({n: run.candidate(n) for n in candidates}, settings.selection_metric,
+                 settings.target_sensitivity, run.model, run.training)
+    evaluate_model(run.model, run.test, run.training, run.metrics, run.predictions,
+                   settings.bootstrap_resamples, random_state)
+    if report:
+        make_report(run.root, run.report, random_state)
     return run
 
 

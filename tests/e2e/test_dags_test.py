@@ -9,14 +9,15 @@ import pytest
 
 from etl.save_results import current_release, load_published
 from tests.conftest import AIRFLOW, DAG_ID, PROJECT_ROOT, run_command
+from tests.e2e.test_tasks_test import CANDIDATES
 
 pytestmark = pytest.mark.airflow_cli
 
 
 RUN_FILES = [
-    "data.csv", "metrics.json", "model.pkl", "model.pkl.sha256", "predictions.csv", "preprocessing.json",
-    "profile.json", "release.json", "scaler.pkl", "scaler.pkl.sha256", "test.csv", "train.csv",
-    "training.json",
+    "candidates", "data.csv", "gate.json", "metrics.json", "model.pkl", "model.pkl.sha256", "predictions.csv",
+    "preprocessing.json", "profile.json", "release.json", "report.html", "scaler.pkl", "scaler.pkl.sha256",
+    "test.csv", "train.csv", "training.json",
 ]
 
 
@@ -28,7 +29,9 @@ def _dags_test(date: str, env: dict, *args: str) -> str:
 
 
 def test_full_run_publishes_model_scaler_metrics_and_manifest(airflow_db, env, tmp_path, shipped_csv):
-    _dags_test("2024-03-01", env)
+    log = _dags_test("2024-03-01", env)
+    # One mapped train_model task per enabled candidate, then one selection.
+    assert re.findall(r"starting task_id=train_model map_index=(\d+)", log) == ["0", "1", "2", "3"]
 
     results = tmp_path / "results"
     metrics = json.loads((results / "metrics.json").read_text())
@@ -45,8 +48,10 @@ def test_full_run_publishes_model_scaler_metrics_and_manifest(airflow_db, env, t
     manifest = json.loads((results / "manifest.json").read_text())
     assert manifest["data"]["sha256"] == hashlib.sha256(shipped_csv.read_bytes()).hexdigest()
     assert manifest["data"]["rows"] == 569
-    assert manifest["params"]["train_model"] == {"estimator": "LogisticRegression", "C": 1.0,
-                                                 "max_iter": 1000, "random_state": 42}
+    assert manifest["params"]["train_model"]["random_state"] == 42
+    assert manifest["model"]["candidate"] in CANDIDATES
+    assert sorted(p.name for p in (run / "candidates").iterdir()) == sorted(CANDIDATES)
+    assert (run / "report.html").read_text().count("data:image/png;base64,") == 6
     assert manifest["run"]["dag_id"] == DAG_ID
     assert manifest["run"]["run_id"].startswith("manual__")
     assert manifest["run"]["logical_date"] == "2024-03-01T00:00:00+00:00"

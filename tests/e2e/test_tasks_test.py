@@ -11,12 +11,17 @@ from tests.conftest import AIRFLOW, DAG_ID, run_command
 
 pytestmark = pytest.mark.airflow_cli
 
-ORDER = ["ensure_results_dir", "load_data", "preprocess_data", "train_model", "evaluate_model",
-         "save_results", "upload_results"]
+ORDER = ["ensure_results_dir", "load_data", "preprocess_data", "train_model", "select_model",
+         "evaluate_model", "make_report", "save_results", "upload_results"]
+#: train_model is mapped: one task instance per candidate, by map index.
+CANDIDATES = ["logistic_regression", "svm", "random_forest", "hist_gradient_boosting"]
+STEPS = [(task, None) for task in ORDER[:3]] + [("train_model", i) for i in range(len(CANDIDATES))] + [
+    (task, None) for task in ORDER[4:]]
 
 
-def _tasks_test(task, date, env):
-    proc = run_command([AIRFLOW, "tasks", "test", DAG_ID, task, date], env=env)
+def _tasks_test(task, date, env, map_index=None):
+    extra = ["--map-index", str(map_index)] if map_index is not None else []
+    proc = run_command([AIRFLOW, "tasks", "test", DAG_ID, task, date, *extra], env=env)
     log = proc.stdout + proc.stderr
     # `airflow tasks test` exits 0 even when the task fails: the state is in the log.
     states = re.findall(r"new_state=(\w+)", log)
@@ -26,18 +31,22 @@ def _tasks_test(task, date, env):
 
 def test_each_task_in_order_on_a_fresh_date(airflow_db, env, tmp_path):
     date = "2024-05-06"
-    state, log = _tasks_test("train_model", date, env)
+    state, log = _tasks_test("evaluate_model", date, env)
     assert state == "failed"
     run = tmp_path / "results" / "runs" / "2024-05-06T000000Z"
     assert f"missing input {run} (written by task 'ensure_results_dir': run it first)" in log
 
-    for task in ORDER:
-        state, log = _tasks_test(task, date, env)
+    for task, map_index in STEPS:
+        state, log = _tasks_test(task, date, env, map_index)
         assert state == "success", f"{task}:\n{log[-3000:]}"
         if task == "load_data":
-            state, log = _tasks_test("train_model", date, env)
+            state, log = _tasks_test("train_model", date, env, 0)
             assert state == "failed"
             assert f"missing input {run / 'train.csv'} (written by task 'preprocess_data': run it first)" in log
+        if task == "train_model" and map_index == 0:
+            state, log = _tasks_test("select_model", date, env)
+            assert state == "failed"  # the other candidates have not run yet
+            assert f"missing input {run / 'candidates' / 'svm' / 'cv.json'} (written by task 'train_model'" in log
 
     metrics = json.loads((tmp_path / "results" / "metrics.json").read_text())
     assert 0.9 <= metrics["accuracy"] <= 1.0
@@ -45,13 +54,13 @@ def test_each_task_in_order_on_a_fresh_date(airflow_db, env, tmp_path):
 
     # Rerunning any task is idempotent: same files, same bytes, the same single release.
     before = _snapshot(tmp_path)
-    for task in ORDER:
-        state, log = _tasks_test(task, date, env)
+    for task, map_index in STEPS[:5] + STEPS[-5:]:  # every task; one candidate of train_model
+        state, log = _tasks_test(task, date, env, map_index)
         assert state == "success", f"{task}:\n{log[-3000:]}"
         assert _snapshot(tmp_path) == before, f"rerunning {task} changed files"
     assert len(list((tmp_path / "results" / "published").iterdir())) == 1
 
-    # A model changed after train_model wrote it is refused, once, without a retry.
+    # A model changed after select_model wrote it is refused, once, without a retry.
     (run / "model.pkl").write_bytes((run / "model.pkl").read_bytes() + b"\0")
     state, log = _tasks_test("evaluate_model", date, env)
     assert state == "failed"

@@ -18,7 +18,7 @@ from etl.config import run_key
 from etl.save_results import current_release, release_is_intact, run_release
 from tests.conftest import DAG_ID, PROJECT_ROOT
 from tests.e2e.test_dags_test import RUN_FILES
-from tests.e2e.test_tasks_test import ORDER
+from tests.e2e.test_tasks_test import CANDIDATES, ORDER
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -132,6 +132,9 @@ def test_trigger_from_the_api_like_the_ui(stack):
     for run_id in run_ids:
         status, tis = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
         assert {ti["task_id"]: ti["state"] for ti in tis["task_instances"]} == {t: "success" for t in ORDER}
+        # One mapped train_model per candidate, named in the UI by map_index_template.
+        assert sorted(ti["rendered_map_index"] for ti in tis["task_instances"] if ti["task_id"] == "train_model") \
+            == sorted(CANDIDATES)
 
     results = tmp_path / "results"
     folders = [results / "runs" / run_key(None, r) for r in run_ids]

@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from etl.save_results import current_release, release_is_intact
-from tests.conftest import AIRFLOW, DAG_ID, PROJECT_ROOT, run_command
+from tests.conftest import AIRFLOW, DAG_ID, PROJECT_ROOT, run_command, with_config
 from tests.servers import BUCKET, MOTO_SERVER, free_port, wait_for_port
 
 pytestmark = pytest.mark.airflow_cli
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.airflow_cli
 def _alerting_env(env, tmp_path, **alerts) -> dict[str, str]:
     config = tmp_path / "alerts.toml"
     config.write_text("[alerts]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in alerts.items()))
-    return {**env, "PIPELINE_CONFIG": str(config)}
+    return with_config(env, config)
 
 
 def test_a_run_uploads_to_s3_and_announces_its_success(airflow_db, env, tmp_path, s3_server, webhook_server):
@@ -104,7 +104,7 @@ def test_an_unreachable_s3_server_is_retried_until_it_is_back(airflow_db, env, t
     port = free_port()
     config = tmp_path / "retries.toml"
     config.write_text("[airflow]\nretries = 2\nretry_delay_seconds = 5\n")
-    env = {**env, "PIPELINE_CONFIG": str(config), "UPLOAD_URI": f"s3://{BUCKET}/later",
+    env = {**with_config(env, config), "UPLOAD_URI": f"s3://{BUCKET}/later",
            "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({
                "conn_type": "aws", "login": "key", "password": "secret",
                "extra": {"endpoint_url": f"http://127.0.0.1:{port}", "region_name": "us-east-1"}})}

@@ -6,8 +6,8 @@ import pytest
 
 from tests.conftest import run_module
 
-STEPS = ["load_data", "preprocess_data", "train_model", "evaluate_model", "save_results",
-         "upload_results", "summary"]
+STEPS = ["load_data", "preprocess_data", "train_model", "evaluate_model", "report", "save_results",
+         "upload_results", "summary", "predict"]
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -23,8 +23,9 @@ def test_steps_chain_with_their_default_paths(small_csv, env, tmp_path):
     for step, args in [
         ("load_data", ["--data-path", str(small_csv)]),
         ("preprocess_data", ["--test-size", "0.25"]),
-        ("train_model", ["--C", "0.5"]),
+        ("train_model", ["--C", "0.5", "--candidate", "logistic_regression", "--candidate", "svm"]),
         ("evaluate_model", []),
+        ("report", []),
         ("save_results", []),
         ("upload_results", []),
     ]:
@@ -36,6 +37,8 @@ def test_steps_chain_with_their_default_paths(small_csv, env, tmp_path):
     metrics = json.loads((tmp_path / "results" / "metrics.json").read_text())
     assert metrics["n_test"] == 15
     assert (tmp_path / "uploads" / "cli" / "model.pkl").read_bytes() == (run / "model.pkl").read_bytes()
+    assert sorted(p.name for p in (run / "candidates").iterdir()) == ["logistic_regression", "svm"]
+    assert outputs["candidate"] in ("logistic_regression", "svm") and (run / "report.html").is_file()
     proc = run_module("etl.summary", env=env)
     assert proc.returncode == 0 and "accuracy" in proc.stdout
 

@@ -6,7 +6,8 @@ from etl import storage
 from etl.errors import ParameterError
 from etl.load_data import RawTable, validate
 from etl.preprocess_data import split_and_scale
-from etl.train_model import features_and_labels, fit_model, train_model
+from etl.config import load_settings
+from etl.train_model import features_and_labels, fit_model, select_model, train_candidate
 
 
 @pytest.fixture
@@ -36,14 +37,63 @@ def test_bad_parameters_are_refused(train, C, max_iter, message):
         fit_model(X, y, C=C, max_iter=max_iter, random_state=0)
 
 
-def test_train_model_saves_a_verified_model_and_its_record(train, tmp_path):
-    storage.write_frame(train, tmp_path / "train.csv")
-    out = train_model(tmp_path / "train.csv", tmp_path / "model.pkl", tmp_path / "training.json",
-                      C=0.5, max_iter=100, random_state=0)
-    model = storage.load_object(out["model"])  # checked against model.pkl.sha256
-    assert list(model.classes_) == [0, 1] and model.C == 0.5
-    record = storage.read_json(out["training"])
-    assert record["estimator"] == "LogisticRegression"
-    assert record["params"] == {"C": 0.5, "max_iter": 100, "random_state": 0}
-    assert (record["rows"], record["malignant_rows"]) == (45, 16)
-    assert record["train_sha256"] == storage.sha256(tmp_path / "train.csv")
+@pytest.fixture
+def split(small_csv, tmp_path):
+    """A run folder of the small data set, preprocessed, and its settings."""
+    from etl.config import RunPaths
+    from etl.load_data import load_data
+    from etl.preprocess_data import preprocess_data
+
+    run = RunPaths(tmp_path / "run")
+    load_data(small_csv, run.data, run.profile)
+    preprocess_data(run.data, run.train, run.test, run.scaler, run.preprocessing, 0.25, 0)
+    return run
+
+
+def test_every_candidate_trains_cross_validates_and_records(split):
+    settings = load_settings()
+    for name, params in settings.candidates.items():
+        out = train_candidate(split.train, name, params, split.candidate(name), folds=3, repeats=2, random_state=0)
+        cv = storage.read_json(out["cv"])
+        assert (cv["candidate"], cv["folds"], cv["repeats"], cv["rows"]) == (name, 3, 2, 45)
+        assert len(cv["scores"]) == 6 and set(cv["summary"]) == {"roc_auc", "pr_auc", "brier"}
+        model = storage.load_object(out["model"])  # checked against its checksum
+        assert list(model.classes_) == [0, 1] and model.n_features_in_ == 30
+        oof = pd.read_csv(out["oof"])
+        assert list(oof["id"]) == list(pd.read_csv(split.train)["id"])
+        assert oof["malignant_probability"].between(0, 1).all()
+
+
+def test_selection_and_threshold_never_see_the_test_split(split, tmp_path):
+    """Selection reads only the candidates' training-split records: scrambling the test split
+    changes nothing, and every out-of-fold row is a training row."""
+    names = ["logistic_regression", "svm"]
+    settings = load_settings()
+    for name in names:
+        train_candidate(split.train, name, settings.candidates[name], split.candidate(name), 3, 1, 0)
+    dirs = {n: split.candidate(n) for n in names}
+    select_model(dirs, "roc_auc", 0.97, tmp_path / "m1.pkl", tmp_path / "t1.json")
+    test = pd.read_csv(split.test)
+    test["diagnosis"] = test["diagnosis"].map({"M": "B", "B": "M"})  # every test label wrong
+    test.iloc[:, 2:] = 0.0
+    test.to_csv(split.test, index=False)
+    select_model(dirs, "roc_auc", 0.97, tmp_path / "m2.pkl", tmp_path / "t2.json")
+    assert (tmp_path / "t1.json").read_bytes() == (tmp_path / "t2.json").read_bytes()
+    assert (tmp_path / "m1.pkl").read_bytes() == (tmp_path / "m2.pkl").read_bytes()
+    train_ids = set(pd.read_csv(split.train)["id"])
+    for name in names:
+        assert set(pd.read_csv(split.candidate(name) / "oof.csv")["id"]) == train_ids
+    assert not train_ids & set(test["id"])
+    record = storage.read_json(tmp_path / "t1.json")
+    assert record["train_sha256"] == storage.sha256(split.train)
+    assert record["selection"]["ranking"][0] == record["candidate"]
+    assert record["threshold"]["sensitivity"] >= 0.97
+
+
+def test_a_bad_candidate_setting_is_one_clear_line(split):
+    with pytest.raises(ParameterError, match="candidate random_forest: .*n_estimators"):
+        train_candidate(split.train, "random_forest", {"n_estimators": 0}, split.candidate("rf"), 3, 1, 0)
+    with pytest.raises(ParameterError, match="unknown candidate model 'xgboost'"):
+        train_candidate(split.train, "xgboost", {}, split.candidate("x"), 3, 1, 0)
+    with pytest.raises(ParameterError, match="C must be > 0"):
+        train_candidate(split.train, "logistic_regression", {"C": 0, "max_iter": 10}, split.candidate("lr"), 3, 1, 0)

@@ -27,7 +27,8 @@ def task_policy(task: Any) -> None:
     if not spec or spec.split(":")[0] != task.task_id:
         return
     task_id, kind = spec.split(":")
-    callable_ = task.python_callable
+    mapped = getattr(task, "partial_kwargs", None)  # a mapped task (train_model): every instance
+    callable_ = mapped["python_callable"] if mapped is not None else task.python_callable
 
     @functools.wraps(callable_)
     def faulty(**context: Any) -> Any:
@@ -42,4 +43,7 @@ def task_policy(task: Any) -> None:
         _fail(task_id, kind)
         return result
 
-    task.python_callable = faulty
+    if mapped is not None:
+        mapped["python_callable"] = faulty
+    else:
+        task.python_callable = faulty

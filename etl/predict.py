@@ -1,0 +1,78 @@
+"""Score new rows with the published model: ``python -m etl.predict --input new.csv --output out.csv``.
+
+The input may have any layout ``load_data`` accepts (header or UCI's headerless ``wdbc.data``,
+columns in any order, extra columns); ``diagnosis`` is optional and ignored. Every input row
+gives one output row: ``id``, ``malignant_probability`` and ``predicted`` (``M`` or ``B`` at the
+decision threshold the published model was selected with). The model and its preprocessing are
+taken from the published release and used only after their SHA-256 matches its manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from etl import cli, storage
+from etl.config import MANIFEST
+from etl.evaluate_model import predict_frame
+from etl.load_data import read_input, validate
+from etl.save_results import current_release, verified_files
+from etl.schema import FEATURE_COLUMNS
+
+logger = logging.getLogger(__name__)
+
+
+def load_release(release: str | os.PathLike[str]) -> tuple[Any, Any, dict[str, Any]]:
+    """The model, the preprocessing and the manifest of a release, hashes checked first."""
+    release = Path(release)
+    files = verified_files(release)
+    manifest = storage.read_json(files[MANIFEST])
+
+    def load(name: str) -> Any:
+        return storage.load_object(files[name], manifest["artifacts"][name]["sha256"], str(files[MANIFEST]))
+
+    return load("model.pkl"), load("scaler.pkl"), manifest
+
+
+def predict(
+    input_path: storage.Location,
+    output_path: storage.Location,
+    results_dir: str | os.PathLike[str],
+    release: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Score every row of ``input_path`` with the published model; write ``output_path``.
+
+    Args:
+        release: a release folder to use instead of the published one.
+
+    Returns:
+        ``{"predictions": output_path, "rows": n, "release": name, "threshold": t}``
+    """
+    release = Path(release) if release else current_release(results_dir)
+    model, scaler, manifest = load_release(release)
+    threshold = manifest["model"]["threshold"]
+    rows, _ = validate(read_input(input_path), str(input_path), labelled=False)
+    features = scaler.transform(rows[list(FEATURE_COLUMNS)])
+    out = predict_frame(model, features.assign(id=rows["id"].to_numpy()), threshold)
+    storage.write_frame(out, output_path)
+    logger.info("scored %d row(s) of %s with release %s (%s, threshold %.4f): %d predicted malignant",
+                len(out), input_path, release.name, manifest["model"]["candidate"], threshold,
+                int((out["predicted"] == "M").sum()))
+    return {"predictions": storage.uri(output_path), "rows": len(out), "release": release.name,
+            "threshold": threshold}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    p, settings, _ = cli.parser(__doc__)
+    p.add_argument("--input", type=cli.path_arg, required=True, help="CSV of rows to score")
+    p.add_argument("--output", type=cli.path_arg, required=True, help="predictions CSV to write")
+    p.add_argument("--release", type=cli.path_arg, default=None,
+                   help="release folder (default: the published one, results/current)")
+    return cli.run(p, lambda a: predict(a.input, a.output, settings.results_dir, a.release), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,198 @@
+"""A self-contained HTML report of a run (``report.html``): images embedded, no network needed.
+
+Sections: the data profile and class balance, the candidates' cross-validation scores, the
+chosen threshold, the test metrics with their confidence intervals, ROC and precision-recall
+curves, the confusion matrix, the calibration curve, and what drives the model (the logistic
+regression's coefficients, a forest's feature importances, or permutation importance).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from etl import cli, storage
+from etl.config import RunPaths
+from etl.schema import FEATURE_COLUMNS, LABEL_CODES, TARGET_COLUMN
+
+logger = logging.getLogger(__name__)
+
+#: Section ids, in order (a test checks each is present).
+SECTIONS = ("data", "cross-validation", "threshold", "metrics", "curves", "confusion", "calibration",
+            "features")
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display, no network
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(5.2, 4.0), dpi=100)
+
+
+def _png(fig: Any) -> str:
+    """An ``<img>`` with the figure as an embedded PNG."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> str:
+    cells = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{cells}</tr>{body}</table>"
+
+
+def _drivers(model: Any, X: pd.DataFrame, y: np.ndarray, random_state: int) -> tuple[str, pd.Series]:
+    """What the model relies on: coefficients, impurity importances or permutation importance."""
+    if hasattr(model, "coef_"):
+        return "Logistic regression coefficients (scaled features; > 0 pushes towards malignant)", \
+            pd.Series(model.coef_[0], index=FEATURE_COLUMNS)
+    if hasattr(model, "feature_importances_"):
+        return "Feature importances (mean impurity decrease)", pd.Series(model.feature_importances_, index=FEATURE_COLUMNS)
+    from sklearn.inspection import permutation_importance
+
+    result = permutation_importance(model, X, y, scoring="roc_auc", n_repeats=5, random_state=random_state)
+    return "Permutation importance on the test split (drop in ROC AUC)", \
+        pd.Series(result.importances_mean, index=FEATURE_COLUMNS)
+
+
+def build_report(run: RunPaths, random_state: int = 0) -> str:
+    """The report of the evaluated run in ``run``, as one HTML document."""
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    profile = storage.read_json(run.profile, "load_data")
+    training = storage.read_json(run.training, "select_model")
+    metrics = storage.read_json(run.metrics, "evaluate_model")
+    predictions = storage.read_frame(run.predictions, "evaluate_model")
+    test = storage.read_frame(run.test, "preprocess_data")
+    model = storage.load_object(run.model)
+    y = predictions[TARGET_COLUMN].map(LABEL_CODES).to_numpy(dtype=int)
+    p = predictions["malignant_probability"].to_numpy()
+    threshold = metrics["threshold"]
+    parts = []
+
+    balance = profile["class_balance"]
+    fig, ax = _figure()
+    ax.bar(["malignant (M)", "benign (B)"], [balance.get("M", 0), balance.get("B", 0)], color=["#c0392b", "#2980b9"])
+    ax.set_ylabel("rows")
+    ax.set_title("Class balance")
+    parts.append(("data", "Data", _table(
+        [["source", profile["source"]], ["SHA-256", profile["source_sha256"]], ["rows", profile["rows"]],
+         ["rows read", profile["rows_read"]], ["duplicates dropped", profile["duplicate_rows_dropped"]],
+         ["missing values (imputed)", profile["missing_total"]], ["malignant / benign", f"{balance.get('M', 0)} / {balance.get('B', 0)}"]],
+        ["", ""]) + _png(fig)))
+
+    cv = training["selection"]["cross_validation"]
+    sel = training["selection"]
+    parts.append(("cross-validation", "Candidates (cross-validation on the training split)",
+                  f"<p>{sel['repeats']} x {sel['folds']}-fold stratified cross-validation; selected by mean "
+                  f"<b>{html.escape(sel['metric'])}</b>: <b>{html.escape(training['candidate'])}</b>.</p>"
+                  + _table([[name, *(f"{s[m]['mean']:.4f} ± {s[m]['sd']:.4f}" for m in ("roc_auc", "pr_auc", "brier"))]
+                            for name, s in cv.items()], ["candidate", "ROC AUC", "PR AUC", "Brier"])))
+
+    t = training["threshold"]
+    parts.append(("threshold", "Operating point",
+                  f"<p>Threshold <b>{threshold:.4f}</b>: the highest at which at least "
+                  f"{t['target_sensitivity']:.0%} of the malignant training rows are caught out of fold "
+                  f"(sensitivity {t['sensitivity']:.3f}, specificity {t['specificity']:.3f}). A tumour is called "
+                  "malignant when its probability is at or above it.</p>"))
+
+    shown = ("recall", "specificity", "precision", "accuracy", "f1", "roc_auc", "pr_auc", "brier")
+    parts.append(("metrics", f"Test split ({metrics['n_test']} rows)", _table(
+        [[m, f"{metrics['at_threshold'].get(m, metrics.get(m)):.4f}",
+          f"[{metrics['ci95'][m][0]:.3f}, {metrics['ci95'][m][1]:.3f}]",
+          f"{metrics['at_0.5'].get(m, metrics.get(m)):.4f}"] for m in shown],
+        ["metric", f"at {threshold:.4f}", "95 % CI (bootstrap)", "at 0.5"])))
+
+    fpr, tpr, _ = roc_curve(y, p)
+    fig, ax = _figure()
+    ax.plot(fpr, tpr, label=f"ROC AUC {metrics['roc_auc']:.3f}")
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
+    ax.scatter([1 - metrics["specificity"]], [metrics["recall"]], color="black", zorder=3, label="chosen threshold")
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC curve (test)")
+    ax.legend(loc="lower right")
+    roc = _png(fig)
+    precision, recall, _ = precision_recall_curve(y, p)
+    fig, ax = _figure()
+    ax.plot(recall, precision, label=f"PR AUC {metrics['pr_auc']:.3f}")
+    ax.scatter([metrics["recall"]], [metrics["precision"]], color="black", zorder=3, label="chosen threshold")
+    ax.set(xlabel="recall (sensitivity)", ylabel="precision", title="Precision-recall curve (test)")
+    ax.legend(loc="lower left")
+    parts.append(("curves", "ROC and precision-recall curves", roc + _png(fig)))
+
+    cm = metrics["confusion_matrix"]
+    fig, ax = _figure()
+    grid = np.array([[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]])
+    ax.imshow(grid, cmap="Blues")
+    for (i, j), value in np.ndenumerate(grid):
+        ax.text(j, i, str(value), ha="center", va="center", fontsize=16)
+    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["B", "M"], yticklabels=["B", "M"],
+           xlabel="predicted", ylabel="true", title=f"Confusion matrix at {threshold:.3f}")
+    parts.append(("confusion", "Confusion matrix", _png(fig)))
+
+    observed, predicted = calibration_curve(y, p, n_bins=8, strategy="quantile")
+    fig, ax = _figure()
+    ax.plot(predicted, observed, marker="o", label=f"model (Brier {metrics['brier']:.3f})")
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfectly calibrated")
+    ax.set(xlabel="predicted probability of malignancy", ylabel="observed share malignant", title="Calibration (test)")
+    ax.legend(loc="upper left")
+    parts.append(("calibration", "Calibration", _png(fig)))
+
+    title, values = _drivers(model, test[list(FEATURE_COLUMNS)], y, random_state)
+    top = values.reindex(values.abs().sort_values(ascending=False).index)[:15][::-1]
+    fig, ax = _figure()
+    ax.barh(top.index, top.to_numpy(), color=["#c0392b" if v > 0 else "#2980b9" for v in top])
+    ax.set_title(f"Top {len(top)} features", fontsize=10)
+    ax.tick_params(axis="y", labelsize=7)
+    parts.append(("features", "What the model relies on", f"<p>{html.escape(title)}.</p>" + _png(fig)))
+
+    sections = "".join(f'<section id="{sid}"><h2>{html.escape(h)}</h2>{body}</section>' for sid, h, body in parts)
+    return (
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>Breast cancer model report: {html.escape(run.root.name)}</title>"
+        "<style>body{font-family:sans-serif;max-width:60em;margin:auto;padding:1em}"
+        "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}"
+        "img{max-width:100%}</style></head><body>"
+        f"<h1>Run {html.escape(run.root.name)}: {html.escape(training['candidate'])}</h1>"
+        f"<p>Malignant is the positive class. Sensitivity {metrics['recall']:.3f}, specificity "
+        f"{metrics['specificity']:.3f}, ROC AUC {metrics['roc_auc']:.3f} on {metrics['n_test']} held-out rows.</p>"
+        f"{sections}</body></html>\n"
+    )
+
+
+def make_report(run_dir: storage.Location, report_path: storage.Location, random_state: int = 0) -> dict[str, str]:
+    """Write the run's ``report.html``.
+
+    Returns:
+        ``{"report": report_path}``
+    """
+    text = build_report(RunPaths(storage.location(run_dir)), random_state)
+    storage.write_bytes(text.encode("utf-8"), report_path)
+    logger.info("wrote %s (%d KiB)", report_path, len(text) // 1024)
+    return {"report": storage.uri(report_path)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    p, settings, run = cli.parser(__doc__)
+    p.add_argument("--run-dir", type=cli.path_arg, default=run.root, help="evaluated run folder")
+    p.add_argument("--report", type=cli.path_arg, default=None, help="HTML to write (default: <run>/report.html)")
+    return cli.run(p, lambda a: make_report(a.run_dir, a.report or RunPaths(a.run_dir).report,
+                                            settings.random_state), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

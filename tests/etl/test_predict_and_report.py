@@ -1,0 +1,78 @@
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from etl.errors import IntegrityError
+from etl.predict import predict
+from etl.report import SECTIONS
+from etl.save_results import current_release, publish
+from tests.conftest import build_run, run_module
+
+
+@pytest.fixture
+def results(tmp_path, evaluated_runs) -> Path:
+    shutil.copytree(evaluated_runs["new"], tmp_path / "results" / "runs" / "new")
+    publish(tmp_path / "results" / "runs" / "new", tmp_path / "results")
+    return tmp_path / "results"
+
+
+def test_predict_reproduces_the_evaluated_test_predictions(results, small_csv, tmp_path):
+    out = predict(small_csv, tmp_path / "scored.csv", results)
+    scored = pd.read_csv(out["predictions"])
+    raw = pd.read_csv(small_csv)
+    assert len(scored) == len(raw) == out["rows"] and list(scored["id"]) == list(raw["id"])
+    assert list(scored.columns) == ["id", "malignant_probability", "predicted"]
+    evaluated = pd.read_csv(results / "runs" / "new" / "predictions.csv").set_index("id")
+    mine = scored.set_index("id").loc[evaluated.index]
+    assert (mine["predicted"] == evaluated["predicted"]).all()
+    assert mine["malignant_probability"].to_numpy() == pytest.approx(evaluated["malignant_probability"].to_numpy(), abs=1e-12)
+
+
+def test_predict_takes_unlabelled_rows_in_other_layouts_one_row_each(results, small_csv, tmp_path):
+    df = pd.read_csv(small_csv).drop(columns="diagnosis")
+    df = pd.concat([df, df.head(2)])  # duplicates stay: one output row per input row
+    shuffled = df[list(reversed(df.columns))].assign(note="x")
+    shuffled.loc[shuffled.index[0], "area_worst"] = None  # imputed with the training median
+    shuffled.to_csv(tmp_path / "new.csv", index=False)
+    out = predict(tmp_path / "new.csv", tmp_path / "scored.csv", results)
+    assert out["rows"] == 62 and pd.read_csv(tmp_path / "scored.csv")["malignant_probability"].notna().all()
+
+
+def test_predict_refuses_a_changed_model(results, small_csv, tmp_path):
+    model = current_release(results) / "model.pkl"
+    model.write_bytes(model.read_bytes() + b"\0")
+    with pytest.raises(IntegrityError, match="model.pkl: SHA-256 .* recorded in .*manifest.json"):
+        predict(small_csv, tmp_path / "scored.csv", results)
+    assert not (tmp_path / "scored.csv").exists()
+
+
+def test_predict_command_line(results, small_csv, tmp_path, env):
+    env = {**env, "RESULTS_DIR": str(results)}
+    proc = run_module("etl.predict", "--input", str(small_csv), "--output", str(tmp_path / "o.csv"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert len(pd.read_csv(tmp_path / "o.csv")) == 60
+    bad = tmp_path / "bad.csv"
+    bad.write_text(small_csv.read_text().replace("radius_mean", "radius_men"))
+    proc = run_module("etl.predict", "--input", str(bad), "--output", str(tmp_path / "o2.csv"), env=env)
+    assert proc.returncode == 1 and "required column(s) missing: 'radius_mean'" in proc.stderr
+
+
+def test_report_has_every_section_and_embedded_images_only(evaluated_runs):
+    html = (evaluated_runs["new"] / "report.html").read_text()
+    assert re.findall(r'<section id="([^"]+)"', html) == list(SECTIONS)
+    images = re.findall(r'<img alt="" src="data:image/png;base64,([A-Za-z0-9+/=]+)">', html)
+    assert len(images) == 6  # class balance, ROC, PR, confusion, calibration, features
+    assert not re.search(r'(src|href)="(?!data:)', html)  # nothing to fetch: opens offline
+    for text in ("logistic_regression", "Threshold <b>", "95 % CI", "Logistic regression coefficients"):
+        assert text in html, text
+
+
+@pytest.mark.parametrize(("candidate", "drivers"), [
+    ("svm", "Permutation importance on the test split"), ("random_forest", "Feature importances")])
+def test_report_explains_other_winners(tmp_path, small_csv, candidate, drivers):
+    run = build_run(tmp_path / "run", small_csv, candidates=(candidate,))
+    html = run.report.read_text()
+    assert drivers in html and f": {candidate}</h1>" in html
