@@ -123,3 +123,40 @@ def test_bad_data_fails_at_once_without_retries(airflow_db, env, tmp_path, small
     assert "up_for_retry" not in log
     assert "starting task_id=preprocess_data" not in log
     assert not (tmp_path / "results" / "metrics.json").exists()
+
+
+def test_predict_on_the_shipped_data_reproduces_the_evaluated_test_predictions(airflow_db, env, tmp_path, shipped_csv):
+    import pandas as pd
+
+    from tests.conftest import run_module
+
+    _dags_test("2024-03-07", env)
+    out = tmp_path / "scored.csv"
+    proc = run_module("etl.predict", "--input", str(shipped_csv), "--output", str(out), env=env)
+    assert proc.returncode == 0, proc.stderr
+    scored = pd.read_csv(out).set_index("id")
+    assert len(scored) == 569
+    evaluated = pd.read_csv(tmp_path / "results" / "runs" / "2024-03-07T000000Z" / "predictions.csv").set_index("id")
+    assert (scored.loc[evaluated.index, "predicted"] == evaluated["predicted"]).all()
+    assert scored.loc[evaluated.index, "malignant_probability"].to_numpy() == pytest.approx(
+        evaluated["malignant_probability"].to_numpy(), abs=1e-12)
+
+
+def test_the_gate_keeps_the_published_model_when_a_worse_one_is_trained(airflow_db, env, tmp_path):
+    from tests.conftest import with_config
+
+    _dags_test("2024-03-08", env)
+    results = tmp_path / "results"
+    before = {n: (results / n).read_bytes() for n in ("metrics.json", "model.pkl", "scaler.pkl", "manifest.json")}
+    worse = tmp_path / "stump.toml"  # a single one-split tree: clearly worse than the published model
+    worse.write_text('[candidates]\nenabled = ["random_forest"]\nrandom_forest = { n_estimators = 1, max_depth = 1 }\n'
+                     "[gate]\nmax_roc_auc_drop = 0.0\n")
+    log = _dags_test("2024-03-09", with_config(env, worse))  # the run succeeds: a clear state
+    assert re.search(r"quality gate: not published \(roc_auc >= published roc_auc - max_roc_auc_drop: "
+                     r"0\.\d+ < 0\.\d+\); the published model stays 2024-03-08T000000Z-", log)
+    assert {n: (results / n).read_bytes() for n in before} == before
+    assert "new_state=skipped" in log  # save_results ends skipped, not failed
+    assert "starting task_id=upload_results " not in log  # and nothing is uploaded
+    assert not (tmp_path / "uploads" / "2024-03-09T000000Z").exists()
+    gate = json.loads((results / "runs" / "2024-03-09T000000Z" / "gate.json").read_text())
+    assert gate["passed"] is False and gate["published_release"].startswith("2024-03-08T000000Z-")
