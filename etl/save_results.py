@@ -22,6 +22,11 @@ never see files of two releases mixed.
 
 A release is named ``<run key>-<content hash>``: publishing the same run again with the same
 artifacts (a rerun) reuses its release instead of writing another.
+
+Before publishing, ``save_results`` applies the quality gate (``Gate``): the run's test ROC AUC
+and sensitivity must clear floors, and its ROC AUC must not be below the published model's on
+the same test rows. A refused model is not published; the reason goes to the log and to the
+run's ``gate.json`` and ``release.json``.
 """
 
 from __future__ import annotations
