@@ -75,6 +75,12 @@ class Settings:
         """Folder holding one sub-folder per run."""
         return self.results_dir / "runs"
 
+    def candidate_params(self, C: float, max_iter: int) -> dict[str, dict[str, Any]]:
+        """The enabled candidates' parameters, the logistic regression's ``C`` and ``max_iter``
+        replaced (a run's params or a command's flags)."""
+        return {name: {"C": C, "max_iter": max_iter} if name == "logistic_regression" else params
+                for name, params in self.candidates.items()}
+
     @property
     def drive_credentials(self) -> dict[str, Path]:
         """Google Drive credential files (``etl.gdrive``): a service account, saved user OAuth."""

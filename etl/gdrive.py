@@ -17,13 +17,13 @@ HTTP errors are left to Airflow's retries.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from etl import storage
 from etl.errors import UploadError
 
 logger = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ def upload(
         item.SetContentFile(str(path))
         item.Upload()
         item.content.close()
-        md5 = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+        md5 = storage.digest(path, "md5")
         if int(item["fileSize"]) != path.stat().st_size or item["md5Checksum"] != md5:
             raise OSError(f"upload of {name} to gdrive://{folder_id}/{run_key}: Drive's size or MD5 differs")
         logger.info("uploaded %s to gdrive://%s/%s (file id %s; size+md5 checked)", name, folder_id, run_key, item["id"])

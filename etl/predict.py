@@ -18,22 +18,10 @@ from etl import cli, storage
 from etl.config import MANIFEST
 from etl.evaluate_model import predict_frame
 from etl.load_data import read_input, validate
-from etl.save_results import current_release, verified_files
+from etl.save_results import current_release, load_from_release
 from etl.schema import FEATURE_COLUMNS
 
 logger = logging.getLogger(__name__)
-
-
-def load_release(release: str | os.PathLike[str]) -> tuple[Any, Any, dict[str, Any]]:
-    """The model, the preprocessing and the manifest of a release, hashes checked first."""
-    release = Path(release)
-    files = verified_files(release)
-    manifest = storage.read_json(files[MANIFEST])
-
-    def load(name: str) -> Any:
-        return storage.load_object(files[name], manifest["artifacts"][name]["sha256"], str(files[MANIFEST]))
-
-    return load("model.pkl"), load("scaler.pkl"), manifest
 
 
 def predict(
@@ -51,7 +39,9 @@ def predict(
         ``{"predictions": output_path, "rows": n, "release": name, "threshold": t}``
     """
     release = Path(release) if release else current_release(results_dir)
-    model, scaler, manifest = load_release(release)
+    manifest = storage.read_json(release / MANIFEST, "save_results")
+    model = load_from_release(release, "model.pkl", manifest)
+    scaler = load_from_release(release, "scaler.pkl", manifest)
     threshold = manifest["model"]["threshold"]
     rows, _ = validate(read_input(input_path), str(input_path), labelled=False)
     features = scaler.transform(rows[list(FEATURE_COLUMNS)])

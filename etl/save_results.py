@@ -270,9 +270,8 @@ def published_scores_on(run: RunPaths, release: Path) -> dict[str, float]:
     from etl.schema import FEATURE_COLUMNS, ID_COLUMN, LABEL_CODES, TARGET_COLUMN
 
     manifest = storage.read_json(release / MANIFEST, "save_results")
-    files = verified_files(release)
-    model = storage.load_object(files["model.pkl"], manifest["artifacts"]["model.pkl"]["sha256"], MANIFEST)
-    scaler = storage.load_object(files["scaler.pkl"], manifest["artifacts"]["scaler.pkl"]["sha256"], MANIFEST)
+    model = load_from_release(release, "model.pkl", manifest)
+    scaler = load_from_release(release, "scaler.pkl", manifest)
     test_ids = storage.read_frame(run.test, "preprocess_data")[ID_COLUMN]
     rows = storage.read_frame(run.data, "load_data").set_index(ID_COLUMN).loc[test_ids]
     y = rows[TARGET_COLUMN].map(LABEL_CODES).to_numpy(dtype=int)
@@ -342,14 +341,21 @@ def verified_files(release_dir: str | os.PathLike[str]) -> dict[str, Path]:
     return files
 
 
-def load_published(results_dir: str | os.PathLike[str], name: str) -> Any:
-    """Load a published pickle (``model.pkl``, ``scaler.pkl``) after checking its SHA-256
-    against the manifest of the published release."""
-    release = current_release(results_dir)
-    manifest = storage.read_json(release / MANIFEST, "save_results")
+def load_from_release(
+    release_dir: str | os.PathLike[str], name: str, manifest: Mapping[str, Any] | None = None
+) -> Any:
+    """Load a release's pickle (``model.pkl``, ``scaler.pkl``) after checking its SHA-256
+    against the release's manifest (read unless given)."""
+    release_dir = Path(release_dir)
+    manifest = manifest or storage.read_json(release_dir / MANIFEST, "save_results")
     return storage.load_object(
-        release / name, manifest["artifacts"][name]["sha256"], str(release / MANIFEST)
+        release_dir / name, manifest["artifacts"][name]["sha256"], str(release_dir / MANIFEST)
     )
+
+
+def load_published(results_dir: str | os.PathLike[str], name: str) -> Any:
+    """Load a pickle of the published release, checked against its manifest."""
+    return load_from_release(current_release(results_dir), name)
 
 
 # -- pruning ------------------------------------------------------------------------------------

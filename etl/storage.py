@@ -124,13 +124,18 @@ def require(source: Location, producer: str | None = None) -> Target:
     return source
 
 
-def sha256(source: Location) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
+def digest(source: Location, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes (``md5`` only to compare with what a store reports)."""
+    hasher = hashlib.new(algorithm, usedforsecurity=algorithm != "md5")
     with open_read(source) as fh:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def sha256(source: Location) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    return digest(source)
 
 
 def size(source: Location) -> int:

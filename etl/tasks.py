@@ -127,14 +127,10 @@ def train_model(candidate: str, **context: Any) -> Outputs:
     params = context["params"]
     if candidate not in settings.candidates:
         raise ParameterError(f"candidate {candidate!r} is not enabled in [candidates]")
-    candidate_params = (
-        {"C": float(params["C"]), "max_iter": int(params["max_iter"])}
-        if candidate == "logistic_regression" else settings.candidates[candidate]
-    )
     return train_candidate(
         _input(context, "preprocess_data", "train", run.train),
         candidate,
-        candidate_params,
+        settings.candidate_params(float(params["C"]), int(params["max_iter"]))[candidate],
         run.candidate(candidate),
         folds=settings.cv_folds,
         repeats=settings.cv_repeats,
@@ -149,8 +145,6 @@ def select_model(**context: Any) -> Outputs:
     from etl.train_model import select_model as step
 
     settings, run = _run(context)
-    for name in settings.candidates:
-        require(run.candidate(name) / "cv.json", "train_model")
     return step(
         {name: run.candidate(name) for name in settings.candidates},
         settings.selection_metric,
@@ -184,7 +178,6 @@ def make_report(**context: Any) -> Outputs:
     from etl.report import make_report as step
 
     _, run = _run(context)
-    _input(context, "evaluate_model", "metrics", run.metrics)
     return step(run.root, run.report, random_state=int(context["params"]["random_state"]))
 
 
@@ -212,10 +205,6 @@ def save_results(**context: Any) -> Outputs:
     from etl.save_results import save_results as step
 
     settings, run = _run(context)
-    for producer, name, default in (("evaluate_model", "metrics", run.metrics),
-                                    ("select_model", "model", run.model),
-                                    ("preprocess_data", "scaler", run.scaler)):
-        _input(context, producer, name, default)  # each exists, or a one-line error naming its task
     outcome = step(
         run.root,
         settings.results_dir,

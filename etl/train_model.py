@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def action(a):
         names = a.candidate or list(settings.candidates)
-        params = {**settings.candidates, "logistic_regression": {"C": a.C, "max_iter": a.max_iter}}
+        params = settings.candidate_params(a.C, a.max_iter)
         for name in names:
             train_candidate(a.train, name, params[name], run.candidate(name), settings.cv_folds,
                             settings.cv_repeats, a.random_state)

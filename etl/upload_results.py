@@ -5,7 +5,7 @@ The destination is ``upload_uri`` in the settings (``UPLOAD_URI`` overrides it):
 - a local folder: a plain path or ``file:///some/path`` (the default, ``results/uploads``);
 - S3-compatible storage (AWS S3, MinIO, ...): ``s3://bucket/prefix``, through Airflow's
   ``ObjectStoragePath``; credentials, region and endpoint come from the Airflow connection
-  ``upload_conn_id`` (``UPLOAD_CONN_ID``, default ``aws_default``), so an
+  ``[upload] conn_id`` (``UPLOAD_CONN_ID``, default ``aws_default``), so an
   ``AIRFLOW_CONN_AWS_DEFAULT`` environment variable works;
 - Google Drive: ``gdrive://<folder id>``, through pydrive2 (see ``etl.gdrive``).
 
@@ -19,7 +19,6 @@ retries. The local results are only read.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Mapping
@@ -72,14 +71,6 @@ def check_destination(uri: str) -> str:
     return scheme
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with storage.open_read(path) as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _check_copy(src: Path, dst: Any) -> str:
     """Compare an uploaded copy with its source; return what was compared."""
     if storage.is_local(dst):
@@ -90,7 +81,7 @@ def _check_copy(src: Path, dst: Any) -> str:
         raise OSError(f"upload of {src.name}: {info['size']} bytes arrived, {src.stat().st_size} sent")
     etag = str(info.get("ETag", "")).strip('"')
     if etag and "-" not in etag:  # a single-part upload's ETag is the MD5 of its bytes
-        if etag != _md5(src):
+        if etag != storage.digest(src, "md5"):
             raise OSError(f"upload of {src.name}: the stored MD5 differs from the file sent")
         return "size+md5"
     return "size"

@@ -109,7 +109,7 @@ def build_run(run_dir, csv, C: float = 1.0, test_size: float = 0.25, random_stat
     run = RunPaths(run_dir)
     load_data(csv, run.data, run.profile)
     preprocess_data(run.data, run.train, run.test, run.scaler, run.preprocessing, test_size, random_state)
-    params = {**settings.candidates, "logistic_regression": {"C": C, "max_iter": 1000}}
+    params = settings.candidate_params(C, 1000)
     for name in candidates:
         train_candidate(run.train, name, params[name], run.candidate(name), settings.cv_folds,
                         settings.cv_repeats, random_state)
