@@ -3,11 +3,12 @@
 Precedence, lowest first: ``pipeline.toml`` at the project root, then the file named by
 ``PIPELINE_CONFIG`` (it needs only the keys it changes; several files separated by ``:`` are
 read in order), then the environment variables
-``DATA_PATH``, ``RESULTS_DIR``, ``UPLOAD_URI`` and ``UPLOAD_CONN_ID``. Run parameters (``test_size``, ``random_state``, ``C``, ``max_iter``) are further
+``DATA_PATH``, ``RESULTS_DIR``, ``RESULTS_CONN_ID``, ``UPLOAD_URI`` and ``UPLOAD_CONN_ID``. Run parameters (``test_size``, ``random_state``, ``C``, ``max_iter``) are further
 overridden per run by the DAG's params or a command's flags.
 
 This module is imported when Airflow parses the DAG file, so it must stay light: standard
-library only.
+library only (an object-store results root imports Airflow's ``ObjectStoragePath`` when the
+settings are loaded; Airflow is already imported where that happens).
 """
 
 from __future__ import annotations
@@ -19,9 +20,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 from etl.errors import ParameterError
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+#: Where the pipeline's artifacts live: local, or on an object store shared by workers.
+StoragePath = Union[Path, "ObjectStoragePath"]
 
 #: The repository root (this package is installed in editable mode, so it is the checkout).
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +38,7 @@ DEFAULT_CONFIG_FILE = PROJECT_ROOT / "pipeline.toml"
 ENV_VARS = {
     ("paths", "data_path"): "DATA_PATH",
     ("paths", "results_dir"): "RESULTS_DIR",
+    ("paths", "results_conn_id"): "RESULTS_CONN_ID",
     ("paths", "upload_uri"): "UPLOAD_URI",
     ("upload", "conn_id"): "UPLOAD_CONN_ID",
 }
@@ -38,10 +46,12 @@ ENV_VARS = {
 
 @dataclass(frozen=True)
 class Settings:
-    """Resolved settings; paths are absolute."""
+    """Resolved settings; paths are absolute. ``results_dir`` is a ``Path``, or an Airflow
+    ``ObjectStoragePath`` when it is a URI such as ``s3://bucket/prefix`` (credentials from the
+    connection ``results_conn_id``): the artifact root that workers on several machines share."""
 
     data_path: Path
-    results_dir: Path
+    results_dir: StoragePath
     upload_uri: str
     max_missing_share: float
     min_rows_per_class: int
@@ -71,7 +81,7 @@ class Settings:
     alert_on_success: bool
 
     @property
-    def runs_dir(self) -> Path:
+    def runs_dir(self) -> StoragePath:
         """Folder holding one sub-folder per run."""
         return self.results_dir / "runs"
 
@@ -87,7 +97,7 @@ class Settings:
         return {"service_account": self.drive_service_account, "user": self.drive_user_credentials}
 
     @property
-    def releases_dir(self) -> Path:
+    def releases_dir(self) -> StoragePath:
         """Folder holding one sub-folder per published release (see ``etl.save_results``)."""
         return self.results_dir / "published"
 
@@ -96,6 +106,17 @@ def resolve_path(path: str | os.PathLike[str]) -> Path:
     """An absolute path: relative paths are taken from the project root, not the working dir."""
     path = Path(path).expanduser()
     return Path(os.path.normpath(path if path.is_absolute() else PROJECT_ROOT / path))
+
+
+def results_root(value: str, conn_id: str) -> StoragePath:
+    """The results folder: a local path (relative to the project root), or an
+    ``ObjectStoragePath`` for a URI other than ``file://`` (through Airflow connection
+    ``conn_id``)."""
+    if value.startswith("file://") or "://" not in value:
+        return resolve_path(value.removeprefix("file://"))
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(value.rstrip("/"), conn_id=conn_id)
 
 
 def load_settings(
@@ -133,7 +154,7 @@ def load_settings(
         upload_uri = str(resolve_path(upload_uri))
     return Settings(
         data_path=resolve_path(paths["data_path"]),
-        results_dir=resolve_path(paths["results_dir"]),
+        results_dir=results_root(str(paths["results_dir"]), str(paths["results_conn_id"])),
         upload_uri=upload_uri,
         max_missing_share=float(raw["validation"]["max_missing_share"]),
         min_rows_per_class=int(raw["validation"]["min_rows_per_class"]),
@@ -176,65 +197,65 @@ class RunPaths:
     take them from here.
     """
 
-    root: Path
+    root: StoragePath
 
     @property
-    def data(self) -> Path:
+    def data(self) -> StoragePath:
         """Validated input data (written by ``load_data``)."""
         return self.root / "data.csv"
 
     @property
-    def profile(self) -> Path:
+    def profile(self) -> StoragePath:
         """Structure analysis of the input data (written by ``load_data``)."""
         return self.root / "profile.json"
 
     @property
-    def preprocessing(self) -> Path:
+    def preprocessing(self) -> StoragePath:
         """Split sizes and imputation counts (written by ``preprocess_data``)."""
         return self.root / "preprocessing.json"
 
     @property
-    def train(self) -> Path:
+    def train(self) -> StoragePath:
         """Scaled training split (written by ``preprocess_data``)."""
         return self.root / "train.csv"
 
     @property
-    def test(self) -> Path:
+    def test(self) -> StoragePath:
         """Scaled test split (written by ``preprocess_data``)."""
         return self.root / "test.csv"
 
     @property
-    def scaler(self) -> Path:
+    def scaler(self) -> StoragePath:
         """Imputer + ``StandardScaler`` fitted on the training split (by ``preprocess_data``)."""
         return self.root / "scaler.pkl"
 
     @property
-    def model(self) -> Path:
+    def model(self) -> StoragePath:
         """The selected classifier, refitted on the whole training split (``select_model``)."""
         return self.root / "model.pkl"
 
-    def candidate(self, name: str) -> Path:
+    def candidate(self, name: str) -> StoragePath:
         """Folder of one candidate: ``model.pkl``, ``cv.json``, ``oof.csv`` (``train_model``)."""
         return self.root / "candidates" / name
 
     @property
-    def training(self) -> Path:
+    def training(self) -> StoragePath:
         """The winner, its parameters, threshold and every candidate's CV scores (written by
         ``select_model``)."""
         return self.root / "training.json"
 
     @property
-    def report(self) -> Path:
+    def report(self) -> StoragePath:
         """The run's self-contained HTML report (written by ``make_report``)."""
         return self.root / "report.html"
 
     @property
-    def metrics(self) -> Path:
+    def metrics(self) -> StoragePath:
         """Test-split metrics (written by ``evaluate_model``)."""
         return self.root / "metrics.json"
 
     @property
-    def predictions(self) -> Path:
+    def predictions(self) -> StoragePath:
         """Test-split predictions, one row per test row (written by ``evaluate_model``)."""
         return self.root / "predictions.csv"
 

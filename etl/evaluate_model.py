@@ -166,7 +166,7 @@ def evaluate_model(
     )
     storage.write_json(result, metrics_path)
     storage.write_frame(predictions, predictions_path)
-    return {"metrics": storage.uri(metrics_path), "predictions": storage.uri(predictions_path)}
+    return {"metrics": str(metrics_path), "predictions": str(predictions_path)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 from etl import cli, storage
@@ -38,7 +37,7 @@ def predict(
     Returns:
         ``{"predictions": output_path, "rows": n, "release": name, "threshold": t}``
     """
-    release = Path(release) if release else current_release(results_dir)
+    release = storage.location(release) if release else current_release(results_dir)
     manifest = storage.read_json(release / MANIFEST, "save_results")
     model = load_from_release(release, "model.pkl", manifest)
     scaler = load_from_release(release, "scaler.pkl", manifest)
@@ -50,7 +49,7 @@ def predict(
     logger.info("scored %d row(s) of %s with release %s (%s, threshold %.4f): %d predicted malignant",
                 len(out), input_path, release.name, manifest["model"]["candidate"], threshold,
                 int((out["predicted"] == "M").sum()))
-    return {"predictions": storage.uri(output_path), "rows": len(out), "release": release.name,
+    return {"predictions": str(output_path), "rows": len(out), "release": release.name,
             "threshold": threshold}
 
 

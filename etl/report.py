@@ -182,7 +182,7 @@ def make_report(run_dir: storage.Location, report_path: storage.Location, random
     text = build_report(RunPaths(storage.location(run_dir)), random_state)
     storage.write_bytes(text.encode("utf-8"), report_path)
     logger.info("wrote %s (%d KiB)", report_path, len(text) // 1024)
-    return {"report": storage.uri(report_path)}
+    return {"report": str(report_path)}
 
 
 def main(argv: list[str] | None = None) -> int:

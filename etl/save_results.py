@@ -20,6 +20,15 @@ changed; after it, all four files are the new ones. A failure at any point (an e
 killed process, a full disk) leaves the previous release published, byte for byte, and readers
 never see files of two releases mixed.
 
+On an object store (``results_dir = "s3://bucket/prefix"``, the shared artifact root of a
+cluster) there are no links or renames. A release's objects are written first, its
+``manifest.json`` last (a release without a matching manifest is incomplete and is rewritten),
+then one object, ``current.json`` (``{"release": "<release>"}``), is replaced: that single
+write is the switch, and ``load_published`` and the quality gate read through it. The top-level
+``metrics.json``, ``model.pkl``, ``scaler.pkl`` and ``manifest.json`` are copies of the
+release's files made after the switch, each object complete but the four not switched together;
+check them against ``manifest.json``, or read through ``current.json`` when that matters.
+
 A release is named ``<run key>-<content hash>``: publishing the same run again with the same
 artifacts (a rerun) reuses its release instead of writing another.
 
@@ -50,11 +59,14 @@ from typing import Any
 from etl import cli, storage
 from etl.config import CLI_RUN_KEY, MANIFEST, PROJECT_ROOT, PUBLISHED_ARTIFACTS, RunPaths
 from etl.errors import IntegrityError, MissingInputError, ParameterError
+from etl.storage import Location, Target
 
 logger = logging.getLogger(__name__)
 
 #: The pointer to the published release, and the folders of releases and runs.
 CURRENT, RELEASES, RUNS = "current", "published", "runs"
+#: The pointer on an object store: an object naming the published release.
+CURRENT_OBJECT = "current.json"
 #: Record in the run folder of what the run published.
 RELEASE_RECORD = "release.json"
 #: Files a release holds.
@@ -63,14 +75,37 @@ RELEASE_FILES: tuple[str, ...] = (*PUBLISHED_ARTIFACTS, MANIFEST)
 VERSIONED = ("apache-airflow", "pandas", "numpy", "scikit-learn", "joblib")
 
 
-def ensure_results_dir(*folders: str | os.PathLike[str]) -> list[str]:
-    """Create each folder if needed and check that files can be written in it.
+def _check_object_store(root: Target) -> None:
+    """Write, read back and delete a probe object under ``root``: a wrong bucket or wrong
+    credentials fail here, at the start of the run, in one line."""
+    from botocore.exceptions import BotoCoreError
+
+    probe = root / f".write-check-{uuid.uuid4().hex}"
+    try:
+        storage.write_bytes(b"ok", probe)
+        if storage.read_bytes(probe) != b"ok":
+            raise OSError(f"{storage.uri(probe)}: read back something else than was written")
+        probe.unlink()
+    except (PermissionError, FileNotFoundError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ParameterError(f"results folder {storage.uri(root)} is not writable: {first}") from None
+    except BotoCoreError as exc:  # endpoint unreachable: an I/O error, Airflow retries
+        raise ConnectionError(f"results folder {storage.uri(root)}: {exc}") from None
+
+
+def ensure_results_dir(*folders: Location) -> list[str]:
+    """Create each folder if needed and check that files can be written in it (on an object
+    store, which has no folders: that an object can be written, read and deleted).
 
     Raises:
         ParameterError: a folder exists as a file, or is not writable.
     """
     created = []
-    for folder in map(Path, folders):
+    for folder in map(storage.location, folders):
+        if not storage.is_local(folder):
+            _check_object_store(folder)
+            created.append(storage.uri(folder))
+            continue
         if folder.exists() and not folder.is_dir():
             raise ParameterError(f"results folder {folder} exists but is not a folder")
         try:
@@ -170,7 +205,7 @@ def _run_artifacts(run: RunPaths) -> dict[str, Path]:
     return files
 
 
-def release_is_intact(release_dir: Path) -> bool:
+def release_is_intact(release_dir: Target) -> bool:
     """Whether a release folder holds every file, each matching its manifest."""
     try:
         manifest = storage.read_json(release_dir / MANIFEST)
@@ -192,8 +227,8 @@ def _symlink(target: str, link: Path) -> None:
 
 
 def publish(
-    run_dir: str | os.PathLike[str],
-    results_dir: str | os.PathLike[str],
+    run_dir: Location,
+    results_dir: Location,
     run_info: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
     """Publish the evaluated run in ``run_dir`` to ``results_dir``, all or nothing.
@@ -206,11 +241,13 @@ def publish(
     Returns:
         ``release`` (the release folder), ``manifest`` and each published file's path.
     """
-    run, results_dir = RunPaths(Path(run_dir)), Path(results_dir)
+    run, results_dir = RunPaths(storage.location(run_dir)), storage.location(results_dir)
     sources = _run_artifacts(run)
     artifacts = {name: storage.describe(path) for name, path in sources.items()}
     content = hashlib.sha256(json.dumps(artifacts, sort_keys=True).encode()).hexdigest()[:12]
     release = f"{run.root.name}-{content}"
+    if not storage.is_local(results_dir):
+        return _publish_to_object_store(run, results_dir, sources, artifacts, release, run_info)
     releases = results_dir / RELEASES
     release_dir = releases / release
 
@@ -248,6 +285,28 @@ def publish(
     return {"release": str(release_dir), **{name: str(results_dir / name) for name in RELEASE_FILES}}
 
 
+def _publish_to_object_store(
+    run: RunPaths, results_dir: Target, sources: Mapping[str, Target],
+    artifacts: Mapping[str, Any], release: str, run_info: Mapping[str, Any] | None,
+) -> dict[str, str]:
+    """``publish`` on an object store: the release's objects, its manifest last, then the one
+    write of ``current.json`` that switches; then the top-level copies."""
+    release_dir = results_dir / RELEASES / release
+    if release_is_intact(release_dir):
+        logger.info("release %s already exists (same run, same artifacts): not copied again", release)
+    else:  # new, or left incomplete by an interrupted publish: (re)write it, manifest last
+        for name, path in sources.items():
+            storage.copy_file(path, release_dir / name)
+        manifest = build_manifest(run, artifacts, release, run_info or {"run_id": CLI_RUN_KEY})
+        storage.write_json(manifest, release_dir / MANIFEST)
+    storage.write_json({"release": release}, results_dir / CURRENT_OBJECT)
+    for name in RELEASE_FILES:
+        storage.copy_file(release_dir / name, results_dir / name)
+    storage.write_json({"release": release, "published": True}, run.root / RELEASE_RECORD)
+    logger.info("published release %s to %s: %s", release, storage.uri(results_dir), ", ".join(RELEASE_FILES))
+    return {"release": str(release_dir), **{name: str(results_dir / name) for name in RELEASE_FILES}}
+
+
 # -- the quality gate ---------------------------------------------------------------------------
 
 
@@ -260,7 +319,7 @@ class Gate:
     max_roc_auc_drop: float = 0.0
 
 
-def published_scores_on(run: RunPaths, release: Path) -> dict[str, float]:
+def published_scores_on(run: RunPaths, release: Target) -> dict[str, float]:
     """ROC AUC and sensitivity of a published release's model on this run's test rows (raw
     rows from ``data.csv``, transformed by the release's own preprocessing, at its threshold)."""
     import numpy as np
@@ -281,7 +340,7 @@ def published_scores_on(run: RunPaths, release: Path) -> dict[str, float]:
             "sensitivity": float(np.mean(p[y == 1] >= threshold))}
 
 
-def quality_gate(run: RunPaths, results_dir: Path, gate: Gate) -> dict[str, Any]:
+def quality_gate(run: RunPaths, results_dir: Target, gate: Gate) -> dict[str, Any]:
     """Check the run's test metrics against the floors and against the published model on the
     same test rows. Returns the record written to ``gate.json``: ``passed`` and each check."""
     metrics = storage.read_json(run.metrics, "evaluate_model")
@@ -309,28 +368,32 @@ def quality_gate(run: RunPaths, results_dir: Path, gate: Gate) -> dict[str, Any]
 # -- reading what is published ------------------------------------------------------------------
 
 
-def current_release(results_dir: str | os.PathLike[str]) -> Path:
+def current_release(results_dir: Location) -> Target:
     """The folder of the published release (resolved once, so later reads are consistent)."""
-    pointer = Path(results_dir) / CURRENT
+    results_dir = storage.location(results_dir)
+    if not storage.is_local(results_dir):
+        record = storage.read_json(results_dir / CURRENT_OBJECT, "save_results")
+        return results_dir / RELEASES / record["release"]
+    pointer = results_dir / CURRENT
     if not pointer.is_symlink():
         raise MissingInputError(pointer, "save_results")
     return pointer.parent / os.readlink(pointer)
 
 
-def run_release(run_dir: str | os.PathLike[str], results_dir: str | os.PathLike[str]) -> Path | None:
+def run_release(run_dir: Location, results_dir: Location) -> Target | None:
     """The release folder a run published (from its ``release.json``); ``None`` when the
     quality gate kept the run from being published."""
-    record = storage.read_json(Path(run_dir) / RELEASE_RECORD, "save_results")
-    return Path(results_dir) / RELEASES / record["release"] if record["published"] else None
+    record = storage.read_json(storage.location(run_dir) / RELEASE_RECORD, "save_results")
+    return storage.location(results_dir) / RELEASES / record["release"] if record["published"] else None
 
 
-def verified_files(release_dir: str | os.PathLike[str]) -> dict[str, Path]:
+def verified_files(release_dir: Location) -> dict[str, Target]:
     """Every file of a release, each artifact checked against the release's manifest.
 
     Raises:
         IntegrityError: an artifact's SHA-256 or size differs from the manifest's.
     """
-    release_dir = Path(release_dir)
+    release_dir = storage.location(release_dir)
     manifest_path = release_dir / MANIFEST
     manifest = storage.read_json(manifest_path, "save_results")
     files = {}
@@ -341,19 +404,17 @@ def verified_files(release_dir: str | os.PathLike[str]) -> dict[str, Path]:
     return files
 
 
-def load_from_release(
-    release_dir: str | os.PathLike[str], name: str, manifest: Mapping[str, Any] | None = None
-) -> Any:
+def load_from_release(release_dir: Location, name: str, manifest: Mapping[str, Any] | None = None) -> Any:
     """Load a release's pickle (``model.pkl``, ``scaler.pkl``) after checking its SHA-256
     against the release's manifest (read unless given)."""
-    release_dir = Path(release_dir)
+    release_dir = storage.location(release_dir)
     manifest = manifest or storage.read_json(release_dir / MANIFEST, "save_results")
     return storage.load_object(
         release_dir / name, manifest["artifacts"][name]["sha256"], str(release_dir / MANIFEST)
     )
 
 
-def load_published(results_dir: str | os.PathLike[str], name: str) -> Any:
+def load_published(results_dir: Location, name: str) -> Any:
     """Load a pickle of the published release, checked against its manifest."""
     return load_from_release(current_release(results_dir), name)
 
@@ -361,13 +422,8 @@ def load_published(results_dir: str | os.PathLike[str], name: str) -> Any:
 # -- pruning ------------------------------------------------------------------------------------
 
 
-def _last_write(folder: Path) -> float:
-    """Newest modification time of a folder and the files directly in it."""
-    return max([folder.lstat().st_mtime, *(p.lstat().st_mtime for p in folder.iterdir())])
-
-
 def prune(
-    results_dir: str | os.PathLike[str],
+    results_dir: Location,
     keep: int,
     min_age: timedelta,
     protect: Iterable[str] = (),
@@ -385,7 +441,8 @@ def prune(
     """
     if keep < 1:
         raise ParameterError(f"keep_runs must be >= 1, got {keep}")
-    results_dir = Path(results_dir)
+    results_dir = storage.location(results_dir)
+    local = storage.is_local(results_dir)
     cutoff = (time.time() if now is None else now) - min_age.total_seconds()
     protected = set(protect)
     try:
@@ -397,15 +454,17 @@ def prune(
     for parent in (results_dir / RUNS, results_dir / RELEASES):
         if not parent.is_dir():
             continue
-        folders = [p for p in parent.iterdir() if p.is_dir() and not p.is_symlink()]
+        folders = [p for p in parent.iterdir() if p.is_dir() and not (local and p.is_symlink())]
+        written = {p.name: storage.last_modified(p) for p in folders}
         staging = [p for p in folders if p.name.startswith(".")]
-        kept = sorted((p for p in folders if p not in staging), key=_last_write, reverse=True)
+        kept = sorted((p for p in folders if p not in staging), key=lambda p: (written[p.name], p.name),
+                      reverse=True)  # the name breaks ties: object stores keep whole seconds
         for folder in staging + kept[keep:]:
-            if folder.name in protected or _last_write(folder) > cutoff:
+            if folder.name in protected or written[folder.name] > cutoff:
                 continue
             storage.remove_tree(folder)
             deleted.append(str(folder))
-    for leftover in results_dir.glob(".*.tmp"):  # a link switch interrupted by a kill
+    for leftover in results_dir.glob(".*.tmp") if local else []:  # a link switch interrupted by a kill
         if leftover.lstat().st_mtime <= cutoff:
             leftover.unlink(missing_ok=True)
     if deleted:
@@ -414,8 +473,8 @@ def prune(
 
 
 def save_results(
-    run_dir: str | os.PathLike[str],
-    results_dir: str | os.PathLike[str],
+    run_dir: Location,
+    results_dir: Location,
     run_info: Mapping[str, Any] | None = None,
     keep_runs: int = 10,
     prune_min_age: timedelta = timedelta(hours=6),
@@ -429,8 +488,8 @@ def save_results(
     Returns:
         what ``publish`` returns, or ``{"published": False, "reason": ...}``.
     """
-    run = RunPaths(Path(run_dir))
-    verdict = quality_gate(run, Path(results_dir), gate or Gate())
+    run = RunPaths(storage.location(run_dir))
+    verdict = quality_gate(run, storage.location(results_dir), gate or Gate())
     storage.write_json(verdict, run.root / "gate.json")
     if not verdict["passed"]:
         failed = "; ".join(f"{c['check']}: {c['value']:.4f} < {c['limit']:.4f}"
@@ -441,7 +500,7 @@ def save_results(
         return {"published": False, "reason": reason}
     published = publish(run_dir, results_dir, run_info)
     prune(results_dir, keep_runs, prune_min_age,
-          protect=(Path(run_dir).name, Path(published["release"]).name))
+          protect=(run.root.name, storage.location(published["release"]).name))
     return published
 
 

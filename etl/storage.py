@@ -64,8 +64,9 @@ def location(value: Location) -> Target:
 
 
 def uri(target: Location) -> str:
-    """A location as text for logs and outputs: a local path, or ``scheme://bucket/key``
-    (without the connection id Airflow shows in an ``ObjectStoragePath``)."""
+    """A location as text for logs: a local path, or ``scheme://bucket/key`` (without the
+    connection id). Paths handed to another step (XCom) use ``str()``, which keeps the
+    connection id (``s3://<conn id>@bucket/key``) so that ``location()`` resolves them again."""
     target = location(target)
     return str(target) if isinstance(target, Path) else f"{target.protocol}://{target.path}"
 
@@ -274,6 +275,18 @@ def remove_interrupted_writes(folder: Location) -> list[str]:
         leftover.unlink(missing_ok=True)
         removed.append(str(leftover))
     return removed
+
+
+def last_modified(folder: Location) -> float:
+    """When anything in ``folder`` was last written (epoch seconds): the newest modification
+    time of the folder and the files directly in it locally, of every object under it in an
+    object store."""
+    folder = location(folder)
+    if isinstance(folder, Path):
+        return max([folder.lstat().st_mtime, *(p.lstat().st_mtime for p in folder.iterdir())])
+    times = [info.get("LastModified") or info.get("mtime") or info.get("created")
+             for info in folder.fs.find(folder.path, detail=True).values()]
+    return max((t.timestamp() if hasattr(t, "timestamp") else float(t) for t in times if t), default=0.0)
 
 
 def remove_tree(target: Location) -> None:

@@ -19,7 +19,6 @@ import functools
 import logging
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -32,7 +31,7 @@ from etl.config import (
     run_key,
 )
 from etl.errors import MissingInputError, ParameterError, PipelineError
-from etl.storage import remove_interrupted_writes, require
+from etl.storage import Target, is_local, location, remove_interrupted_writes, require
 
 logger = logging.getLogger(__name__)
 
@@ -58,15 +57,15 @@ def _run(context: dict[str, Any], must_exist: bool = True) -> tuple[Settings, Ru
     settings = load_settings()
     key = run_key(getattr(context["dag_run"], "logical_date", None), context["run_id"])
     run = RunPaths(settings.runs_dir / key)
-    if must_exist and not run.root.is_dir():
+    if must_exist and is_local(run.root) and not run.root.is_dir():  # (object stores: no folders)
         raise MissingInputError(run.root, "ensure_results_dir")
     return settings, run
 
 
-def _input(context: dict[str, Any], producer: str, name: str, default: Path) -> Path:
+def _input(context: dict[str, Any], producer: str, name: str, default: Target) -> Target:
     """Path ``name`` returned by task ``producer`` in this run, else ``default``; must exist."""
     pushed = context["ti"].xcom_pull(task_ids=producer)
-    path = Path(pushed[name]) if isinstance(pushed, dict) and name in pushed else default
+    path = location(pushed[name]) if isinstance(pushed, dict) and name in pushed else default
     return require(path, producer)
 
 
@@ -227,7 +226,7 @@ def upload_results(**context: Any) -> Outputs:
 
     settings, run = _run(context)
     pushed = context["ti"].xcom_pull(task_ids="save_results")
-    release = (Path(pushed["release"]) if isinstance(pushed, dict) and "release" in pushed
+    release = (location(pushed["release"]) if isinstance(pushed, dict) and "release" in pushed
                else run_release(run.root, settings.results_dir))
     if release is None:
         raise AirflowSkipException("nothing to upload: the quality gate kept this run's model unpublished")

@@ -105,8 +105,8 @@ def train_candidate(
         },
         out / "cv.json",
     )
-    return {"candidate": name, "model": storage.uri(out / "model.pkl"), "cv": storage.uri(out / "cv.json"),
-            "oof": storage.uri(out / "oof.csv")}
+    return {"candidate": name, "model": str(out / "model.pkl"), "cv": str(out / "cv.json"),
+            "oof": str(out / "oof.csv")}
 
 
 def select_model(
@@ -156,7 +156,7 @@ def select_model(
         },
         training_path,
     )
-    return {"model": storage.uri(model_path), "training": storage.uri(training_path), "candidate": winner}
+    return {"model": str(model_path), "training": str(training_path), "candidate": winner}
 
 
 def main(argv: list[str] | None = None) -> int:

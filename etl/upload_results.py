@@ -71,14 +71,14 @@ def check_destination(uri: str) -> str:
     return scheme
 
 
-def _check_copy(src: Path, dst: Any) -> str:
+def _check_copy(src: storage.Target, dst: Any) -> str:
     """Compare an uploaded copy with its source; return what was compared."""
     if storage.is_local(dst):
         storage.verify(dst, storage.sha256(src), f"the published {src.name}")
         return "sha256"
     info = dst.fs.info(dst.path)
-    if int(info["size"]) != src.stat().st_size:
-        raise OSError(f"upload of {src.name}: {info['size']} bytes arrived, {src.stat().st_size} sent")
+    if int(info["size"]) != storage.size(src):
+        raise OSError(f"upload of {src.name}: {info['size']} bytes arrived, {storage.size(src)} sent")
     etag = str(info.get("ETag", "")).strip('"')
     if etag and "-" not in etag:  # a single-part upload's ETag is the MD5 of its bytes
         if etag != storage.digest(src, "md5"):
@@ -87,7 +87,7 @@ def _check_copy(src: Path, dst: Any) -> str:
     return "size"
 
 
-def _to_filesystem(files: Mapping[str, Path], target: Any) -> dict[str, str]:
+def _to_filesystem(files: Mapping[str, storage.Target], target: Any) -> dict[str, str]:
     """Copy ``files`` into a local folder or an ``ObjectStoragePath`` and check each copy."""
     uploaded = {}
     for name, src in files.items():
@@ -98,7 +98,7 @@ def _to_filesystem(files: Mapping[str, Path], target: Any) -> dict[str, str]:
     return uploaded
 
 
-def _to_s3(files: Mapping[str, Path], destination: str, run_key: str, conn_id: str) -> dict[str, str]:
+def _to_s3(files: Mapping[str, storage.Target], destination: str, run_key: str, conn_id: str) -> dict[str, str]:
     from airflow.sdk import ObjectStoragePath
     from botocore.exceptions import BotoCoreError
 
@@ -121,7 +121,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def upload_results(
-    release_dir: str | os.PathLike[str],
+    release_dir: storage.Location,
     destination: str,
     run_key: str,
     conn_id: str = "aws_default",
@@ -149,7 +149,7 @@ def upload_results(
         uploaded = gdrive.upload(files, urlparse(destination).netloc, run_key, **dict(drive_credentials or {}))
     else:
         uploaded = _to_filesystem(files, local_destination(destination) / run_key)
-    logger.info("uploaded %d file(s) of release %s to %s", len(uploaded), Path(release_dir).name,
+    logger.info("uploaded %d file(s) of release %s to %s", len(uploaded), storage.location(release_dir).name,
                 f"{destination.rstrip('/')}/{run_key}")
     return uploaded
 

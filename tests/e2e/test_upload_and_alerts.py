@@ -51,6 +51,31 @@ def test_a_run_uploads_to_s3_and_announces_its_success(airflow_db, env, tmp_path
     assert "not-a-real-secret" not in log  # the webhook URL stays in its connection
 
 
+def test_a_run_keeps_every_artifact_on_s3_when_the_results_root_is_a_bucket(
+        airflow_db, env, tmp_path, s3_server):
+    """The cluster setup (README, "Scaling out") on one machine: the same DAG, results_dir on S3."""
+    env.update({
+        "RESULTS_DIR": f"s3://{BUCKET}/shared-results",
+        "RESULTS_CONN_ID": "results_store",
+        "AIRFLOW_CONN_RESULTS_STORE": s3_server.connection(),
+    })
+    proc = run_command([AIRFLOW, "dags", "test", DAG_ID, "2024-07-03"], env=env)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    objects = s3_server.objects("shared-results/")
+    release = json.loads(objects["shared-results/current.json"])["release"]
+    assert release.startswith("2024-07-03T000000Z-")
+    run = "shared-results/runs/2024-07-03T000000Z/"
+    for name in ("data.csv", "train.csv", "model.pkl", "metrics.json", "report.html", "release.json"):
+        assert run + name in objects, name
+    for name in ("metrics.json", "model.pkl", "scaler.pkl"):
+        assert objects[f"shared-results/{name}"] == objects[f"shared-results/published/{release}/{name}"]
+    uploaded = tmp_path / "uploads" / "2024-07-03T000000Z"
+    assert (uploaded / "model.pkl").read_bytes() == objects["shared-results/model.pkl"]
+    assert not (tmp_path / "results").exists()  # nothing local
+    assert s3_server.secret not in log
+
+
 def test_a_failed_task_alerts_by_email_and_webhook_and_leaks_no_secret(
     airflow_db, env, tmp_path, s3_server, smtp_server, webhook_server
 ):

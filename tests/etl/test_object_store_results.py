@@ -1,0 +1,119 @@
+"""The results root on S3-compatible storage (a real moto server on 127.0.0.1): what a cluster's
+workers share. Runs, publishing through ``current.json``, the quality gate, pruning, upload and
+prediction work there as they do on a local folder."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from etl import storage
+from etl.config import load_settings
+from etl.errors import ParameterError
+from etl.predict import predict
+from etl.save_results import (
+    CURRENT_OBJECT,
+    Gate,
+    current_release,
+    ensure_results_dir,
+    load_published,
+    prune,
+    run_release,
+    save_results,
+)
+from etl.upload_results import upload_results
+from tests.conftest import build_run
+from tests.servers import BUCKET
+
+CONN_ID = "results_s3_test"
+
+
+@pytest.fixture
+def s3_root(s3_server, monkeypatch):
+    """A fresh ``s3://`` results root, as the settings resolve ``RESULTS_DIR``."""
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", s3_server.connection())
+    prefix = f"results-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("RESULTS_DIR", f"s3://{BUCKET}/{prefix}")
+    monkeypatch.setenv("RESULTS_CONN_ID", CONN_ID)
+    root = load_settings().results_dir
+    assert type(root).__name__ == "ObjectStoragePath" and root.conn_id == CONN_ID
+    return root, prefix
+
+
+def test_a_run_is_published_on_s3_through_one_pointer_object(s3_root, s3_server, small_csv, tmp_path):
+    root, prefix = s3_root
+    assert ensure_results_dir(root) == [f"s3://{BUCKET}/{prefix}"]
+    assert s3_server.objects(prefix) == {}  # the write check cleans up after itself
+
+    run = build_run(root / "runs" / "2021-01-01T000000Z", small_csv, report=False)
+    published = save_results(run.root, root, {"run_id": "first"}, gate=Gate(0.5, 0.5))
+    objects = s3_server.objects(prefix + "/")
+    release = json.loads(objects[f"{prefix}/{CURRENT_OBJECT}"])["release"]
+    assert published["release"].endswith(f"/published/{release}")
+    manifest = json.loads(objects[f"{prefix}/manifest.json"])
+    for name in ("metrics.json", "model.pkl", "scaler.pkl"):  # top-level copies = the release's
+        top, in_release = objects[f"{prefix}/{name}"], objects[f"{prefix}/published/{release}/{name}"]
+        assert top == in_release == (run.root / name).read_bytes()
+        assert manifest["artifacts"][name]["size"] == len(top)
+    assert current_release(root).name == release == run_release(run.root, root).name
+    assert load_published(root, "model.pkl").n_features_in_ == 30
+
+    # A second run is gated against the published model, read from S3, then replaces it.
+    second = build_run(root / "runs" / "2021-01-02T000000Z", small_csv, C=0.5, report=False)
+    outcome = save_results(second.root, root, {"run_id": "second"}, gate=Gate(0.5, 0.5, 1.0))
+    gate = storage.read_json(second.root / "gate.json")
+    assert gate["published_release"] == release and len(gate["checks"]) == 3
+    assert current_release(root).name == storage.location(outcome["release"]).name != release
+
+    # Prediction and upload read the published release from S3.
+    out = predict(small_csv, tmp_path / "predictions.csv", root)
+    assert out["release"] == current_release(root).name and out["rows"] > 0
+    uploaded = upload_results(current_release(root), str(tmp_path / "uploads"), "k")
+    assert sorted(uploaded) == ["manifest.json", "metrics.json", "model.pkl", "scaler.pkl"]
+
+    # Pruning keeps the published release and its run; the first run and release go.
+    deleted = prune(root, keep=1, min_age=timedelta(0))
+    assert sorted(storage.location(d).name for d in deleted) == ["2021-01-01T000000Z", release]
+    left = s3_server.objects(prefix + "/")
+    assert not any("2021-01-01" in key for key in left)
+    assert any(key.startswith(f"{prefix}/runs/2021-01-02T000000Z/") for key in left)
+
+
+def test_a_failed_s3_publish_leaves_the_published_release_and_a_rerun_completes(
+        s3_root, s3_server, small_csv, monkeypatch):
+    root, prefix = s3_root
+    first = build_run(root / "runs" / "2021-02-01T000000Z", small_csv, report=False)
+    release = storage.location(save_results(first.root, root, gate=Gate(0.5, 0.5))["release"]).name
+    published = {k: v for k, v in s3_server.objects(prefix + "/").items() if "/runs/" not in k}
+
+    second = build_run(root / "runs" / "2021-02-02T000000Z", small_csv, C=0.5, report=False)
+    import etl.save_results as module
+
+    def lost_connection(*args, **kwargs):  # dies after the artifacts, before manifest and switch
+        raise ConnectionError("connection reset while publishing")
+
+    monkeypatch.setattr(module, "build_manifest", lost_connection)
+    with pytest.raises(ConnectionError):
+        save_results(second.root, root, gate=Gate(0.5, 0.5, 1.0))
+    now = s3_server.objects(prefix + "/")
+    assert {k: v for k, v in now.items() if k in published} == published  # nothing published changed
+    assert current_release(root).name == release
+    monkeypatch.undo()
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", s3_server.connection())
+    redo = storage.location(save_results(second.root, root, gate=Gate(0.5, 0.5, 1.0))["release"])
+    assert current_release(root).name == redo.name != release
+    assert storage.read_json(root / "manifest.json")["release"] == redo.name
+    assert load_published(root, "model.pkl").n_features_in_ == 30
+
+
+def test_a_missing_bucket_fails_the_write_check_in_one_line(s3_server, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_RESULTS_S3_NOBUCKET", s3_server.connection())
+    monkeypatch.setenv("RESULTS_DIR", "s3://no-such-bucket/results")
+    monkeypatch.setenv("RESULTS_CONN_ID", "results_s3_nobucket")
+    with pytest.raises(ParameterError) as err:
+        ensure_results_dir(load_settings().results_dir)
+    assert "s3://no-such-bucket/results is not writable" in str(err.value)
+    assert "\n" not in str(err.value) and s3_server.secret not in str(err.value)
