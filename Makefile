@@ -1,8 +1,10 @@
 # Two commands do everything on a fresh machine (Python 3.10-3.13 and make):
 #   make run    set up, then run the whole DAG once with `airflow dags test`
-#   make test   set up, then run the test suite (what CI runs)
+#   make test   set up, then run the test suite (what CI runs; it installs Debian's
+#               postgresql and redis-server for the cluster check, as root or through sudo)
 # Other targets: make airflow (the full Airflow stack and UI on 127.0.0.1:8080), make shell,
-# make constraints, make dataset, make clean.
+# make cluster-test (the DAG on PostgreSQL + Celery + Redis + S3, and on PostgreSQL +
+# LocalExecutor), make bench, make constraints, make dataset, make clean.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -11,7 +13,7 @@ VENV := .venv
 ENV := source scripts/env.sh &&
 DAG_ID := breast_cancer_etl_pipeline
 
-.PHONY: run test airflow shell db constraints dataset clean
+.PHONY: run test airflow shell db cluster-test cluster-up cluster-down bench constraints dataset clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +37,27 @@ run: db
 	$(ENV) python -m etl.summary
 
 JOBS ?= 2
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-cluster  # the suite includes the cluster check (tests/e2e/test_cluster.py)
 	$(ENV) python -m pytest -n $(JOBS) $(PYTEST_ARGS)
+
+# The distributed setup (README, "Scaling out"): Debian's postgresql and redis-server, the
+# Python extras of requirements-cluster.txt, then deploy/cluster.py starts every service on
+# 127.0.0.1, runs the DAG through the REST API, checks it and stops what it started.
+$(VENV)/.installed-cluster: $(VENV)/.installed-dev requirements-cluster.txt
+	deploy/install-system-packages.sh
+	$(VENV)/bin/pip install --quiet -r requirements-cluster.txt -c constraints.txt
+	touch $@
+
+cluster-test: $(VENV)/.installed-cluster
+	$(ENV) python deploy/cluster.py test --executor celery
+	$(ENV) python deploy/cluster.py test --executor local
+
+EXECUTOR ?= celery
+cluster-up: $(VENV)/.installed-cluster
+	$(ENV) python deploy/cluster.py up --executor $(EXECUTOR)
+
+cluster-down:
+	$(ENV) python deploy/cluster.py down --executor $(EXECUTOR)
 
 airflow: db
 	$(ENV) echo "Airflow UI: http://$$AIRFLOW__API__HOST:$$AIRFLOW__API__PORT (login admin/admin, see secrets/README.md)" \
@@ -50,7 +71,7 @@ shell: $(VENV)/.installed-dev
 constraints:
 	rm -rf /tmp/constraints-venv && $(PYTHON) -m venv /tmp/constraints-venv
 	/tmp/constraints-venv/bin/pip install --quiet --upgrade pip
-	/tmp/constraints-venv/bin/pip install --quiet -r requirements-dev.txt
+	/tmp/constraints-venv/bin/pip install --quiet -r requirements-dev.txt -r requirements-cluster.txt
 	/tmp/constraints-venv/bin/pip install --quiet --no-deps -r requirements-nodeps.txt
 	{ echo "# Every installed version, from a working install (make constraints); tested by CI."; \
 	  /tmp/constraints-venv/bin/pip freeze --exclude-editable | grep -v '^-e '; } > constraints.txt
