@@ -59,6 +59,11 @@ cluster-up: $(VENV)/.installed-cluster
 cluster-down:
 	$(ENV) python deploy/cluster.py down --executor $(EXECUTOR)
 
+# The benchmark (README, "Benchmark"): writes bench/results.json, bench/results.md and the
+# README's table. Run it on an otherwise idle machine.
+bench: db
+	$(ENV) python bench/run.py
+
 airflow: db
 	$(ENV) echo "Airflow UI: http://$$AIRFLOW__API__HOST:$$AIRFLOW__API__PORT (login admin/admin, see secrets/README.md)" \
 	  && exec airflow standalone
