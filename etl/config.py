@@ -202,7 +202,7 @@ class RunPaths:
     @property
     def data(self) -> StoragePath:
         """Validated input data (written by ``load_data``)."""
-        return self.root / "data.csv"
+        return self.root / "data.parquet"
 
     @property
     def profile(self) -> StoragePath:
@@ -217,12 +217,12 @@ class RunPaths:
     @property
     def train(self) -> StoragePath:
         """Scaled training split (written by ``preprocess_data``)."""
-        return self.root / "train.csv"
+        return self.root / "train.parquet"
 
     @property
     def test(self) -> StoragePath:
         """Scaled test split (written by ``preprocess_data``)."""
-        return self.root / "test.csv"
+        return self.root / "test.parquet"
 
     @property
     def scaler(self) -> StoragePath:
@@ -235,7 +235,7 @@ class RunPaths:
         return self.root / "model.pkl"
 
     def candidate(self, name: str) -> StoragePath:
-        """Folder of one candidate: ``model.pkl``, ``cv.json``, ``oof.csv`` (``train_model``)."""
+        """Folder of one candidate: ``model.pkl``, ``cv.json``, ``oof.parquet`` (``train_model``)."""
         return self.root / "candidates" / name
 
     @property

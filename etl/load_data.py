@@ -18,6 +18,7 @@ from __future__ import annotations
 import codecs
 import csv
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +38,8 @@ _OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 
 @dataclass(frozen=True)
 class RawTable:
-    """The input as read: every cell a string (or missing), plus how it was read."""
+    """The input as read: text cells (or missing), the features already numbers when they all
+    parsed as numbers, plus how it was read."""
 
     frame: pd.DataFrame
     header: bool
@@ -70,7 +72,8 @@ def _fields(line: str) -> list[str]:
 
 
 def read_input(path: storage.Location) -> RawTable:
-    """Read the input CSV as strings, with or without a header row.
+    """Read the input CSV, with or without a header row: the feature columns as numbers when
+    they all parse, else (to report the bad value and its line) every cell as a string.
 
     A header is recognised by the required column names; a file without one must have the 32
     columns of UCI's ``wdbc.data`` in its documented order.
@@ -96,18 +99,24 @@ def read_input(path: storage.Location) -> RawTable:
                 f"{len(REQUIRED_COLUMNS)} columns of UCI's wdbc.data)"
             )
         names = list(REQUIRED_COLUMNS) + [f"extra_{i}" for i in range(len(fields) - 32)]
-    try:
+    def read(dtype: Any) -> pd.DataFrame:
         with storage.open_read(path) as fh:
-            frame = pd.read_csv(
+            return pd.read_csv(
                 fh,
                 encoding="utf-8-sig",
                 header=0 if header else None,
                 names=names,
-                dtype=str,
+                dtype=dtype,
                 skipinitialspace=True,
                 keep_default_na=False,
                 na_values=["", "NA", "N/A", "NaN", "nan", "?"],
             )
+
+    try:
+        try:  # fast path: the parser reads the features as numbers (most files)
+            frame = read(defaultdict(lambda: str, dict.fromkeys(FEATURE_COLUMNS, "float64")))
+        except ValueError:  # a value that is not a number: read text, to say where (validate)
+            frame = read(str)
     except pd.errors.ParserError as exc:
         reason = str(exc).strip().splitlines()[0]
         raise DataValidationError(f"{path}: not a well-formed CSV ({reason})") from None
@@ -310,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     p, settings, run = cli.parser(__doc__)
     p.add_argument("--data-path", type=cli.path_arg, default=settings.data_path, help="input CSV")
-    p.add_argument("--output", type=cli.path_arg, default=run.data, help="validated CSV to write")
+    p.add_argument("--output", type=cli.path_arg, default=run.data, help="validated table to write (Parquet)")
     p.add_argument("--profile", type=cli.path_arg, default=run.profile, help="profile JSON to write")
     p.add_argument("--max-missing-share", type=float, default=settings.max_missing_share)
     p.add_argument("--min-rows-per-class", type=int, default=settings.min_rows_per_class)

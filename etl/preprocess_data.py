@@ -112,7 +112,7 @@ def preprocess_data(
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     p, settings, run = cli.parser(__doc__)
-    p.add_argument("--data", type=cli.path_arg, default=run.data, help="validated CSV (load_data)")
+    p.add_argument("--data", type=cli.path_arg, default=run.data, help="validated table (load_data)")
     p.add_argument("--train", type=cli.path_arg, default=run.train, help="train split to write")
     p.add_argument("--test", type=cli.path_arg, default=run.test, help="test split to write")
     p.add_argument("--scaler", type=cli.path_arg, default=run.scaler,

@@ -321,7 +321,7 @@ class Gate:
 
 def published_scores_on(run: RunPaths, release: Target) -> dict[str, float]:
     """ROC AUC and sensitivity of a published release's model on this run's test rows (raw
-    rows from ``data.csv``, transformed by the release's own preprocessing, at its threshold)."""
+    rows from ``data.parquet``, transformed by the release's own preprocessing, at its threshold)."""
     import numpy as np
     from sklearn import metrics as skm
 

@@ -65,7 +65,7 @@ def train_candidate(
     """Cross-validate candidate ``name`` on the training split, then fit it on all of it.
 
     Writes into ``out_dir``: ``model.pkl`` (+ checksum), ``cv.json`` (every fold's scores and
-    their mean and sd) and ``oof.csv`` (each training row's out-of-fold probability).
+    their mean and sd) and ``oof.parquet`` (each training row's out-of-fold probability).
 
     Returns:
         ``{"candidate": name, "model": ..., "cv": ..., "oof": ...}``
@@ -88,7 +88,7 @@ def train_candidate(
     storage.write_frame(
         pd.DataFrame({ID_COLUMN: train[ID_COLUMN], TARGET_COLUMN: train[TARGET_COLUMN],
                       "malignant_probability": oof}),
-        out / "oof.csv",
+        out / "oof.parquet",
     )
     storage.write_json(
         {
@@ -106,7 +106,7 @@ def train_candidate(
         out / "cv.json",
     )
     return {"candidate": name, "model": str(out / "model.pkl"), "cv": str(out / "cv.json"),
-            "oof": str(out / "oof.csv")}
+            "oof": str(out / "oof.parquet")}
 
 
 def select_model(
@@ -126,7 +126,7 @@ def select_model(
     ranking = rank({name: cv["summary"] for name, cv in cvs.items()}, metric)
     winner = ranking[0]
     best = storage.location(candidate_dirs[winner])
-    oof = storage.read_frame(best / "oof.csv", "train_model")
+    oof = storage.read_frame(best / "oof.parquet", "train_model")
     y = oof[TARGET_COLUMN].map(LABEL_CODES).to_numpy(dtype=int)
     threshold = choose_threshold(y, oof["malignant_probability"].to_numpy(), target_sensitivity)
     model = storage.load_object(best / "model.pkl")

@@ -15,9 +15,9 @@ pytestmark = pytest.mark.airflow_cli
 
 
 RUN_FILES = [
-    "candidates", "data.csv", "gate.json", "metrics.json", "model.pkl", "model.pkl.sha256", "predictions.csv",
+    "candidates", "data.parquet", "gate.json", "metrics.json", "model.pkl", "model.pkl.sha256", "predictions.csv",
     "preprocessing.json", "profile.json", "release.json", "report.html", "scaler.pkl", "scaler.pkl.sha256",
-    "test.csv", "train.csv", "training.json",
+    "test.parquet", "train.parquet", "training.json",
 ]
 
 
@@ -70,7 +70,7 @@ def test_two_runs_of_the_same_data_and_params_are_byte_identical(airflow_db, env
     _dags_test("2024-03-06", env)
     runs = tmp_path / "results" / "runs"
     first, second = runs / "2024-03-05T000000Z", runs / "2024-03-06T000000Z"
-    for name in ("metrics.json", "predictions.csv", "model.pkl", "scaler.pkl", "train.csv", "test.csv"):
+    for name in ("metrics.json", "predictions.csv", "model.pkl", "scaler.pkl", "train.parquet", "test.parquet"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
     releases = sorted((tmp_path / "results" / "published").iterdir())
     assert len(releases) == 2 and len({r.name.rsplit("-", 1)[1] for r in releases}) == 1  # same content

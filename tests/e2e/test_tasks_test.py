@@ -46,7 +46,7 @@ def test_each_task_in_order_on_a_fresh_date(airflow_db, env, tmp_path):
         if task == "load_data":
             state, log = _tasks_test("train_model", date, env, 0)
             assert state == "failed"
-            assert f"missing input {run / 'train.csv'} (written by task 'preprocess_data': run it first)" in log
+            assert f"missing input {run / 'train.parquet'} (written by task 'preprocess_data': run it first)" in log
         if task == "train_model" and map_index == 0:
             state, log = _tasks_test("select_model", date, env)
             assert state == "failed"  # the other candidates have not run yet

@@ -66,7 +66,7 @@ def test_a_run_keeps_every_artifact_on_s3_when_the_results_root_is_a_bucket(
     release = json.loads(objects["shared-results/current.json"])["release"]
     assert release.startswith("2024-07-03T000000Z-")
     run = "shared-results/runs/2024-07-03T000000Z/"
-    for name in ("data.csv", "train.csv", "model.pkl", "metrics.json", "report.html", "release.json"):
+    for name in ("data.parquet", "train.parquet", "model.pkl", "metrics.json", "report.html", "release.json"):
         assert run + name in objects, name
     for name in ("metrics.json", "model.pkl", "scaler.pkl"):
         assert objects[f"shared-results/{name}"] == objects[f"shared-results/published/{release}/{name}"]

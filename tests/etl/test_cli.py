@@ -33,7 +33,7 @@ def test_steps_chain_with_their_default_paths(small_csv, env, tmp_path):
         assert proc.returncode == 0, f"{step}: {proc.stderr}"
         outputs.update(json.loads(proc.stdout))
     run = tmp_path / "results" / "runs" / "cli"
-    assert outputs["data"] == str(run / "data.csv")
+    assert outputs["data"] == str(run / "data.parquet")
     metrics = json.loads((tmp_path / "results" / "metrics.json").read_text())
     assert metrics["n_test"] == 15
     assert (tmp_path / "uploads" / "cli" / "model.pkl").read_bytes() == (run / "model.pkl").read_bytes()
@@ -56,6 +56,6 @@ def test_bad_data_is_one_line_on_stderr_without_traceback(small_csv, env, tmp_pa
 def test_step_without_its_input_names_the_missing_file(env, tmp_path):
     proc = run_module("etl.train_model", env=env)
     assert proc.returncode == 1
-    assert f"error: missing input {tmp_path / 'results' / 'runs' / 'cli' / 'train.csv'}" in proc.stderr
+    assert f"error: missing input {tmp_path / 'results' / 'runs' / 'cli' / 'train.parquet'}" in proc.stderr
     proc = run_module("etl.summary", env=env)
     assert proc.returncode == 1 and "no published results yet" in proc.stderr

@@ -39,6 +39,13 @@ def test_fast_bootstrap_scores_equal_scikit_learns():
         expected = {**threshold_metrics(y, p, threshold), **ranking_metrics(y, p)}
         for metric, value in fast_scores(y, p, threshold).items():
             assert value == pytest.approx(expected[metric], abs=1e-12), metric
+        # A bootstrap draw as weights (how often each row was drawn) = the rows repeated.
+        rows = rng.integers(0, n, n)
+        if y[rows].min() == y[rows].max():
+            continue
+        expected = {**threshold_metrics(y[rows], p[rows], threshold), **ranking_metrics(y[rows], p[rows])}
+        for metric, value in fast_scores(y, p, threshold, np.bincount(rows, minlength=n)).items():
+            assert value == pytest.approx(expected[metric], abs=1e-12), metric
 
 
 def test_evaluate_model_writes_metrics_and_predictions(evaluated_runs, tmp_path):
@@ -54,9 +61,9 @@ def test_evaluate_model_writes_metrics_and_predictions(evaluated_runs, tmp_path)
     assert cm["tp"] + cm["fn"] == 5 and cm["tn"] + cm["fp"] == 10
 
     predictions = pd.read_csv(out["predictions"])
-    test = pd.read_csv(run.test)
+    test = pd.read_parquet(run.test)
     assert list(predictions.columns) == ["id", "diagnosis", "malignant_probability", "predicted"]
-    assert list(predictions["id"]) == list(test["id"]) and list(predictions["diagnosis"]) == list(test["diagnosis"])
+    assert list(predictions["id"].astype(str)) == list(test["id"]) and list(predictions["diagnosis"]) == list(test["diagnosis"])
     threshold = storage.read_json(run.training)["threshold"]["threshold"]
     assert metrics["threshold"] == threshold
     assert ((predictions["malignant_probability"] >= threshold) == (predictions["predicted"] == "M")).all()

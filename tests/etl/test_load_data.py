@@ -21,11 +21,11 @@ def frame(small_csv) -> pd.DataFrame:
 def test_accepted_shapes_give_the_same_validated_table(shape, frame, small_csv, tmp_path):
     path = input_shapes.build(input_shapes.ACCEPTED, shape, frame, tmp_path)
     _, rows, missing = input_shapes.ACCEPTED[shape]
-    out = load_data(path, tmp_path / "data.csv", tmp_path / "profile.json")
-    data = pd.read_csv(out["data"])
+    out = load_data(path, tmp_path / "data.parquet", tmp_path / "profile.json")
+    data = pd.read_parquet(out["data"])
     assert list(data.columns) == CANONICAL
     assert len(data) == rows
-    reference = pd.read_csv(small_csv)[CANONICAL]
+    reference = pd.read_csv(small_csv, dtype={"id": "str"})[CANONICAL]  # ids stay text
     pd.testing.assert_frame_equal(data.drop(columns=["texture_se"]), reference.drop(columns=["texture_se"]))
     assert int(data["texture_se"].isna().sum()) == missing
     assert json.loads((tmp_path / "profile.json").read_text())["missing_total"] == missing
@@ -37,7 +37,7 @@ def test_refused_inputs_raise_one_line(shape, frame, tmp_path):
     with pytest.raises(DataValidationError) as info:
         validate(read_input(path), source=str(path))
     assert str(info.value) == f"{path}: {input_shapes.REFUSED[shape][1]}"
-    assert not (tmp_path / "data.csv").exists()
+    assert not (tmp_path / "data.parquet").exists()
 
 
 @pytest.mark.parametrize("shape", ["shared_trailing_comma", "uci_wdbc_data", "few_missing"])
@@ -64,7 +64,7 @@ def test_duplicates_extra_and_empty_columns_are_logged_and_recorded(frame, tmp_p
     caplog.set_level("INFO")
     path = tmp_path / "in.csv"
     input_shapes._shared_trailing_comma(pd.concat([frame, frame.iloc[[7]]]).assign(site="a"), path)
-    load_data(path, tmp_path / "data.csv", tmp_path / "profile.json")
+    load_data(path, tmp_path / "data.parquet", tmp_path / "profile.json")
     profile = json.loads((tmp_path / "profile.json").read_text())
     assert profile["rows_read"] == 61 and profile["rows"] == 60
     assert profile["duplicate_rows_dropped"] == 1
@@ -75,7 +75,7 @@ def test_duplicates_extra_and_empty_columns_are_logged_and_recorded(frame, tmp_p
 
 
 def test_profile_describes_the_data(small_csv, tmp_path):
-    load_data(small_csv, tmp_path / "data.csv", tmp_path / "profile.json")
+    load_data(small_csv, tmp_path / "data.parquet", tmp_path / "profile.json")
     profile = json.loads((tmp_path / "profile.json").read_text())
     assert (profile["rows"], profile["columns"]) == (60, 32)
     assert profile["class_balance"] == {"B": 39, "M": 21}
@@ -88,9 +88,9 @@ def test_profile_describes_the_data(small_csv, tmp_path):
 
 def test_limits_are_parameters(frame, tmp_path):
     path = input_shapes.build(input_shapes.REFUSED, "too_many_missing", frame, tmp_path)
-    load_data(path, tmp_path / "data.csv", tmp_path / "profile.json", max_missing_share=0.2)
+    load_data(path, tmp_path / "data.parquet", tmp_path / "profile.json", max_missing_share=0.2)
     path = input_shapes.build(input_shapes.REFUSED, "too_few_rows", frame, tmp_path)
-    load_data(path, tmp_path / "data.csv", tmp_path / "profile.json", min_rows_per_class=3)
+    load_data(path, tmp_path / "data.parquet", tmp_path / "profile.json", min_rows_per_class=3)
 
 
 def test_missing_file(tmp_path):

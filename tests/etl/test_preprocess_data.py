@@ -63,13 +63,13 @@ def test_too_few_rows_for_the_split_is_refused(data):
 def test_preprocess_data_writes_splits_preprocessing_and_summary(data, tmp_path):
     data = data.copy()
     data.loc[[0, 1, 2], "area_se"] = np.nan
-    storage.write_frame(data, tmp_path / "data.csv")
+    storage.write_frame(data, tmp_path / "data.parquet")
     out = preprocess_data(
-        tmp_path / "data.csv", tmp_path / "train.csv", tmp_path / "test.csv",
+        tmp_path / "data.parquet", tmp_path / "train.parquet", tmp_path / "test.parquet",
         tmp_path / "scaler.pkl", tmp_path / "prep.json", test_size=0.2, random_state=42,
     )
-    assert len(pd.read_csv(out["train"])) == 48
-    assert len(pd.read_csv(out["test"])) == 12
+    assert len(pd.read_parquet(out["train"])) == 48
+    assert len(pd.read_parquet(out["test"])) == 12
     assert storage.load_object(out["scaler"]).n_features_in_ == 30
     summary = storage.read_json(out["preprocessing"])
     assert summary["rows"] == {"train": 48, "test": 12}

@@ -107,7 +107,7 @@ def test_the_steps_storage_calls_work_on_airflow_object_storage_paths(tmp_path, 
     remote, here = (storage.read_json(r / "profile.json") for r in (tmp_path / "results/runs/k", local.root))
     assert remote.pop("source") == small_csv.as_uri() and here.pop("source") == str(small_csv)
     assert remote == here
-    for name in ("data.csv", "train.csv", "test.csv", "scaler.pkl", "scaler.pkl.sha256",
+    for name in ("data.parquet", "train.parquet", "test.parquet", "scaler.pkl", "scaler.pkl.sha256",
                  "model.pkl", "training.json", "metrics.json", "predictions.csv"):
         assert (tmp_path / "results" / "runs" / "k" / name).read_bytes() == (local.root / name).read_bytes(), name
     assert storage.load_object(run.model).n_features_in_ == 30

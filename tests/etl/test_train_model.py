@@ -59,8 +59,8 @@ def test_every_candidate_trains_cross_validates_and_records(split):
         assert len(cv["scores"]) == 6 and set(cv["summary"]) == {"roc_auc", "pr_auc", "brier"}
         model = storage.load_object(out["model"])  # checked against its checksum
         assert list(model.classes_) == [0, 1] and model.n_features_in_ == 30
-        oof = pd.read_csv(out["oof"])
-        assert list(oof["id"]) == list(pd.read_csv(split.train)["id"])
+        oof = pd.read_parquet(out["oof"])
+        assert list(oof["id"]) == list(pd.read_parquet(split.train)["id"])
         assert oof["malignant_probability"].between(0, 1).all()
 
 
@@ -73,16 +73,16 @@ def test_selection_and_threshold_never_see_the_test_split(split, tmp_path):
         train_candidate(split.train, name, settings.candidates[name], split.candidate(name), 3, 1, 0)
     dirs = {n: split.candidate(n) for n in names}
     select_model(dirs, "roc_auc", 0.97, tmp_path / "m1.pkl", tmp_path / "t1.json")
-    test = pd.read_csv(split.test)
+    test = pd.read_parquet(split.test)
     test["diagnosis"] = test["diagnosis"].map({"M": "B", "B": "M"})  # every test label wrong
     test.iloc[:, 2:] = 0.0
     test.to_csv(split.test, index=False)
     select_model(dirs, "roc_auc", 0.97, tmp_path / "m2.pkl", tmp_path / "t2.json")
     assert (tmp_path / "t1.json").read_bytes() == (tmp_path / "t2.json").read_bytes()
     assert (tmp_path / "m1.pkl").read_bytes() == (tmp_path / "m2.pkl").read_bytes()
-    train_ids = set(pd.read_csv(split.train)["id"])
+    train_ids = set(pd.read_parquet(split.train)["id"])
     for name in names:
-        assert set(pd.read_csv(split.candidate(name) / "oof.csv")["id"]) == train_ids
+        assert set(pd.read_parquet(split.candidate(name) / "oof.parquet")["id"]) == train_ids
     assert not train_ids & set(test["id"])
     record = storage.read_json(tmp_path / "t1.json")
     assert record["train_sha256"] == storage.sha256(split.train)
