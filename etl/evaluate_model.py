@@ -52,32 +52,51 @@ def ranking_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
-def fast_scores(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
-    """The same scores as ``threshold_metrics`` and ``ranking_metrics``, in plain NumPy (the
-    bootstrap computes them thousands of times; a test checks they equal scikit-learn's)."""
-    from scipy.stats import rankdata
+class RankedScores:
+    """Test labels and probabilities sorted once by probability, so that every bootstrap
+    resample is scored in linear time: a resample is a weight per row (how often it was
+    drawn), and every score is a weighted sum over the sorted rows (no sort per resample)."""
 
-    positive = y == 1
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    called = p >= threshold
-    tp, fp = int((called & positive).sum()), int((called & ~positive).sum())
-    fn, tn = n_pos - tp, n_neg - fp
-    ranks = rankdata(p)
-    order = np.argsort(-p, kind="mergesort")
-    ys, ps = positive[order], p[order]
-    last = np.r_[np.flatnonzero(np.diff(ps)), len(ps) - 1]  # the last row of each distinct score
-    tps = np.cumsum(ys)[last]
-    precision, recall = tps / (last + 1), tps / n_pos
-    return {
-        "accuracy": (tp + tn) / len(y),
-        "precision": tp / (tp + fp) if tp + fp else 0.0,
-        "recall": tp / n_pos if n_pos else 0.0,
-        "specificity": tn / n_neg if n_neg else 0.0,
-        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
-        "roc_auc": float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)),
-        "pr_auc": float(np.sum(np.diff(np.r_[0.0, recall]) * precision)),
-        "brier": float(np.mean((p - y) ** 2)),
-    }
+    def __init__(self, y: np.ndarray, p: np.ndarray):
+        order = np.argsort(-p, kind="mergesort")
+        self.order, self.y, self.p = order, np.asarray(y)[order] == 1, np.asarray(p, dtype=float)[order]
+        # The first row of each run of equal probabilities (ties share one threshold).
+        self.starts = np.r_[0, np.flatnonzero(np.diff(self.p)) + 1]
+
+    def scores(self, threshold: float, weights: np.ndarray | None = None) -> dict[str, float]:
+        """The scores of ``threshold_metrics`` and ``ranking_metrics`` for rows weighted by
+        ``weights`` (in the original row order; default: each row once)."""
+        w = np.ones(len(self.y)) if weights is None else np.asarray(weights, dtype=float)[self.order]
+        wp, wn = w * self.y, w * ~self.y
+        n_pos, n_neg, n = wp.sum(), wn.sum(), w.sum()
+        called = self.p >= threshold
+        tp, fp = wp[called].sum(), wn[called].sum()
+        fn, tn = n_pos - tp, n_neg - fp
+        pos_at, neg_at = np.add.reduceat(wp, self.starts), np.add.reduceat(wn, self.starts)
+        tps, fps = np.cumsum(pos_at), np.cumsum(neg_at)
+        # Mann-Whitney: each positive beats the negatives below its score, ties count half.
+        roc_auc = np.sum(pos_at * (n_neg - fps + 0.5 * neg_at)) / (n_pos * n_neg)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            precision = np.where(tps + fps > 0, tps / (tps + fps), 0.0)
+        recall = tps / n_pos
+        return {
+            "accuracy": float((tp + tn) / n),
+            "precision": float(tp / (tp + fp)) if tp + fp else 0.0,
+            "recall": float(tp / n_pos) if n_pos else 0.0,
+            "specificity": float(tn / n_neg) if n_neg else 0.0,
+            "f1": float(2 * tp / (2 * tp + fp + fn)) if tp + fp + fn else 0.0,
+            "roc_auc": float(roc_auc),
+            "pr_auc": float(np.sum(np.diff(np.r_[0.0, recall]) * precision)),
+            "brier": float(np.sum(w * (self.p - self.y) ** 2) / n),
+        }
+
+
+def fast_scores(
+    y: np.ndarray, p: np.ndarray, threshold: float, weights: np.ndarray | None = None
+) -> dict[str, float]:
+    """The same scores as ``threshold_metrics`` and ``ranking_metrics``, in plain NumPy, each
+    row counted ``weights`` times (a test checks they equal scikit-learn's on the rows repeated)."""
+    return RankedScores(y, p).scores(threshold, weights)
 
 
 def bootstrap_ci(
@@ -85,12 +104,13 @@ def bootstrap_ci(
 ) -> dict[str, list[float]]:
     """95 % percentile bootstrap intervals of every score, resampling the test rows."""
     rng = np.random.default_rng(random_state)
+    ranked = RankedScores(y, p)
     draws: dict[str, list[float]] = {m: [] for m in (*THRESHOLD_METRICS, *RANKING_METRICS)}
     for _ in range(resamples):
         rows = rng.integers(0, len(y), len(y))
         if y[rows].min() == y[rows].max():  # one class only: no AUC; skip this draw
             continue
-        for metric, value in fast_scores(y[rows], p[rows], threshold).items():
+        for metric, value in ranked.scores(threshold, np.bincount(rows, minlength=len(y))).items():
             draws[metric].append(value)
     return {m: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] for m, v in draws.items()}
 
