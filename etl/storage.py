@@ -263,6 +263,17 @@ def load_object(source: Location, expected_sha256: str | None = None, record: st
     return joblib.load(io.BytesIO(data))
 
 
+def copy_object(source: Location, target: Location) -> Target:
+    """Copy a pickle written by ``dump_object`` and its checksum, after checking it, without
+    unpickling it. The copy is byte-identical: pickling a loaded object again can give other
+    bytes, depending on what the process did before (pickle's memo follows object identity)."""
+    expected = recorded_sha256(source)
+    verify(source, expected, str(checksum_file(source)))
+    target = copy_file(source, target)
+    write_bytes(f"{expected}  {target.name}\n".encode(), checksum_file(target))
+    return target
+
+
 def copy_file(source: Location, target: Location) -> Target:
     """Copy a file's bytes to ``target`` atomically (between local and object storage too)."""
     with open_read(source) as src, atomic_open(target, "wb") as dst:

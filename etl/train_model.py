@@ -129,8 +129,7 @@ def select_model(
     oof = storage.read_frame(best / "oof.parquet", "train_model")
     y = oof[TARGET_COLUMN].map(LABEL_CODES).to_numpy(dtype=int)
     threshold = choose_threshold(y, oof["malignant_probability"].to_numpy(), target_sensitivity)
-    model = storage.load_object(best / "model.pkl")
-    storage.dump_object(model, model_path)
+    storage.copy_object(best / "model.pkl", model_path)  # the winner's file, byte for byte
     cv = cvs[winner]
     logger.info(
         "selected %s by cross-validated %s (%s); threshold %.4f gives out-of-fold sensitivity %.3f, "

@@ -56,6 +56,17 @@ def test_each_task_in_order_on_a_fresh_date(airflow_db, env, tmp_path):
     assert 0.9 <= metrics["accuracy"] <= 1.0
     assert (tmp_path / "uploads" / "2024-05-06T000000Z" / "model.pkl").is_file()
 
+
+def test_rerunning_each_task_is_idempotent_and_a_changed_model_is_refused(airflow_db, env, tmp_path):
+    """After a whole run (``dags test``), ``tasks test`` of any task changes nothing. A separate
+    test from the one above so that the two run on both pytest workers."""
+    (tmp_path / "two.toml").write_text(TWO_CANDIDATES)
+    env = with_config(env, tmp_path / "two.toml")
+    date = "2024-05-07"
+    run = tmp_path / "results" / "runs" / "2024-05-07T000000Z"
+    proc = run_command([AIRFLOW, "dags", "test", DAG_ID, date], env=env)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+
     # Rerunning any task is idempotent: same files, same bytes, the same single release.
     before = _snapshot(tmp_path)
     for task, map_index in STEPS[:4] + STEPS[5:]:  # every task; one candidate of train_model
@@ -71,7 +82,7 @@ def test_each_task_in_order_on_a_fresh_date(airflow_db, env, tmp_path):
     assert re.search(rf"{run / 'model.pkl'}: SHA-256 \w+\.\.\. does not match \w+\.\.\. recorded in "
                      rf"{run / 'model.pkl.sha256'}; the file was changed after it was written, refusing to use it", log)
     assert "up_for_retry" not in log
-    assert _snapshot(tmp_path) == {**before, "results/runs/2024-05-06T000000Z/model.pkl": (run / "model.pkl").read_bytes()}
+    assert _snapshot(tmp_path) == {**before, "results/runs/2024-05-07T000000Z/model.pkl": (run / "model.pkl").read_bytes()}
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:

@@ -77,6 +77,18 @@ def test_a_pickle_without_a_checksum_is_refused(tmp_path):
         storage.load_object(tmp_path / "o.pkl", "0" * 64, "a manifest")
 
 
+def test_copy_object_copies_the_bytes_and_the_checksum_and_refuses_a_changed_file(tmp_path):
+    storage.dump_object({"weights": [1.0, 2.0]}, tmp_path / "a.pkl")
+    copied = storage.copy_object(tmp_path / "a.pkl", tmp_path / "b" / "b.pkl")
+    assert copied.read_bytes() == (tmp_path / "a.pkl").read_bytes()
+    assert storage.recorded_sha256(copied) == storage.sha256(copied)
+    assert storage.load_object(copied) == {"weights": [1.0, 2.0]}
+    (tmp_path / "a.pkl").write_bytes((tmp_path / "a.pkl").read_bytes() + b"\0")
+    with pytest.raises(IntegrityError):
+        storage.copy_object(tmp_path / "a.pkl", tmp_path / "c.pkl")
+    assert not (tmp_path / "c.pkl").exists()
+
+
 def test_interrupted_writes_are_cleared(tmp_path):
     (tmp_path / ".model.pkl.abc.tmp").write_bytes(b"half")
     (tmp_path / "model.pkl").write_bytes(b"whole")
