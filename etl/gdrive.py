@@ -121,14 +121,15 @@ def _find(drive: Any, parent: str, title: str, mime_type: str | None = None) -> 
 
 
 def upload(
-    files: Mapping[str, str | os.PathLike[str]],
+    files: Mapping[str, storage.Location],
     folder_id: str,
     run_key: str,
     service_account: str | os.PathLike[str] | None = None,
     user: str | os.PathLike[str] | None = None,
     http_factory: Callable[[], Any] | None = None,
 ) -> dict[str, str]:
-    """Upload ``files`` (name -> local path) to ``<folder_id>/<run_key>/`` on Google Drive.
+    """Upload ``files`` (name -> local path or ``ObjectStoragePath``) to
+    ``<folder_id>/<run_key>/`` on Google Drive.
 
     Returns:
         name -> ``gdrive://<file id>`` of the uploaded file.
@@ -141,13 +142,17 @@ def upload(
         sub.Upload()
     uploaded = {}
     for name, path in files.items():
-        path = Path(path)
+        path = storage.location(path)
         item = _find(drive, sub["id"], name) or drive.CreateFile({"title": name, "parents": [{"id": sub["id"]}]})
-        item.SetContentFile(str(path))
+        if storage.is_local(path):
+            item.SetContentFile(str(path))
+        else:  # a release on an object store (a cluster's results root): streamed from there
+            item.content = storage.open_read(path)
+            item["mimeType"] = item.get("mimeType") or "application/octet-stream"
         item.Upload()
         item.content.close()
         md5 = storage.digest(path, "md5")
-        if int(item["fileSize"]) != path.stat().st_size or item["md5Checksum"] != md5:
+        if int(item["fileSize"]) != storage.size(path) or item["md5Checksum"] != md5:
             raise OSError(f"upload of {name} to gdrive://{folder_id}/{run_key}: Drive's size or MD5 differs")
         logger.info("uploaded %s to gdrive://%s/%s (file id %s; size+md5 checked)", name, folder_id, run_key, item["id"])
         uploaded[name] = f"gdrive://{item['id']}"

@@ -15,6 +15,7 @@ from etl.config import load_settings
 from etl.save_results import publish
 from etl.upload_results import upload_results
 from tests.fake_drive import FakeDrive, new_key, rewriting_http, serve, service_account_json
+from tests.servers import BUCKET
 
 
 @pytest.fixture
@@ -61,6 +62,21 @@ def test_upload_with_a_service_account_and_replace_on_rerun(drive, service_accou
     assert len(drive.children(drive.folder)) == 1  # the run folder is reused
     assert drive.children(run_folder["id"]).keys() == stored.keys()  # files replaced, not duplicated
     assert ("PUT", f"/upload/drive/v2/files/{stored['model.pkl']['id']}") in drive.requests
+
+
+def test_upload_streams_a_release_kept_on_an_object_store(drive, service_account, files, s3_server, monkeypatch):
+    """A cluster's results root is an object store: the files are ``ObjectStoragePath``s on S3
+    (moto's server), streamed to Drive without a local copy."""
+    from airflow.sdk import ObjectStoragePath
+
+    monkeypatch.setenv("AIRFLOW_CONN_GDRIVE_TEST_S3", s3_server.connection())
+    for name, path in files.items():
+        s3_server.client().put_object(Bucket=BUCKET, Key=f"release/{name}", Body=path.read_bytes())
+    remote = {name: ObjectStoragePath(f"s3://{BUCKET}/release/{name}", conn_id="gdrive_test_s3") for name in files}
+    gdrive.upload(remote, drive.folder, "k", service_account=service_account, http_factory=rewriting_http(drive))
+    (run_folder,) = drive.children(drive.folder).values()
+    stored = drive.children(run_folder["id"])
+    assert {name: f["content"] for name, f in stored.items()} == {n: p.read_bytes() for n, p in files.items()}
 
 
 def test_upload_with_saved_user_credentials(drive, tmp_path, files):
