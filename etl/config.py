@@ -7,12 +7,14 @@ read in order), then the environment variables
 overridden per run by the DAG's params or a command's flags.
 
 This module is imported when Airflow parses the DAG file, so it must stay light: standard
-library only (an object-store results root imports Airflow's ``ObjectStoragePath`` when the
-settings are loaded; Airflow is already imported where that happens).
+library only. An object-store results root becomes an ``ObjectStoragePath`` only when a task
+first uses it (making one looks up the connection and sets up its file system: no work for
+DAG parsing).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tomllib
@@ -46,12 +48,11 @@ ENV_VARS = {
 
 @dataclass(frozen=True)
 class Settings:
-    """Resolved settings; paths are absolute. ``results_dir`` is a ``Path``, or an Airflow
-    ``ObjectStoragePath`` when it is a URI such as ``s3://bucket/prefix`` (credentials from the
-    connection ``results_conn_id``): the artifact root that workers on several machines share."""
+    """Resolved settings; paths are absolute."""
 
     data_path: Path
-    results_dir: StoragePath
+    results_location: str  # an absolute path, or a URI such as s3://bucket/prefix
+    results_conn_id: str
     upload_uri: str
     max_missing_share: float
     min_rows_per_class: int
@@ -79,6 +80,13 @@ class Settings:
     smtp_conn_id: str
     webhook_conn_id: str
     alert_on_success: bool
+
+    @functools.cached_property
+    def results_dir(self) -> StoragePath:
+        """The results folder: a ``Path``, or an Airflow ``ObjectStoragePath`` when
+        ``results_location`` is a URI such as ``s3://bucket/prefix`` (credentials from the
+        connection ``results_conn_id``): the artifact root workers on several machines share."""
+        return results_root(self.results_location, self.results_conn_id)
 
     @property
     def runs_dir(self) -> StoragePath:
@@ -108,15 +116,22 @@ def resolve_path(path: str | os.PathLike[str]) -> Path:
     return Path(os.path.normpath(path if path.is_absolute() else PROJECT_ROOT / path))
 
 
-def results_root(value: str, conn_id: str) -> StoragePath:
-    """The results folder: a local path (relative to the project root), or an
-    ``ObjectStoragePath`` for a URI other than ``file://`` (through Airflow connection
-    ``conn_id``)."""
+def _results_location(value: str) -> str:
+    """A results folder setting made absolute: local paths and ``file://`` URIs to a path
+    (relative to the project root), other URIs as given."""
     if value.startswith("file://") or "://" not in value:
-        return resolve_path(value.removeprefix("file://"))
+        return str(resolve_path(value.removeprefix("file://")))
+    return value.rstrip("/")
+
+
+def results_root(location: str, conn_id: str) -> StoragePath:
+    """The results folder of ``_results_location``'s value: a ``Path``, or an
+    ``ObjectStoragePath`` for a URI (through Airflow connection ``conn_id``)."""
+    if "://" not in location:
+        return Path(location)
     from airflow.sdk import ObjectStoragePath
 
-    return ObjectStoragePath(value.rstrip("/"), conn_id=conn_id)
+    return ObjectStoragePath(location, conn_id=conn_id)
 
 
 def load_settings(
@@ -154,7 +169,8 @@ def load_settings(
         upload_uri = str(resolve_path(upload_uri))
     return Settings(
         data_path=resolve_path(paths["data_path"]),
-        results_dir=results_root(str(paths["results_dir"]), str(paths["results_conn_id"])),
+        results_location=_results_location(str(paths["results_dir"])),
+        results_conn_id=str(paths["results_conn_id"]),
         upload_uri=upload_uri,
         max_missing_share=float(raw["validation"]["max_missing_share"]),
         min_rows_per_class=int(raw["validation"]["min_rows_per_class"]),

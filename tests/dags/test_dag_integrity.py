@@ -1,6 +1,7 @@
 """The DAG file parses cleanly, light and offline, into the documented task graph."""
 
 import json
+import os
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -79,8 +80,10 @@ def test_params_default_to_the_settings(dag):
                       "C": s.C, "max_iter": s.max_iter}
 
 
-def test_parse_imports_no_heavy_library_and_opens_no_connection():
-    """Parse in a fresh interpreter whose sockets refuse to connect."""
+@pytest.mark.parametrize("results_dir", ["", "s3://pipeline-results/results"])
+def test_parse_imports_no_heavy_library_and_opens_no_connection(results_dir):
+    """Parse in a fresh interpreter whose sockets refuse to connect; with the results folder on
+    S3 too (the cluster setup), whose file system is made only when a task uses it."""
     script = """
 import json, socket, sys
 def refuse(*a, **k):
@@ -89,11 +92,11 @@ socket.socket.connect = refuse
 socket.create_connection = refuse
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1])
-heavy = sorted(m for m in ("pandas", "sklearn", "joblib", "pydrive2") if m in sys.modules)
+heavy = sorted(m for m in ("pandas", "sklearn", "joblib", "pydrive2", "s3fs", "botocore") if m in sys.modules)
 print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": list(bag.dags), "heavy": heavy}))
 """
     proc = subprocess.run([sys.executable, "-c", script, str(PROJECT_ROOT / "dags")],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "RESULTS_DIR": results_dir})
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result == {"errors": {}, "dags": [DAG_ID], "heavy": []}
