@@ -96,12 +96,9 @@ def port_open(port: int) -> bool:
 
 def postgres_bindir() -> Path:
     """The folder of ``initdb`` and ``postgres`` (Debian keeps them out of PATH)."""
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
-    found = shutil.which("initdb")
-    if candidates:
-        return Path(candidates[0]).parent
-    if found:
-        return Path(found).parent
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True) or [shutil.which("initdb")]
+    if found[0]:
+        return Path(found[0]).parent
     raise SystemExit("PostgreSQL server not found: install the Debian package postgresql (make cluster-test does)")
 
 
@@ -156,12 +153,12 @@ class Cluster:
 
     def start(self, name: str, args: list[str], env: dict[str, str] | None = None, user: str | None = None) -> None:
         """Start a service in its own process group, output to ``logs/<name>.log``."""
-        out = open(self.logs / f"{name}.log", "ab")
         kwargs: dict[str, Any] = {}
         if user:
             kwargs.update(user=user, group=pwd.getpwnam(user).pw_gid, extra_groups=[])
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env or os.environ.copy(),
-                                cwd=self.root if user else PROJECT_ROOT, start_new_session=True, **kwargs)
+        with open(self.logs / f"{name}.log", "ab") as out:  # the service keeps its own copy
+            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env or os.environ.copy(),
+                                    cwd=self.root if user else PROJECT_ROOT, start_new_session=True, **kwargs)
         self.procs[name] = proc
         self.state["pids"][name] = proc.pid
         self.save()
@@ -215,8 +212,6 @@ class Cluster:
         wait_for(lambda: port_open(self.ports["redis"]), 30, "Redis", self)
 
     def start_s3(self) -> None:
-        import boto3
-
         self.start("s3", [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1",
                           "-p", str(self.ports["s3"])])
         wait_for(lambda: port_open(self.ports["s3"]), 60, "the S3 server", self)

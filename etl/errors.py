@@ -10,6 +10,12 @@ retries.
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none): what goes
+    into a one-line error about a failure of a library (boto, s3fs, Google's client)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 class PipelineError(Exception):
     """A non-transient problem, reported to the user as a single line."""
 

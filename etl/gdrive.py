@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from etl import storage
-from etl.errors import UploadError
+from etl.errors import UploadError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def connect(
 
 def _reason(exc: BaseException) -> str:
     """The first line of an error, without anything that looks like a token."""
-    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    text = first_line(exc)
     return text.split(":", 1)[-1].strip() if "refresh failed" in text.lower() else text
 
 

@@ -49,7 +49,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from importlib import metadata
@@ -58,7 +58,7 @@ from typing import Any
 
 from etl import cli, storage
 from etl.config import CLI_RUN_KEY, MANIFEST, PROJECT_ROOT, PUBLISHED_ARTIFACTS, RunPaths
-from etl.errors import IntegrityError, MissingInputError, ParameterError
+from etl.errors import IntegrityError, MissingInputError, ParameterError, first_line
 from etl.storage import Location, Target
 
 logger = logging.getLogger(__name__)
@@ -87,8 +87,7 @@ def _check_object_store(root: Target) -> None:
             raise OSError(f"{storage.uri(probe)}: read back something else than was written")
         probe.unlink()
     except (PermissionError, FileNotFoundError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ParameterError(f"results folder {storage.uri(root)} is not writable: {first}") from None
+        raise ParameterError(f"results folder {storage.uri(root)} is not writable: {first_line(exc)}") from None
     except BotoCoreError as exc:  # endpoint unreachable: an I/O error, Airflow retries
         raise ConnectionError(f"results folder {storage.uri(root)}: {exc}") from None
 
@@ -246,11 +245,24 @@ def publish(
     artifacts = {name: storage.describe(path) for name, path in sources.items()}
     content = hashlib.sha256(json.dumps(artifacts, sort_keys=True).encode()).hexdigest()[:12]
     release = f"{run.root.name}-{content}"
-    if not storage.is_local(results_dir):
-        return _publish_to_object_store(run, results_dir, sources, artifacts, release, run_info)
+
+    def manifest() -> dict[str, Any]:
+        return build_manifest(run, artifacts, release, run_info or {"run_id": CLI_RUN_KEY})
+
+    store_and_switch = _publish_locally if storage.is_local(results_dir) else _publish_to_object_store
+    release_dir = store_and_switch(results_dir, release, sources, manifest)
+    storage.write_json({"release": release, "published": True}, run.root / RELEASE_RECORD)
+    logger.info("published release %s to %s: %s", release, storage.uri(results_dir), ", ".join(RELEASE_FILES))
+    return {"release": str(release_dir), **{name: str(results_dir / name) for name in RELEASE_FILES}}
+
+
+def _publish_locally(
+    results_dir: Path, release: str, sources: Mapping[str, Target], manifest: Callable[[], dict[str, Any]],
+) -> Path:
+    """``publish`` on a local folder: the release staged and renamed into place, then the
+    ``current`` link switched in one rename. Returns the release folder."""
     releases = results_dir / RELEASES
     release_dir = releases / release
-
     if release_dir.is_dir() and release_is_intact(release_dir):
         logger.info("release %s already exists (same run, same artifacts): not copied again", release)
     else:
@@ -263,8 +275,7 @@ def publish(
         try:
             for name, path in sources.items():
                 storage.copy_file(path, staging / name)
-            manifest = build_manifest(run, artifacts, release, run_info or {"run_id": CLI_RUN_KEY})
-            storage.write_json(manifest, staging / MANIFEST)
+            storage.write_json(manifest(), staging / MANIFEST)
             try:
                 os.rename(staging, release_dir)
             except OSError:  # published at the same moment by a rerun of this run: use that one
@@ -280,31 +291,26 @@ def publish(
         if not (link.is_symlink() and os.readlink(link) == f"{CURRENT}/{name}"):
             _symlink(f"{CURRENT}/{name}", link)
     _symlink(f"{RELEASES}/{release}", results_dir / CURRENT)
-    storage.write_json({"release": release, "published": True}, run.root / RELEASE_RECORD)
-    logger.info("published release %s: %s", release, ", ".join(RELEASE_FILES))
-    return {"release": str(release_dir), **{name: str(results_dir / name) for name in RELEASE_FILES}}
+    return release_dir
 
 
 def _publish_to_object_store(
-    run: RunPaths, results_dir: Target, sources: Mapping[str, Target],
-    artifacts: Mapping[str, Any], release: str, run_info: Mapping[str, Any] | None,
-) -> dict[str, str]:
+    results_dir: Target, release: str, sources: Mapping[str, Target], manifest: Callable[[], dict[str, Any]],
+) -> Target:
     """``publish`` on an object store: the release's objects, its manifest last, then the one
-    write of ``current.json`` that switches; then the top-level copies."""
+    write of ``current.json`` that switches; then the top-level copies. Returns the release
+    folder."""
     release_dir = results_dir / RELEASES / release
     if release_is_intact(release_dir):
         logger.info("release %s already exists (same run, same artifacts): not copied again", release)
     else:  # new, or left incomplete by an interrupted publish: (re)write it, manifest last
         for name, path in sources.items():
             storage.copy_file(path, release_dir / name)
-        manifest = build_manifest(run, artifacts, release, run_info or {"run_id": CLI_RUN_KEY})
-        storage.write_json(manifest, release_dir / MANIFEST)
+        storage.write_json(manifest(), release_dir / MANIFEST)
     storage.write_json({"release": release}, results_dir / CURRENT_OBJECT)
     for name in RELEASE_FILES:
         storage.copy_file(release_dir / name, results_dir / name)
-    storage.write_json({"release": release, "published": True}, run.root / RELEASE_RECORD)
-    logger.info("published release %s to %s: %s", release, storage.uri(results_dir), ", ".join(RELEASE_FILES))
-    return {"release": str(release_dir), **{name: str(results_dir / name) for name in RELEASE_FILES}}
+    return release_dir
 
 
 # -- the quality gate ---------------------------------------------------------------------------

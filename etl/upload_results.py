@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlparse
 
 from etl import cli, storage
 from etl.config import CLI_RUN_KEY
-from etl.errors import ParameterError, UploadError
+from etl.errors import ParameterError, UploadError, first_line
 from etl.save_results import current_release, verified_files
 
 logger = logging.getLogger(__name__)
@@ -107,17 +107,13 @@ def _to_s3(files: Mapping[str, storage.Target], destination: str, run_key: str, 
         return _to_filesystem(files, target)
     except PermissionError as exc:
         raise UploadError(
-            f"upload to {destination}: access refused ({_first_line(exc)}); check the credentials "
+            f"upload to {destination}: access refused ({first_line(exc)}); check the credentials "
             f"in Airflow connection {conn_id!r}"
         ) from None
     except FileNotFoundError as exc:
-        raise UploadError(f"upload to {destination}: {_first_line(exc)} (create the bucket first)") from None
+        raise UploadError(f"upload to {destination}: {first_line(exc)} (create the bucket first)") from None
     except BotoCoreError as exc:  # endpoint unreachable, timeouts: Airflow retries the task
-        raise ConnectionError(f"upload to {destination}: {_first_line(exc)}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConnectionError(f"upload to {destination}: {first_line(exc)}") from None
 
 
 def upload_results(

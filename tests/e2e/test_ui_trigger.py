@@ -9,42 +9,19 @@ import socket
 import subprocess
 import time
 import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from deploy.cluster import Api  # the REST client deploy/cluster.py uses
 from etl.config import run_key
 from etl.save_results import current_release, release_is_intact, run_release
 from tests.conftest import DAG_ID, PROJECT_ROOT
 from tests.e2e.test_dags_test import RUN_FILES
 from tests.e2e.test_tasks_test import CANDIDATES, ORDER
+from tests.servers import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Api:
-    def __init__(self, base: str):
-        self.base = base
-        self.token: str | None = None
-
-    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-        headers = {"Content-Type": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"{}")
 
 
 def _wait(condition, timeout: float, what: str, proc: subprocess.Popen, log: Path):
@@ -66,7 +43,7 @@ def _wait(condition, timeout: float, what: str, proc: subprocess.Popen, log: Pat
 @pytest.fixture
 def stack(tmp_path):
     """``make airflow`` on a free port of 127.0.0.1, with its own Airflow home and secrets."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PIPELINE_AIRFLOW_HOME": str(tmp_path / "airflow_home"),
