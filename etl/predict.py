@@ -17,7 +17,7 @@ from etl import cli, storage
 from etl.config import MANIFEST
 from etl.evaluate_model import predict_frame
 from etl.load_data import read_input, validate
-from etl.save_results import current_release, load_from_release
+from etl.releases import current_release, load_from_release
 from etl.schema import FEATURE_COLUMNS
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import sys
 from etl import storage
 from etl.config import MANIFEST, PUBLISHED_ARTIFACTS, load_settings
 from etl.errors import PipelineError
-from etl.save_results import current_release
+from etl.releases import current_release, release_run_key
 
 #: Metrics shown in the table, in this order.
 SHOWN = ("recall", "specificity", "precision", "accuracy", "f1", "roc_auc", "pr_auc", "brier")
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}: no published results yet (run `make run`)", file=sys.stderr)
         return 1
     print(format_summary(metrics, str(results_dir), release.name))
-    run_key = release.name.rsplit("-", 1)[0]
+    run_key = release_run_key(release.name)
     report = results_dir / "runs" / run_key / "report.html"
     if report.is_file():
         print(f"Report: {report}")

@@ -72,7 +72,7 @@ def _input(context: dict[str, Any], producer: str, name: str, default: Target) -
 @_step
 def ensure_results_dir(**context: Any) -> Outputs:
     """Create the results folder and this run's folder; clear leftovers of killed writes."""
-    from etl.save_results import ensure_results_dir as ensure
+    from etl.releases import ensure_results_dir as ensure
 
     settings, run = _run(context, must_exist=False)
     ensure(settings.results_dir, run.root)
@@ -221,7 +221,7 @@ def save_results(**context: Any) -> Outputs:
 def upload_results(**context: Any) -> Outputs:
     """Upload the release this run published, under the run key (local folder, s3://,
     gdrive://)."""
-    from etl.save_results import run_release
+    from etl.releases import run_release
     from etl.upload_results import upload_results as step
 
     settings, run = _run(context)

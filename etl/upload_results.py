@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlparse
 from etl import cli, storage
 from etl.config import CLI_RUN_KEY
 from etl.errors import ParameterError, UploadError, first_line
-from etl.save_results import current_release, verified_files
+from etl.releases import current_release, verified_files
 
 logger = logging.getLogger(__name__)
 

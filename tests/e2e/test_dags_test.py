@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from etl.save_results import current_release, load_published
+from etl.releases import current_release, load_published
 from tests.conftest import AIRFLOW, DAG_ID, PROJECT_ROOT, run_command
 from tests.e2e.test_tasks_test import CANDIDATES
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from etl.save_results import current_release, publish, release_is_intact
+from etl.releases import current_release, publish, release_is_intact
 from tests.conftest import AIRFLOW, DAG_ID, PROJECT_ROOT, run_command, with_config
 from tests.e2e.test_tasks_test import ORDER
 

@@ -15,7 +15,7 @@ import pytest
 
 from deploy.cluster import Api  # the REST client deploy/cluster.py uses
 from etl.config import run_key
-from etl.save_results import current_release, release_is_intact, run_release
+from etl.releases import current_release, release_is_intact, run_release
 from tests.conftest import DAG_ID, PROJECT_ROOT
 from tests.e2e.test_dags_test import RUN_FILES
 from tests.e2e.test_tasks_test import CANDIDATES, ORDER

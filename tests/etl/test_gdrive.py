@@ -12,7 +12,7 @@ import pytest
 from etl import gdrive
 from etl.errors import UploadError
 from etl.config import load_settings
-from etl.save_results import publish
+from etl.releases import publish
 from etl.upload_results import upload_results
 from tests.fake_drive import FakeDrive, new_key, rewriting_http, serve, service_account_json
 from tests.servers import BUCKET

@@ -14,16 +14,10 @@ from etl import storage
 from etl.config import load_settings
 from etl.errors import ParameterError
 from etl.predict import predict
-from etl.save_results import (
-    CURRENT_OBJECT,
-    Gate,
-    current_release,
-    ensure_results_dir,
-    load_published,
-    prune,
-    run_release,
-    save_results,
-)
+from etl.gate import Gate
+from etl.releases import CURRENT_OBJECT, current_release, ensure_results_dir, load_published, run_release
+from etl.retention import prune
+from etl.save_results import save_results
 from etl.upload_results import upload_results
 from tests.conftest import build_run
 from tests.servers import BUCKET
@@ -90,7 +84,7 @@ def test_a_failed_s3_publish_leaves_the_published_release_and_a_rerun_completes(
     published = {k: v for k, v in s3_server.objects(prefix + "/").items() if "/runs/" not in k}
 
     second = build_run(root / "runs" / "2021-02-02T000000Z", small_csv, C=0.5, report=False)
-    import etl.save_results as module
+    import etl.releases as module
 
     def lost_connection(*args, **kwargs):  # dies after the artifacts, before manifest and switch
         raise ConnectionError("connection reset while publishing")

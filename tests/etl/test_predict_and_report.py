@@ -8,7 +8,7 @@ import pytest
 from etl.errors import IntegrityError
 from etl.predict import predict
 from etl.report import SECTIONS
-from etl.save_results import current_release, publish
+from etl.releases import current_release, publish
 from tests.conftest import build_run, run_module
 
 

@@ -4,6 +4,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -12,19 +13,19 @@ import pytest
 
 from etl import storage
 from etl.errors import IntegrityError, MissingInputError, ParameterError
-from etl.save_results import (
+from etl.gate import Gate
+from etl.releases import (
     RELEASE_FILES,
-    Gate,
-    save_results,
     current_release,
     ensure_results_dir,
     load_published,
-    prune,
     publish,
     release_is_intact,
     run_release,
     verified_files,
 )
+from etl.retention import prune
+from etl.save_results import save_results
 from tests.conftest import PROJECT_ROOT
 
 
@@ -98,10 +99,9 @@ def test_manifest_records_hashes_data_params_versions_code_and_run(results, smal
                                  "threshold": training["threshold"]["threshold"]}
     assert set(manifest["versions"]) == {"python", "apache-airflow", "pandas", "numpy", "scikit-learn", "joblib"}
     assert all(manifest["versions"].values())
-    head = (PROJECT_ROOT / ".git" / "HEAD").read_text().strip()
-    if head.startswith("ref: "):
-        head = (PROJECT_ROOT / ".git" / head[5:]).read_text().strip()
-    assert manifest["code"]["revision"] == head
+    head = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"],  # packed refs too
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert re.fullmatch(r"[0-9a-f]{40}", head) and manifest["code"]["revision"] == head
     assert manifest["run"]["run_id"] == "manual__x" and manifest["run"]["run_key"] == "new"
     assert manifest["run"]["published_at"].endswith("+00:00")
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from etl.errors import IntegrityError, ParameterError
-from etl.save_results import publish
+from etl.releases import publish
 from etl.errors import UploadError
 from etl.upload_results import check_destination, local_destination, upload_results
 from tests.servers import BUCKET

@@ -1,0 +1,292 @@
+"""Releases: the results folder, publishing a run all or nothing, and reading what is published.
+
+The results folder::
+
+    results/
+      metrics.json  -> current/metrics.json     what users and tools open (symbolic links)
+      model.pkl     -> current/model.pkl
+      scaler.pkl    -> current/scaler.pkl
+      manifest.json -> current/manifest.json
+      current       -> published/<release>      the one pointer saying what is published
+      published/<release>/                      a published release; never changed once written
+      runs/<run key>/                           every file of one run
+
+Publishing verifies the run's pickles against their checksums, copies the artifacts into a new
+release folder with its ``manifest.json`` (SHA-256 and size of each artifact, the input data's
+hash and row count, every parameter, library versions, code revision, run id and times), then
+renames a new ``current`` link over the old one. Up to that rename nothing published has
+changed; after it, all four files are the new ones. A failure at any point (an exception, a
+killed process, a full disk) leaves the previous release published, byte for byte, and readers
+never see files of two releases mixed.
+
+On an object store (``results_dir = "s3://bucket/prefix"``, the shared artifact root of a
+cluster) there are no links or renames. A release's objects are written first, its
+``manifest.json`` last (a release without a matching manifest is incomplete and is rewritten),
+then one object, ``current.json`` (``{"release": "<release>"}``), is replaced: that single
+write is the switch, and ``load_published`` and the quality gate read through it. The top-level
+``metrics.json``, ``model.pkl``, ``scaler.pkl`` and ``manifest.json`` are copies of the
+release's files made after the switch, each object complete but the four not switched together;
+check them against ``manifest.json``, or read through ``current.json`` when that matters.
+
+A release is named ``<run key>-<content hash>``: publishing the same run again with the same
+artifacts (a rerun) reuses its release instead of writing another.
+
+Readers of releases (``upload_results``, ``predict``, ``summary``, the quality gate) use the
+functions here, never the step module ``save_results``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from etl import storage
+from etl.config import CLI_RUN_KEY, MANIFEST, PUBLISHED_ARTIFACTS, RunPaths
+from etl.errors import IntegrityError, MissingInputError, ParameterError, first_line
+from etl.manifest import build_manifest
+from etl.storage import Location, Target
+
+logger = logging.getLogger(__name__)
+
+#: The pointer to the published release, and the folders of releases and runs.
+CURRENT, RELEASES, RUNS = "current", "published", "runs"
+#: The pointer on an object store: an object naming the published release.
+CURRENT_OBJECT = "current.json"
+#: Record in the run folder of what the run published.
+RELEASE_RECORD = "release.json"
+#: Files a release holds.
+RELEASE_FILES: tuple[str, ...] = (*PUBLISHED_ARTIFACTS, MANIFEST)
+
+
+def _check_object_store(root: Target) -> None:
+    """Write, read back and delete a probe object under ``root``: a wrong bucket or wrong
+    credentials fail here, at the start of the run, in one line."""
+    from botocore.exceptions import BotoCoreError
+
+    probe = root / f".write-check-{uuid.uuid4().hex}"
+    try:
+        storage.write_bytes(b"ok", probe)
+        if storage.read_bytes(probe) != b"ok":
+            raise OSError(f"{storage.uri(probe)}: read back something else than was written")
+        probe.unlink()
+    except (PermissionError, FileNotFoundError) as exc:
+        raise ParameterError(f"results folder {storage.uri(root)} is not writable: {first_line(exc)}") from None
+    except BotoCoreError as exc:  # endpoint unreachable: an I/O error, Airflow retries
+        raise ConnectionError(f"results folder {storage.uri(root)}: {exc}") from None
+
+
+def ensure_results_dir(*folders: Location) -> list[str]:
+    """Create each folder if needed and check that files can be written in it (on an object
+    store, which has no folders: that an object can be written, read and deleted).
+
+    Raises:
+        ParameterError: a folder exists as a file, or is not writable.
+    """
+    created = []
+    for folder in map(storage.location, folders):
+        if not storage.is_local(folder):
+            _check_object_store(folder)
+            created.append(storage.uri(folder))
+            continue
+        if folder.exists() and not folder.is_dir():
+            raise ParameterError(f"results folder {folder} exists but is not a folder")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except PermissionError:
+            raise ParameterError(f"results folder {folder} is not writable") from None
+        created.append(str(folder))
+    logger.info("results folders ready: %s", ", ".join(created))
+    return created
+
+
+# -- publishing ---------------------------------------------------------------------------------
+
+
+def _run_artifacts(run: RunPaths) -> dict[str, Path]:
+    """The run's files to publish, pickles verified against their checksums."""
+    files = {"metrics.json": run.metrics, "model.pkl": run.model, "scaler.pkl": run.scaler}
+    producers = {"metrics.json": "evaluate_model", "model.pkl": "select_model",
+                 "scaler.pkl": "preprocess_data"}
+    for name, path in files.items():
+        storage.require(path, producers[name])
+        if name.endswith(".pkl"):
+            storage.verify(path, storage.recorded_sha256(path), str(storage.checksum_file(path)))
+    return files
+
+
+def release_is_intact(release_dir: Target) -> bool:
+    """Whether a release folder holds every file, each matching its manifest."""
+    try:
+        manifest = storage.read_json(release_dir / MANIFEST)
+        for name in PUBLISHED_ARTIFACTS:
+            storage.verify(release_dir / name, manifest["artifacts"][name]["sha256"], MANIFEST)
+    except (IntegrityError, MissingInputError, KeyError, ValueError):
+        return False
+    return True
+
+
+def _symlink(target: str, link: Path) -> None:
+    """Make ``link`` point to ``target``, atomically replacing whatever ``link`` was."""
+    tmp = link.parent / f".{link.name}.{uuid.uuid4().hex}.tmp"
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, link)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def publish(
+    run_dir: Location,
+    results_dir: Location,
+    run_info: Mapping[str, Any] | None = None,
+) -> dict[str, str]:
+    """Publish the evaluated run in ``run_dir`` to ``results_dir``, all or nothing.
+
+    Args:
+        run_dir: the run folder (``results/runs/<run key>``).
+        results_dir: the results folder.
+        run_info: what identifies the run (DAG id, run id, logical date, start time).
+
+    Returns:
+        ``release`` (the release folder), ``manifest`` and each published file's path.
+    """
+    run, results_dir = RunPaths(storage.location(run_dir)), storage.location(results_dir)
+    sources = _run_artifacts(run)
+    artifacts = {name: storage.describe(path) for name, path in sources.items()}
+    content = hashlib.sha256(json.dumps(artifacts, sort_keys=True).encode()).hexdigest()[:12]
+    release = f"{run.root.name}-{content}"
+
+    def manifest() -> dict[str, Any]:
+        return build_manifest(run, artifacts, release, run_info or {"run_id": CLI_RUN_KEY})
+
+    store_and_switch = _publish_locally if storage.is_local(results_dir) else _publish_to_object_store
+    release_dir = store_and_switch(results_dir, release, sources, manifest)
+    storage.write_json({"release": release, "published": True}, run.root / RELEASE_RECORD)
+    logger.info("published release %s to %s: %s", release, storage.uri(results_dir), ", ".join(RELEASE_FILES))
+    return {"release": str(release_dir), **{name: str(results_dir / name) for name in RELEASE_FILES}}
+
+
+def _publish_locally(
+    results_dir: Path, release: str, sources: Mapping[str, Target], manifest: Callable[[], dict[str, Any]],
+) -> Path:
+    """``publish`` on a local folder: the release staged and renamed into place, then the
+    ``current`` link switched in one rename. Returns the release folder."""
+    releases = results_dir / RELEASES
+    release_dir = releases / release
+    if release_dir.is_dir() and release_is_intact(release_dir):
+        logger.info("release %s already exists (same run, same artifacts): not copied again", release)
+    else:
+        if release_dir.exists():
+            raise IntegrityError(
+                f"{release_dir} exists but does not match its manifest; delete it and rerun save_results"
+            )
+        releases.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".staging-{release}-", dir=releases))
+        try:
+            for name, path in sources.items():
+                storage.copy_file(path, staging / name)
+            storage.write_json(manifest(), staging / MANIFEST)
+            try:
+                os.rename(staging, release_dir)
+            except OSError:  # published at the same moment by a rerun of this run: use that one
+                if not release_is_intact(release_dir):
+                    raise
+        finally:
+            storage.remove_tree(staging)
+
+    # The links at the top of results/ go through `current`: make them first (they show the
+    # old release until the switch), then switch `current` in one rename.
+    for name in RELEASE_FILES:
+        link = results_dir / name
+        if not (link.is_symlink() and os.readlink(link) == f"{CURRENT}/{name}"):
+            _symlink(f"{CURRENT}/{name}", link)
+    _symlink(f"{RELEASES}/{release}", results_dir / CURRENT)
+    return release_dir
+
+
+def _publish_to_object_store(
+    results_dir: Target, release: str, sources: Mapping[str, Target], manifest: Callable[[], dict[str, Any]],
+) -> Target:
+    """``publish`` on an object store: the release's objects, its manifest last, then the one
+    write of ``current.json`` that switches; then the top-level copies. Returns the release
+    folder."""
+    release_dir = results_dir / RELEASES / release
+    if release_is_intact(release_dir):
+        logger.info("release %s already exists (same run, same artifacts): not copied again", release)
+    else:  # new, or left incomplete by an interrupted publish: (re)write it, manifest last
+        for name, path in sources.items():
+            storage.copy_file(path, release_dir / name)
+        storage.write_json(manifest(), release_dir / MANIFEST)
+    storage.write_json({"release": release}, results_dir / CURRENT_OBJECT)
+    for name in RELEASE_FILES:
+        storage.copy_file(release_dir / name, results_dir / name)
+    return release_dir
+
+
+# -- reading what is published ------------------------------------------------------------------
+
+
+def current_release(results_dir: Location) -> Target:
+    """The folder of the published release (resolved once, so later reads are consistent)."""
+    results_dir = storage.location(results_dir)
+    if not storage.is_local(results_dir):
+        record = storage.read_json(results_dir / CURRENT_OBJECT, "save_results")
+        return results_dir / RELEASES / record["release"]
+    pointer = results_dir / CURRENT
+    if not pointer.is_symlink():
+        raise MissingInputError(pointer, "save_results")
+    return pointer.parent / os.readlink(pointer)
+
+
+def run_release(run_dir: Location, results_dir: Location) -> Target | None:
+    """The release folder a run published (from its ``release.json``); ``None`` when the
+    quality gate kept the run from being published."""
+    record = storage.read_json(storage.location(run_dir) / RELEASE_RECORD, "save_results")
+    return storage.location(results_dir) / RELEASES / record["release"] if record["published"] else None
+
+
+def verified_files(release_dir: Location) -> dict[str, Target]:
+    """Every file of a release, each artifact checked against the release's manifest.
+
+    Raises:
+        IntegrityError: an artifact's SHA-256 or size differs from the manifest's.
+    """
+    release_dir = storage.location(release_dir)
+    manifest_path = release_dir / MANIFEST
+    manifest = storage.read_json(manifest_path, "save_results")
+    files = {}
+    for name in PUBLISHED_ARTIFACTS:
+        expected = manifest["artifacts"][name]
+        files[name] = storage.verify(release_dir / name, expected["sha256"], str(manifest_path))
+    files[MANIFEST] = manifest_path
+    return files
+
+
+def load_from_release(release_dir: Location, name: str, manifest: Mapping[str, Any] | None = None) -> Any:
+    """Load a release's pickle (``model.pkl``, ``scaler.pkl``) after checking its SHA-256
+    against the release's manifest (read unless given)."""
+    release_dir = storage.location(release_dir)
+    manifest = manifest or storage.read_json(release_dir / MANIFEST, "save_results")
+    return storage.load_object(
+        release_dir / name, manifest["artifacts"][name]["sha256"], str(release_dir / MANIFEST)
+    )
+
+
+def load_published(results_dir: Location, name: str) -> Any:
+    """Load a pickle of the published release, checked against its manifest."""
+    return load_from_release(current_release(results_dir), name)
+
+
+
+def release_run_key(release: str) -> str:
+    """The run key of a release's name (``<run key>-<content hash>``)."""
+    return release.rsplit("-", 1)[0]
