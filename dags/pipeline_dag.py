@@ -3,10 +3,14 @@
 
 Trains candidate classifiers (logistic regression, SVM, random forest, gradient boosting) that
 tell malignant from benign breast tumours on the Breast Cancer Wisconsin (Diagnostic) data,
-one mapped `train_model` task per candidate; `select_model` picks the best by repeated
-cross-validation on the training split and sets a sensitivity-first decision threshold;
-the winner is evaluated on a held-out split, reported in `report.html` and, if it clears the
-quality gate, published:
+one mapped `train_model` task per candidate; `select_model` picks one by repeated
+cross-validation on the training split (the simplest within one standard error of the best)
+and sets a sensitivity-first decision threshold with a margin for unseen patients. Beside it,
+one mapped `nested_cv` task per outer fold runs that whole procedure on the rest of the data
+and scores it on the fold: the **expected performance on unseen patients**. The winner is
+evaluated on a held-out split, judged by the quality gate (`quality_gate`: floors, and the
+published model compared on rows neither trained on), reported in `report.html` and, if the
+gate passed, published:
 `metrics.json`, `model.pkl`, `scaler.pkl` and their `manifest.json` to the `results/` folder,
 all four at once or not at all.
 
@@ -103,13 +107,25 @@ with DAG(
         map_index_template="{{ task.op_kwargs['candidate'] }}",  # the UI shows the candidate's name
     ).expand(op_kwargs=[{"candidate": name} for name in settings.candidates])
 
+    # The expected performance of the whole procedure: one outer fold of nested CV per task,
+    # beside the main path (both start from load_data's table), summarised by evaluate_model.
+    nested = PythonOperator.partial(
+        task_id="nested_cv",
+        python_callable=tasks.nested_cv,
+        doc_md=tasks.nested_cv.__doc__,
+        map_index_template="fold {{ task.op_kwargs['fold'] }}",
+    ).expand(op_kwargs=[{"fold": i} for i in range(settings.outer_fold_count)])
+
+    load, evaluate = step(tasks.load_data), step(tasks.evaluate_model)
+    load >> nested >> evaluate
     steps = [
         step(tasks.ensure_results_dir),
-        step(tasks.load_data),
+        load,
         step(tasks.preprocess_data),
         train,
         step(tasks.select_model),
-        step(tasks.evaluate_model),
+        evaluate,
+        step(tasks.quality_gate),
         step(tasks.make_report),
         step(tasks.save_results),
         # The last task succeeding is the run succeeding: announce it if [alerts] says so.

@@ -65,10 +65,14 @@ class Settings:
     cv_folds: int
     cv_repeats: int
     target_sensitivity: float
+    threshold_confidence: float
+    outer_folds: int
+    outer_repeats: int
     bootstrap_resamples: int
     gate_min_roc_auc: float
-    gate_min_sensitivity: float
-    gate_max_roc_auc_drop: float
+    gate_alpha: float
+    gate_min_unseen_positives: int
+    gate_min_unseen_negatives: int
     keep_runs: int
     prune_min_age_hours: float
     retries: int
@@ -98,6 +102,11 @@ class Settings:
         replaced (a run's params or a command's flags)."""
         return {name: {"C": C, "max_iter": max_iter} if name == "logistic_regression" else params
                 for name, params in self.candidates.items()}
+
+    @property
+    def outer_fold_count(self) -> int:
+        """How many outer folds the nested cross-validation runs (one mapped task each)."""
+        return self.outer_folds * self.outer_repeats
 
     @property
     def drive_credentials(self) -> dict[str, Path]:
@@ -187,10 +196,14 @@ def load_settings(
         cv_folds=int(raw["selection"]["cv_folds"]),
         cv_repeats=int(raw["selection"]["cv_repeats"]),
         target_sensitivity=float(raw["selection"]["target_sensitivity"]),
+        threshold_confidence=float(raw["selection"]["threshold_confidence"]),
+        outer_folds=int(raw["nested_cv"]["outer_folds"]),
+        outer_repeats=int(raw["nested_cv"]["outer_repeats"]),
         bootstrap_resamples=int(raw["evaluation"]["bootstrap_resamples"]),
         gate_min_roc_auc=float(raw["gate"]["min_roc_auc"]),
-        gate_min_sensitivity=float(raw["gate"]["min_sensitivity"]),
-        gate_max_roc_auc_drop=float(raw["gate"]["max_roc_auc_drop"]),
+        gate_alpha=float(raw["gate"]["alpha"]),
+        gate_min_unseen_positives=int(raw["gate"]["min_unseen_positives"]),
+        gate_min_unseen_negatives=int(raw["gate"]["min_unseen_negatives"]),
         keep_runs=int(raw["retention"]["keep_runs"]),
         prune_min_age_hours=float(raw["retention"]["prune_min_age_hours"]),
         retries=int(raw["airflow"]["retries"]),
@@ -253,6 +266,15 @@ class RunPaths:
     def candidate(self, name: str) -> StoragePath:
         """Folder of one candidate: ``model.pkl``, ``cv.json``, ``oof.parquet`` (``train_model``)."""
         return self.root / "candidates" / name
+
+    def outer_fold(self, index: int) -> StoragePath:
+        """One outer fold's result of the nested cross-validation (written by ``nested_cv``)."""
+        return self.root / "nested" / f"fold-{index:02d}.json"
+
+    @property
+    def gate(self) -> StoragePath:
+        """The quality gate's decision: what was compared, on which rows, why (``quality_gate``)."""
+        return self.root / "gate.json"
 
     @property
     def training(self) -> StoragePath:

@@ -1,73 +1,219 @@
-"""The quality gate: what a new model must clear before ``save_results`` publishes it."""
+"""The quality gate: what a new model must clear before ``save_results`` publishes it.
+
+Every check is made on rows the judged model never trained on, and refuses only what the test
+split shows beyond its noise (significance ``alpha``):
+
+1. **Floors** on the run's own test split: ROC AUC at least ``min_roc_auc``, and a sensitivity
+   at the operating point that is not significantly below the target (the exact upper bound of
+   the test sensitivity reaches ``target_sensitivity``: the floor follows the target).
+2. **Against the published model**, when there is one: both models scored on the run's test
+   rows that the published model did not train on either (its manifest lists its training rows'
+   ids). The new model must not be significantly worse in ROC AUC (DeLong's paired test) nor in
+   sensitivity or specificity at the two models' own operating points (exact McNemar tests); the
+   three tests share ``alpha`` (Bonferroni). When fewer than ``min_unseen_positives`` malignant
+   or ``min_unseen_negatives`` benign such rows remain (a new split of the same data leaves about
+   a fifth of the test rows), the gate does not decide on noise: it says so and the floors alone
+   decide.
+
+The decision, every check, and the rows compared go to the run's ``gate.json``.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from etl import storage
 from etl.config import MANIFEST, RunPaths
 from etl.errors import MissingInputError
 from etl.releases import current_release, load_from_release, release_run_key
-from etl.storage import Target
+from etl.schema import FEATURE_COLUMNS, ID_COLUMN, LABEL_CODES, TARGET_COLUMN
+from etl.storage import Location, Target
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Gate:
-    """What a new model must clear to be published."""
+    """What a new model must clear to be published (``[gate]`` and the target sensitivity)."""
 
     min_roc_auc: float = 0.95
-    min_sensitivity: float = 0.90
-    max_roc_auc_drop: float = 0.0
+    target_sensitivity: float = 0.97
+    alpha: float = 0.05
+    min_unseen_positives: int = 15
+    min_unseen_negatives: int = 15
 
 
-def published_scores_on(run: RunPaths, release: Target) -> dict[str, float]:
-    """ROC AUC and sensitivity of a published release's model on this run's test rows (raw
-    rows from ``data.parquet``, transformed by the release's own preprocessing, at its threshold)."""
-    import numpy as np
-    from sklearn import metrics as skm
+def gate_from(settings: Any) -> Gate:
+    """The quality gate of the settings' ``[gate]`` and ``[selection] target_sensitivity``."""
+    return Gate(settings.gate_min_roc_auc, settings.target_sensitivity, settings.gate_alpha,
+                settings.gate_min_unseen_positives, settings.gate_min_unseen_negatives)
 
+
+def _check(name: str, value: float, limit: float, passed: bool, **detail: Any) -> dict[str, Any]:
+    return {"check": name, "value": float(value), "limit": float(limit), "passed": bool(passed), **detail}
+
+
+def floors(metrics: dict[str, Any], gate: Gate) -> list[dict[str, Any]]:
+    """The checks of the run's test metrics alone."""
+    from etl.stats import clopper_pearson
+
+    cm = metrics["confusion_matrix"]
+    upper = clopper_pearson(cm["tp"], cm["tp"] + cm["fn"], 1 - 2 * gate.alpha)[1] if gate.alpha > 0 else 1.0
+    return [
+        _check("roc_auc >= min_roc_auc", metrics["roc_auc"], gate.min_roc_auc,
+               metrics["roc_auc"] >= gate.min_roc_auc),
+        _check(f"sensitivity's upper {100 * (1 - gate.alpha):g} % bound >= target_sensitivity", upper,
+               gate.target_sensitivity, upper >= gate.target_sensitivity - 1e-12,
+               sensitivity=metrics["recall"], caught=cm["tp"], malignant=cm["tp"] + cm["fn"]),
+    ]
+
+
+def unseen_rows(test_ids: Iterable[str], trained_on: Iterable[str]) -> list[str]:
+    """The test rows (ids, in order) that the published model did not train on."""
+    seen = set(map(str, trained_on))
+    return [i for i in map(str, test_ids) if i not in seen]
+
+
+def score_release(release: Target, rows: Any) -> np.ndarray:
+    """The published release's probabilities of malignancy for raw ``rows`` (``load_data``'s
+    columns), through the release's own preprocessing; pickles checked against its manifest."""
     from etl.models import malignant_probability
-    from etl.schema import FEATURE_COLUMNS, ID_COLUMN, LABEL_CODES, TARGET_COLUMN
 
     manifest = storage.read_json(release / MANIFEST, "save_results")
     model = load_from_release(release, "model.pkl", manifest)
     scaler = load_from_release(release, "scaler.pkl", manifest)
-    test_ids = storage.read_frame(run.test, "preprocess_data")[ID_COLUMN]
-    rows = storage.read_frame(run.data, "load_data").set_index(ID_COLUMN).loc[test_ids]
-    y = rows[TARGET_COLUMN].map(LABEL_CODES).to_numpy(dtype=int)
-    p = malignant_probability(model, scaler.transform(rows[list(FEATURE_COLUMNS)]))
-    threshold = manifest.get("model", {}).get("threshold", 0.5)
-    return {"roc_auc": float(skm.roc_auc_score(y, p)),
-            "sensitivity": float(np.mean(p[y == 1] >= threshold))}
+    return malignant_probability(model, scaler.transform(rows[list(FEATURE_COLUMNS)]))
 
 
-def quality_gate(run: RunPaths, results_dir: Target, gate: Gate) -> dict[str, Any]:
-    """Check the run's test metrics against the floors and against the published model on the
-    same test rows. Returns the record written to ``gate.json``: ``passed`` and each check."""
-    metrics = storage.read_json(run.metrics, "evaluate_model")
+def compare_with_published(run: RunPaths, release: Target, gate: Gate) -> dict[str, Any]:
+    """Both models on the run's test rows that neither trained on; ``decided`` is False, with the
+    reason, when the published release does not list its training rows or too few remain."""
+    from etl.stats import delong, mcnemar_worse
+
+    manifest = storage.read_json(release / MANIFEST, "save_results")
+    trained_on = manifest.get("data", {}).get("train_ids")
+    if trained_on is None:
+        return {"decided": False, "reason": "the published release does not list the rows it trained on"}
+    test = storage.read_frame(run.test, "preprocess_data")  # ids and labels, in predictions' order
+    predictions = storage.read_frame(run.predictions, "evaluate_model")
+    ours = test[[ID_COLUMN, TARGET_COLUMN]].assign(
+        malignant_probability=predictions["malignant_probability"].to_numpy()).set_index(ID_COLUMN)
+    ids = unseen_rows(ours.index, trained_on)
+    ours = ours.loc[ids]
+    y = ours[TARGET_COLUMN].map(LABEL_CODES).to_numpy(dtype=int)
+    record: dict[str, Any] = {"rows": len(ids), "malignant": int(y.sum()), "benign": int(len(y) - y.sum()),
+                              "excluded_trained_on_by_published": len(test) - len(ids), "ids": ids}
+    if record["malignant"] < gate.min_unseen_positives or record["benign"] < gate.min_unseen_negatives:
+        return {"decided": False, **record,
+                "reason": f"only {record['malignant']} malignant and {record['benign']} benign test rows that "
+                          f"neither model trained on (need {gate.min_unseen_positives} and "
+                          f"{gate.min_unseen_negatives}): too few to tell the two models apart"}
+    data = storage.read_frame(run.data, "load_data")
+    theirs_p = score_release(release, data.set_index(ID_COLUMN).loc[ids])
+    theirs_t = manifest["model"]["threshold"]
+    ours_p = ours["malignant_probability"].to_numpy()
+    ours_t = storage.read_json(run.metrics, "evaluate_model")["threshold"]
+    level = gate.alpha / 3  # three tests share alpha (Bonferroni)
+    auc = delong(y, theirs_p, ours_p)
+    pos, neg = y == 1, y == 0
+    sens = mcnemar_worse(theirs_p[pos] >= theirs_t, ours_p[pos] >= ours_t)
+    spec = mcnemar_worse(theirs_p[neg] < theirs_t, ours_p[neg] < ours_t)
     checks = [
-        {"check": "roc_auc >= min_roc_auc", "value": metrics["roc_auc"], "limit": gate.min_roc_auc,
-         "passed": metrics["roc_auc"] >= gate.min_roc_auc},
-        {"check": "sensitivity >= min_sensitivity", "value": metrics["recall"],
-         "limit": gate.min_sensitivity, "passed": metrics["recall"] >= gate.min_sensitivity},
+        _check("roc_auc not worse than published (DeLong, one-sided p)", auc["p_value"], level,
+               auc["p_value"] >= level, published=auc["auc_a"], new=auc["auc_b"]),
+        _check("sensitivity not worse than published (McNemar, one-sided p)", sens["p_value"], level,
+               sens["p_value"] >= level, published=float(np.mean(theirs_p[pos] >= theirs_t)),
+               new=float(np.mean(ours_p[pos] >= ours_t)), missed_only_by_new=sens["only_a"],
+               missed_only_by_published=sens["only_b"]),
+        _check("specificity not worse than published (McNemar, one-sided p)", spec["p_value"], level,
+               spec["p_value"] >= level, published=float(np.mean(theirs_p[neg] < theirs_t)),
+               new=float(np.mean(ours_p[neg] < ours_t)), false_alarms_only_by_new=spec["only_a"],
+               false_alarms_only_by_published=spec["only_b"]),
     ]
-    record: dict[str, Any] = {"published_release": None}
+    return {"decided": True, **record, "checks": checks}
+
+
+def quality_gate(run: RunPaths, results_dir: Location, gate: Gate) -> dict[str, Any]:
+    """Check the run against the floors and, on rows neither trained on, the published model.
+
+    Returns:
+        The record written to ``gate.json``: ``passed``, every check made, ``published_release``
+        and ``comparison`` (what was compared with the published model, on which rows, or why
+        nothing was).
+    """
+    metrics = storage.read_json(run.metrics, "evaluate_model")
+    checks = floors(metrics, gate)
+    record: dict[str, Any] = {"gate": gate.__dict__, "published_release": None, "comparison": None}
     try:
         published = current_release(results_dir)
     except MissingInputError:
         published = None
-    if published is not None and release_run_key(published.name) != run.root.name:
-        theirs = published_scores_on(run, published)
-        limit = theirs["roc_auc"] - gate.max_roc_auc_drop
-        checks.append({"check": "roc_auc >= published roc_auc - max_roc_auc_drop",
-                       "value": metrics["roc_auc"], "limit": limit, "passed": metrics["roc_auc"] >= limit})
-        record.update(published_release=published.name, published_on_this_test_split=theirs)
+    if published is None:
+        record["comparison"] = {"decided": False, "reason": "nothing is published yet"}
+    elif release_run_key(published.name) == run.root.name:
+        record["comparison"] = {"decided": False, "reason": "the published release is this run's"}
+    else:
+        record["published_release"] = published.name
+        record["comparison"] = compare_with_published(run, published, gate)
+        checks += record["comparison"].get("checks", [])
+        if not record["comparison"]["decided"]:
+            logger.info("not compared with the published model: %s", record["comparison"]["reason"])
     record.update(passed=all(c["passed"] for c in checks), checks=checks)
     return record
 
 
-def gate_from(settings: Any) -> Gate:
-    """The quality gate of the settings' ``[gate]``."""
-    return Gate(settings.gate_min_roc_auc, settings.gate_min_sensitivity, settings.gate_max_roc_auc_drop)
+def check_run(run_dir: Location, results_dir: Location, gate: Gate) -> dict[str, Any]:
+    """The ``quality_gate`` step: decide on the run in ``run_dir`` and write its ``gate.json``.
 
+    Returns:
+        ``{"gate": path of gate.json, "passed": ...}``
+    """
+    run = RunPaths(storage.location(run_dir))
+    verdict = quality_gate(run, storage.location(results_dir), gate)
+    storage.write_json(verdict, run.gate)
+    logger.info("quality gate %s: %s", "passed" if verdict["passed"] else "refused",
+                "; ".join(f"{c['check']}: {c['value']:.4f} (limit {c['limit']:.4f})" for c in verdict["checks"]))
+    return {"gate": str(run.gate), "passed": verdict["passed"]}
+
+
+def current_verdict(run: RunPaths, results_dir: Location, gate: Gate) -> dict[str, Any]:
+    """The run's ``gate.json`` if the release it compared with is still the published one;
+    otherwise (another run published since) the gate is checked again and ``gate.json`` rewritten."""
+    verdict = storage.read_json(run.gate, "quality_gate")
+    try:
+        published = current_release(results_dir).name
+    except MissingInputError:
+        published = None
+    if verdict.get("published_release") != published and not (
+            published is not None and release_run_key(published) == run.root.name):
+        logger.info("the published release changed since the gate was checked: checking again")
+        check_run(run.root, results_dir, gate)
+        verdict = storage.read_json(run.gate, "quality_gate")
+    return verdict
+
+
+def refusal(verdict: dict[str, Any]) -> str:
+    """The one-line reason a verdict refuses publishing."""
+    failed = "; ".join(f"{c['check']}: {c['value']:.4f} < {c['limit']:.4f}"
+                       for c in verdict["checks"] if not c["passed"])
+    return f"quality gate: not published ({failed})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    from etl import cli
+
+    p, settings, run = cli.parser(__doc__)
+    p.add_argument("--run-dir", type=cli.path_arg, default=run.root, help="evaluated run folder")
+    p.add_argument("--results-dir", type=cli.path_arg, default=settings.results_dir,
+                   help="results folder whose published release the run is compared with")
+    return cli.run(p, lambda a: check_run(a.run_dir, a.results_dir, gate_from(settings)), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

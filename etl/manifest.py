@@ -60,6 +60,7 @@ def build_manifest(
     profile = storage.read_json(run.profile, "load_data")
     split = storage.read_json(run.preprocessing, "preprocess_data")
     training = storage.read_json(run.training, "select_model")
+    train_ids = storage.read_frame(run.train, "preprocess_data")["id"].astype(str).tolist()
     return {
         "manifest_version": 1,
         "release": release,
@@ -71,6 +72,8 @@ def build_manifest(
             "rows": profile["rows"],
             "rows_read": profile["rows_read"],
             "class_balance": profile["class_balance"],
+            # the rows the model was fitted on: the quality gate never judges it on them
+            "train_ids": train_ids,
         },
         "params": {
             "load_data": {"data_path": profile["source"], **profile["contract"]},
@@ -80,7 +83,9 @@ def build_manifest(
                              "metric": training["selection"]["metric"],
                              "folds": training["selection"]["folds"],
                              "repeats": training["selection"]["repeats"],
-                             "target_sensitivity": training["threshold"]["target_sensitivity"]},
+                             "rule": training["selection"].get("rule"),
+                             "target_sensitivity": training["threshold"]["target_sensitivity"],
+                             "threshold_confidence": training["threshold"].get("confidence", 0.0)},
         },
         "model": {"candidate": training["candidate"], "estimator": training["estimator"],
                   "threshold": training["threshold"]["threshold"]},

@@ -8,7 +8,8 @@ winner's out-of-fold probabilities, so the test split stays untouched until ``ev
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,11 +19,64 @@ from sklearn.model_selection import RepeatedStratifiedKFold
 
 from etl.errors import ParameterError
 
-#: The candidates, in order of preference when their scores tie.
-CANDIDATES = ("logistic_regression", "svm", "random_forest", "hist_gradient_boosting")
 #: Scores of a fold; for ``brier`` lower is better.
 CV_METRICS = ("roc_auc", "pr_auc", "brier")
 LOWER_IS_BETTER = {"brier"}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate model: how to build it, and how simple it is.
+
+    Attributes:
+        name: the key in ``[candidates]`` of ``pipeline.toml`` and the mapped task's label.
+        title: the name shown in the report.
+        complexity: 1 for the simplest; among candidates whose CV scores differ by noise, the
+            selection takes the simplest (``select_candidate``).
+        build: ``(params, random_state) -> unfitted scikit-learn classifier``.
+    """
+
+    name: str
+    title: str
+    complexity: int
+    build: Callable[[Mapping[str, Any], int], ClassifierMixin]
+
+
+def _logistic_regression(params: Mapping[str, Any], random_state: int) -> ClassifierMixin:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(random_state=random_state, **params)
+
+
+def _svm(params: Mapping[str, Any], random_state: int) -> ClassifierMixin:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.svm import SVC
+
+    # Platt scaling (sigmoid calibration on internal folds) gives the probabilities the
+    # threshold needs; scikit-learn's replacement for SVC(probability=True).
+    return CalibratedClassifierCV(SVC(random_state=random_state, **params), method="sigmoid", ensemble=False)
+
+
+def _random_forest(params: Mapping[str, Any], random_state: int) -> ClassifierMixin:
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(random_state=random_state, n_jobs=1, **params)
+
+
+def _hist_gradient_boosting(params: Mapping[str, Any], random_state: int) -> ClassifierMixin:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(random_state=random_state, **params)
+
+
+#: Every candidate the pipeline knows, simplest first. ``[candidates] enabled`` picks from these.
+REGISTRY: dict[str, Candidate] = {c.name: c for c in (
+    Candidate("logistic_regression", "Logistic regression", 1, _logistic_regression),
+    Candidate("svm", "SVM (RBF kernel, calibrated)", 2, _svm),
+    Candidate("random_forest", "Random forest", 3, _random_forest),
+    Candidate("hist_gradient_boosting", "Gradient boosting (histogram)", 4, _hist_gradient_boosting),
+)}
+CANDIDATES = tuple(REGISTRY)
 
 
 def make_estimator(name: str, params: Mapping[str, Any], random_state: int) -> ClassifierMixin:
@@ -31,25 +85,10 @@ def make_estimator(name: str, params: Mapping[str, Any], random_state: int) -> C
     Raises:
         ParameterError: an unknown candidate or a parameter the estimator does not accept.
     """
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.svm import SVC
-
-    builders = {
-        "logistic_regression": lambda: LogisticRegression(random_state=random_state, **params),
-        # Platt scaling (sigmoid calibration on internal folds) gives the probabilities the
-        # threshold needs; scikit-learn's replacement for SVC(probability=True).
-        "svm": lambda: CalibratedClassifierCV(
-            SVC(random_state=random_state, **params), method="sigmoid", ensemble=False
-        ),
-        "random_forest": lambda: RandomForestClassifier(random_state=random_state, n_jobs=1, **params),
-        "hist_gradient_boosting": lambda: HistGradientBoostingClassifier(random_state=random_state, **params),
-    }
-    if name not in builders:
+    if name not in REGISTRY:
         raise ParameterError(f"unknown candidate model {name!r} (known: {', '.join(CANDIDATES)})")
     try:
-        estimator = builders[name]()
+        estimator = REGISTRY[name].build(params, random_state)
         for part in (estimator, getattr(estimator, "estimator", None)):
             if part is not None:
                 part._validate_params()
@@ -63,7 +102,7 @@ def malignant_probability(model: ClassifierMixin, X: Any) -> np.ndarray:
     return model.predict_proba(X)[:, list(model.classes_).index(1)]
 
 
-def fold_scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+def ranking_scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     """Threshold-free scores of probabilities ``p`` for labels ``y`` (1 = malignant)."""
     return {
         "roc_auc": float(skm.roc_auc_score(y, p)),
@@ -91,7 +130,7 @@ def cross_validate(
         model = clone(estimator).fit(X[fit_rows], y[fit_rows])
         p = malignant_probability(model, X[held_out])
         oof[i // folds, held_out] = p
-        scores.append(fold_scores(y[held_out], p))
+        scores.append(ranking_scores(y[held_out], p))
     return scores, oof.mean(axis=0)
 
 
@@ -104,32 +143,88 @@ def summarize(scores: list[dict[str, float]]) -> dict[str, dict[str, float]]:
 
 
 def rank(summaries: Mapping[str, Mapping[str, Mapping[str, float]]], metric: str) -> list[str]:
-    """Candidate names, best first, by the mean of ``metric`` (ties: ``CANDIDATES`` order)."""
+    """Candidate names, best first, by the mean of ``metric`` (ties: the simpler first)."""
     if metric not in CV_METRICS:
         raise ParameterError(f"selection metric {metric!r} is not one of {', '.join(CV_METRICS)}")
     sign = 1 if metric in LOWER_IS_BETTER else -1
-    order = {name: i for i, name in enumerate(CANDIDATES)}
-    return sorted(summaries, key=lambda n: (sign * summaries[n][metric]["mean"], order.get(n, len(order))))
+    return sorted(summaries, key=lambda n: (sign * summaries[n][metric]["mean"], _complexity(n)))
 
 
-def choose_threshold(y: np.ndarray, p: np.ndarray, target_sensitivity: float) -> dict[str, float]:
-    """The highest threshold at which at least ``target_sensitivity`` of the malignant rows score
-    at or above it: the target sensitivity with the best specificity these scores allow.
+def _complexity(name: str) -> int:
+    return REGISTRY[name].complexity if name in REGISTRY else len(REGISTRY) + 1
+
+
+def select_candidate(
+    summaries: Mapping[str, Mapping[str, Mapping[str, float]]], metric: str, folds: int
+) -> dict[str, Any]:
+    """The one-standard-error rule: the simplest candidate whose mean CV ``metric`` is within one
+    standard error of the best mean.
+
+    Candidates whose scores differ by less than the folds' noise are equally good on the
+    evidence; preferring the simplest of them stops the winner from switching with the seed.
+    The standard error is the best candidate's sd over folds divided by the square root of the
+    folds per repeat (repeats reuse the same rows, so they do not add independent evidence).
+
+    Returns:
+        ``winner``, ``best`` (the best mean), ``rule``, ``margin`` (one standard error),
+        ``within_margin`` (the candidates that qualified) and ``ranking`` (by mean, best first).
+    """
+    ranking = rank(summaries, metric)
+    best = ranking[0]
+    mean, sd = summaries[best][metric]["mean"], summaries[best][metric]["sd"]
+    margin = sd / math.sqrt(folds)
+    sign = 1 if metric in LOWER_IS_BETTER else -1
+    within = [n for n in ranking if sign * (summaries[n][metric]["mean"] - mean) <= margin + 1e-12]
+    winner = min(within, key=lambda n: (_complexity(n), ranking.index(n)))
+    return {"winner": winner, "best": best, "rule": "one standard error, simplest first",
+            "metric": metric, "margin": float(margin), "within_margin": within, "ranking": ranking}
+
+
+def choose_threshold(
+    y: np.ndarray, p: np.ndarray, target_sensitivity: float, confidence: float = 0.0
+) -> dict[str, Any]:
+    """The highest threshold whose sensitivity on these rows has a one-sided exact lower
+    confidence bound (at ``confidence``) of at least ``target_sensitivity``.
+
+    With ``confidence`` 0 this is the highest threshold that catches ``target_sensitivity`` of
+    the malignant rows given; a threshold chosen that way catches less on new patients (it is
+    fitted to these rows). Asking the lower bound to reach the target keeps the promise on rows
+    the model has not seen, at a price in specificity, which is reported beside it.
 
     Args:
         y: labels, 1 = malignant (the training split's, out of fold).
         p: probabilities of malignancy.
         target_sensitivity: in (0, 1].
+        confidence: in [0, 1).
+
+    Returns:
+        ``threshold``, ``target_sensitivity``, ``confidence``, the ``sensitivity`` and
+        ``specificity`` on these rows and the sensitivity's ``lower_bound``; ``reachable``
+        (False when even catching every malignant row leaves the bound below the target: too
+        few rows); and ``without_margin``: the threshold, sensitivity and specificity of
+        ``confidence`` 0, the specificity the margin costs.
     """
+    from etl.stats import lower_bound
+
     if not 0 < target_sensitivity <= 1:
         raise ParameterError(f"target_sensitivity must be in (0, 1], got {target_sensitivity}")
+    if not 0 <= confidence < 1:
+        raise ParameterError(f"threshold_confidence must be in [0, 1), got {confidence}")
     positives = np.sort(p[y == 1])[::-1]
-    needed = math.ceil(target_sensitivity * len(positives) - 1e-9)
-    threshold = float(positives[needed - 1])
-    predicted = p >= threshold
-    return {
-        "threshold": threshold,
-        "target_sensitivity": target_sensitivity,
-        "sensitivity": float(predicted[y == 1].mean()),
-        "specificity": float((~predicted[y == 0]).mean()),
-    }
+    n = len(positives)
+
+    def at(caught: int, conf: float) -> dict[str, Any]:
+        threshold = float(positives[caught - 1])
+        predicted = p >= threshold
+        k = int(predicted[y == 1].sum())  # ties at the threshold are caught too
+        return {"threshold": threshold, "sensitivity": k / n,
+                "specificity": float((~predicted[y == 0]).mean()),
+                "lower_bound": lower_bound(k, n, conf)}
+
+    needed = next((k for k in range(1, n + 1)
+                   if lower_bound(k, n, confidence) >= target_sensitivity - 1e-12), None)
+    chosen = at(needed or n, confidence)
+    plain = at(math.ceil(target_sensitivity * n - 1e-9), 0.0)
+    return {**chosen, "target_sensitivity": target_sensitivity, "confidence": confidence,
+            "reachable": needed is not None,
+            "without_margin": {k: plain[k] for k in ("threshold", "sensitivity", "specificity")}}

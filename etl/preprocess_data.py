@@ -54,6 +54,12 @@ def split_and_scale(
         raise DataValidationError(
             f"cannot split {len(df)} rows with test_size={test_size}: {exc}"
         ) from None
+    return fit_and_scale(train, test)
+
+
+def fit_and_scale(train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, Pipeline]:
+    """Fit the preprocessing on ``train`` only and apply it to both (every column kept, index
+    reset). ``split_and_scale`` and each fold of the nested cross-validation use this."""
     features = list(FEATURE_COLUMNS)
     preprocessor = make_preprocessor().fit(train[features])
     train, test = train.copy(), test.copy()

@@ -1,7 +1,9 @@
 """A self-contained HTML report of a run (``report.html``): images embedded, no network needed.
 
-Sections: the data profile and class balance, the candidates' cross-validation scores, the
-chosen threshold, the test metrics with their confidence intervals, ROC and precision-recall
+Sections: the data profile and class balance, the expected performance on unseen patients
+(nested cross-validation), the candidates' cross-validation scores and the selection rule, the
+chosen threshold and its price in specificity, the test metrics with their confidence
+intervals, the quality gate's decision (what was compared, on which rows), ROC and precision-recall
 curves, the confusion matrix, the calibration curve, and what drives the model (the logistic
 regression's coefficients, a forest's feature importances, or permutation importance).
 """
@@ -19,13 +21,14 @@ import pandas as pd
 
 from etl import cli, storage
 from etl.config import RunPaths
+from etl.nested_cv import SCORES
 from etl.schema import FEATURE_COLUMNS, LABEL_CODES, TARGET_COLUMN
 
 logger = logging.getLogger(__name__)
 
 #: Section ids, in order (a test checks each is present).
-SECTIONS = ("data", "cross-validation", "threshold", "metrics", "curves", "confusion", "calibration",
-            "features")
+SECTIONS = ("data", "expected", "cross-validation", "threshold", "metrics", "gate", "curves", "confusion",
+            "calibration", "features")
 
 
 def _figure() -> tuple[Any, Any]:
@@ -65,6 +68,25 @@ def _drivers(model: Any, X: pd.DataFrame, y: np.ndarray, random_state: int) -> t
         pd.Series(result.importances_mean, index=FEATURE_COLUMNS)
 
 
+def _gate_section(run: RunPaths) -> str:
+    """The quality gate's decision (``gate.json``), or that it has not been checked yet."""
+    if not storage.exists(run.gate):
+        return "<p>Not checked yet (the quality_gate step writes gate.json).</p>"
+    verdict = storage.read_json(run.gate)
+    comparison = verdict.get("comparison") or {}
+    if comparison.get("decided"):
+        compared = (f"Compared with the published release {html.escape(str(verdict['published_release']))} on the "
+                    f"{comparison['rows']} test rows neither model trained on ({comparison['malignant']} malignant, "
+                    f"{comparison['benign']} benign; {comparison['excluded_trained_on_by_published']} test rows left "
+                    "out because the published model trained on them).")
+    else:
+        compared = f"Not compared with a published model: {html.escape(comparison.get('reason', 'no comparison'))}."
+    rows = [[c["check"], f"{c['value']:.4f}", f"{c['limit']:.4f}", "passed" if c["passed"] else "FAILED"]
+            for c in verdict["checks"]]
+    decision = "passed: published" if verdict["passed"] else "refused: the published model stays"
+    return f"<p>Decision: <b>{decision}</b>. {compared}</p>" + _table(rows, ["check", "value", "limit", "result"])
+
+
 def build_report(run: RunPaths, random_state: int = 0) -> str:
     """The report of the evaluated run in ``run``, as one HTML document."""
     from sklearn.calibration import calibration_curve
@@ -92,27 +114,54 @@ def build_report(run: RunPaths, random_state: int = 0) -> str:
          ["missing values (imputed)", profile["missing_total"]], ["malignant / benign", f"{balance.get('M', 0)} / {balance.get('B', 0)}"]],
         ["", ""]) + _png(fig)))
 
+    expected = metrics.get("expected_performance")
+    if expected:
+        e = expected["scores"]
+        body = (f"<p>The whole procedure (preprocessing, every candidate's cross-validation, the selection, "
+                f"the threshold) run {expected['outer_folds']} times by nested cross-validation, each time on "
+                f"all rows but one outer fold and scored on that fold, which it never saw "
+                f"({expected['rows_scored']} rows scored in all). This is what to expect on new patients; the "
+                f"test split below checks the one model published. Sensitivity fell below the target "
+                f"{expected['target_sensitivity']:.0%} in {expected['share_below_target_sensitivity']:.0%} of the "
+                f"folds. Chosen: {html.escape(', '.join(f'{k} x{v}' for k, v in expected['candidates_chosen'].items()))}.</p>"
+                + _table([[m, f"{e[m]['mean']:.4f}", f"{e[m]['sd']:.4f}", f"{e[m]['min']:.4f}", f"{e[m]['max']:.4f}"]
+                          for m in SCORES], ["metric", "mean", "sd", "min", "max"]))
+    else:
+        body = "<p>Not computed for this run (no nested cross-validation folds).</p>"
+    parts.append(("expected", "Expected performance on unseen patients", body))
+
     cv = training["selection"]["cross_validation"]
     sel = training["selection"]
     parts.append(("cross-validation", "Candidates (cross-validation on the training split)",
-                  f"<p>{sel['repeats']} x {sel['folds']}-fold stratified cross-validation; selected by mean "
-                  f"<b>{html.escape(sel['metric'])}</b>: <b>{html.escape(training['candidate'])}</b>.</p>"
+                  f"<p>{sel['repeats']} x {sel['folds']}-fold stratified cross-validation. Rule: "
+                  f"{html.escape(sel.get('rule', 'best mean'))} by mean <b>{html.escape(sel['metric'])}</b>; best "
+                  f"{html.escape(sel.get('best', training['candidate']))}, margin (one standard error) "
+                  f"{sel.get('margin', 0):.4f}, within it: {html.escape(', '.join(sel.get('within_margin', [])))}; "
+                  f"selected <b>{html.escape(training['candidate'])}</b>.</p>"
                   + _table([[name, *(f"{s[m]['mean']:.4f} ± {s[m]['sd']:.4f}" for m in ("roc_auc", "pr_auc", "brier"))]
                             for name, s in cv.items()], ["candidate", "ROC AUC", "PR AUC", "Brier"])))
 
     t = training["threshold"]
+    plain = t.get("without_margin", t)
     parts.append(("threshold", "Operating point",
-                  f"<p>Threshold <b>{threshold:.4f}</b>: the highest at which at least "
-                  f"{t['target_sensitivity']:.0%} of the malignant training rows are caught out of fold "
-                  f"(sensitivity {t['sensitivity']:.3f}, specificity {t['specificity']:.3f}). A tumour is called "
-                  "malignant when its probability is at or above it.</p>"))
+                  f"<p>Threshold <b>{threshold:.4f}</b>: the highest at which the exact lower "
+                  f"{t.get('confidence', 0):.0%}-confidence bound of the out-of-fold sensitivity on the training "
+                  f"split reaches the target {t['target_sensitivity']:.0%} (out of fold: sensitivity "
+                  f"{t['sensitivity']:.3f}, lower bound {t.get('lower_bound', t['sensitivity']):.3f}, specificity "
+                  f"{t['specificity']:.3f}). Without that margin the threshold would be {plain['threshold']:.4f} "
+                  f"(specificity {plain['specificity']:.3f}): the margin costs "
+                  f"{plain['specificity'] - t['specificity']:.3f} of specificity so that the promised sensitivity "
+                  "holds on patients the threshold was not fitted to. A tumour is called malignant when its "
+                  "probability is at or above the threshold.</p>"))
 
-    shown = ("recall", "specificity", "precision", "accuracy", "f1", "roc_auc", "pr_auc", "brier")
+    methods = metrics.get("ci_method", {})
     parts.append(("metrics", f"Test split ({metrics['n_test']} rows)", _table(
         [[m, f"{metrics['at_threshold'].get(m, metrics.get(m)):.4f}",
-          f"[{metrics['ci95'][m][0]:.3f}, {metrics['ci95'][m][1]:.3f}]",
-          f"{metrics['at_0.5'].get(m, metrics.get(m)):.4f}"] for m in shown],
-        ["metric", f"at {threshold:.4f}", "95 % CI (bootstrap)", "at 0.5"])))
+          f"[{metrics['ci95'][m][0]:.3f}, {metrics['ci95'][m][1]:.3f}]", methods.get(m, "bootstrap"),
+          f"{metrics['at_0.5'].get(m, metrics.get(m)):.4f}"] for m in SCORES],
+        ["metric", f"at {threshold:.4f}", "95 % CI", "method", "at 0.5"])))
+
+    parts.append(("gate", "Quality gate", _gate_section(run)))
 
     fpr, tpr, _ = roc_curve(y, p)
     fig, ax = _figure()
@@ -166,10 +215,19 @@ def build_report(run: RunPaths, random_state: int = 0) -> str:
         "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}"
         "img{max-width:100%}</style></head><body>"
         f"<h1>Run {html.escape(run.root.name)}: {html.escape(training['candidate'])}</h1>"
-        f"<p>Malignant is the positive class. Sensitivity {metrics['recall']:.3f}, specificity "
+        f"<p>Malignant is the positive class. {_headline(metrics)}Sensitivity {metrics['recall']:.3f}, specificity "
         f"{metrics['specificity']:.3f}, ROC AUC {metrics['roc_auc']:.3f} on {metrics['n_test']} held-out rows.</p>"
         f"{sections}</body></html>\n"
     )
+
+
+def _headline(metrics: dict[str, Any]) -> str:
+    expected = metrics.get("expected_performance")
+    if not expected:
+        return ""
+    e = expected["scores"]
+    return (f"Expected on unseen patients: sensitivity {e['recall']['mean']:.3f} (sd {e['recall']['sd']:.3f}), "
+            f"specificity {e['specificity']['mean']:.3f} (sd {e['specificity']['sd']:.3f}). This model on its test split: ")
 
 
 def make_report(run_dir: storage.Location, report_path: storage.Location, random_state: int = 0) -> dict[str, str]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from etl import cli, storage
 from etl.config import RunPaths
-from etl.gate import Gate, gate_from, quality_gate
+from etl.gate import Gate, check_run, current_verdict, gate_from, refusal
 from etl.releases import RELEASE_RECORD, ensure_results_dir, publish
 from etl.retention import prune
 from etl.storage import Location
@@ -30,21 +30,22 @@ def save_results(
     prune_min_age: timedelta = timedelta(hours=6),
     gate: Gate | None = None,
 ) -> dict[str, Any]:
-    """Publish the run if it clears the quality gate, then prune old runs and releases.
+    """Publish the run if it cleared the quality gate, then prune old runs and releases.
 
-    When the gate refuses the model, nothing is published: the reason is logged and recorded
-    in the run's ``gate.json`` and ``release.json``.
+    The gate's decision is the run's ``gate.json`` (the ``quality_gate`` step), checked again
+    when it is missing or another release was published since. When the gate refused the
+    model, nothing is published: the reason is logged and recorded in ``release.json``.
 
     Returns:
         what ``publish`` returns, or ``{"published": False, "reason": ...}``.
     """
     run = RunPaths(storage.location(run_dir))
-    verdict = quality_gate(run, storage.location(results_dir), gate or Gate())
-    storage.write_json(verdict, run.root / "gate.json")
+    gate = gate or Gate()
+    if not storage.exists(run.gate):
+        check_run(run.root, results_dir, gate)
+    verdict = current_verdict(run, results_dir, gate)
     if not verdict["passed"]:
-        failed = "; ".join(f"{c['check']}: {c['value']:.4f} < {c['limit']:.4f}"
-                           for c in verdict["checks"] if not c["passed"])
-        reason = f"quality gate: not published ({failed})"
+        reason = refusal(verdict)
         logger.warning("%s; the published model stays %s", reason, verdict["published_release"])
         storage.write_json({"published": False, "reason": reason}, run.root / RELEASE_RECORD)
         return {"published": False, "reason": reason}

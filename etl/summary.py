@@ -1,4 +1,5 @@
-"""Print the published metrics and where the artifacts are (the last step of ``make run``)."""
+"""Print the published model's expected performance and test metrics, and where the artifacts
+are (the last step of ``make run``)."""
 
 from __future__ import annotations
 
@@ -8,21 +9,37 @@ import sys
 from etl import storage
 from etl.config import MANIFEST, PUBLISHED_ARTIFACTS, load_settings
 from etl.errors import PipelineError
+from etl.nested_cv import SCORES
 from etl.releases import current_release, release_run_key
-
-#: Metrics shown in the table, in this order.
-SHOWN = ("recall", "specificity", "precision", "accuracy", "f1", "roc_auc", "pr_auc", "brier")
 
 
 def format_summary(metrics: dict, results_dir: str, release: str = "") -> str:
-    """A short human-readable table of ``metrics`` and the artifact locations."""
+    """A short human-readable table of ``metrics`` and the artifact locations: the expected
+    performance on unseen patients (nested CV: mean, sd, min) beside the test-split check
+    (value and 95 % interval)."""
     model = metrics.get("model", {}).get("candidate", "?")
-    lines = [f"Test-set metrics ({metrics.get('n_test', '?')} rows, positive class: malignant), "
-             f"model {model} at threshold {metrics.get('threshold', 0.5):.4f}:",
-             f"  {'':<12} {'value':>7}  95 % CI"]
+    expected = metrics.get("expected_performance")
     ci = metrics.get("ci95", {})
-    lines += [f"  {name:<12} {metrics[name]:>7.4f}" + (f"  [{ci[name][0]:.3f}, {ci[name][1]:.3f}]" if name in ci else "")
-              for name in SHOWN if name in metrics]
+    lines = []
+    if expected:
+        lines.append(f"Expected on unseen patients (nested CV, {expected['outer_folds']} outer folds; "
+                     f"sensitivity below {expected['target_sensitivity']:.2f} in "
+                     f"{expected['share_below_target_sensitivity']:.0%} of them) and the published model "
+                     f"on its test split ({metrics.get('n_test', '?')} rows):")
+        lines.append(f"  {'':<12} {'mean':>7} {'sd':>7} {'min':>7}   |  {'test':>7}  95 % CI")
+    else:
+        lines.append(f"Test-set metrics ({metrics.get('n_test', '?')} rows):")
+        lines.append(f"  {'':<12} {'test':>7}  95 % CI")
+    for name in SCORES:
+        if name not in metrics:
+            continue
+        left = ""
+        if expected:
+            e = expected["scores"][name]
+            left = f" {e['mean']:>7.4f} {e['sd']:>7.4f} {e['min']:>7.4f}   | "
+        interval = f"  [{ci[name][0]:.3f}, {ci[name][1]:.3f}]" if name in ci else ""
+        lines.append(f"  {name:<12}{left} {metrics[name]:>7.4f}{interval}")
+    lines.append(f"Positive class: malignant. Model {model} at threshold {metrics.get('threshold', 0.5):.4f}.")
     lines.append(f"Published artifacts{f' (release {release})' if release else ''}:")
     lines += [f"  {results_dir}/{name}" for name in (*PUBLISHED_ARTIFACTS, MANIFEST)]
     return "\n".join(lines)
@@ -39,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}: no published results yet (run `make run`)", file=sys.stderr)
         return 1
     print(format_summary(metrics, str(results_dir), release.name))
-    run_key = release_run_key(release.name)
-    report = results_dir / "runs" / run_key / "report.html"
+    report = results_dir / "runs" / release_run_key(release.name) / "report.html"
     if report.is_file():
         print(f"Report: {report}")
     return 0

@@ -150,6 +150,26 @@ def select_model(**context: Any) -> Outputs:
         settings.target_sensitivity,
         run.model,
         run.training,
+        settings.threshold_confidence,
+    )
+
+
+@_step
+def nested_cv(fold: int, **context: Any) -> Outputs:
+    """Run the whole training procedure on all but one outer fold of the data and score it on
+    that fold (one mapped task per outer fold of ``[nested_cv]``): the expected performance
+    on unseen patients."""
+    from etl.nested_cv import nested_cv as step
+    from etl.nested_cv import procedure_settings
+
+    settings, run = _run(context)
+    params = context["params"]
+    return step(
+        _input(context, "load_data", "data", run.data),
+        fold,
+        run.outer_fold(fold),
+        settings.candidate_params(float(params["C"]), int(params["max_iter"])),
+        **procedure_settings(settings, int(params["random_state"])),
     )
 
 
@@ -168,7 +188,19 @@ def evaluate_model(**context: Any) -> Outputs:
         run.predictions,
         bootstrap_resamples=settings.bootstrap_resamples,
         random_state=int(context["params"]["random_state"]),
+        outer_fold_paths=[require(run.outer_fold(i), "nested_cv") for i in range(settings.outer_fold_count)],
     )
+
+
+@_step
+def quality_gate(**context: Any) -> Outputs:
+    """Decide whether the run's model may be published: floors on its test split, and a
+    comparison with the published model on rows neither trained on (gate.json)."""
+    from etl.gate import check_run, gate_from
+
+    settings, run = _run(context)
+    require(run.metrics, "evaluate_model")
+    return check_run(run.root, settings.results_dir, gate_from(settings))
 
 
 @_step
@@ -198,7 +230,7 @@ def _run_info(context: dict[str, Any]) -> dict[str, Any]:
 @_step
 def save_results(**context: Any) -> Outputs:
     """Publish the run's metrics, model, scaler and manifest to the top of the results folder,
-    all or nothing, if the model clears the quality gate (else: skipped, with the reason);
+    all or nothing, if the model cleared the quality gate (else: skipped, with the reason);
     prune old runs."""
     from etl.save_results import gate_from
     from etl.save_results import save_results as step

@@ -2,14 +2,15 @@
 
 ``train_candidate`` cross-validates one candidate (repeated stratified k-fold, training split
 only) and fits it on the whole split; the DAG runs one such task per candidate, in parallel.
-``select_model`` picks the best by the configured metric and chooses its decision threshold on
-its out-of-fold probabilities. Malignant is the positive class (label 1).
+``select_model`` picks one by the one-standard-error rule on the configured metric and chooses its
+decision threshold on its out-of-fold probabilities, with a margin that keeps the target
+sensitivity on unseen rows (``choose_model``, shared with the nested cross-validation). Malignant is the positive class (label 1).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 
 from etl import cli, storage
 from etl.errors import ParameterError
-from etl.models import choose_threshold, cross_validate, make_estimator, rank, summarize
+from etl.models import choose_threshold, cross_validate, make_estimator, select_candidate, summarize
 from etl.schema import FEATURE_COLUMNS, ID_COLUMN, LABEL_CODES, TARGET_COLUMN
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,47 @@ def fit_model(
     return make_estimator("logistic_regression", {"C": C, "max_iter": max_iter}, random_state).fit(X, y)
 
 
+def fit_candidate(
+    X: Any, y: np.ndarray, name: str, params: Mapping[str, Any], folds: int, repeats: int,
+    random_state: int,
+) -> tuple[Any, list[dict[str, float]], np.ndarray]:
+    """Cross-validate candidate ``name`` on ``X``, ``y``, then fit it on all of them.
+
+    Returns:
+        ``(model, scores, oof)``: the fitted model, every fold's scores, each row's out-of-fold
+        probability of malignancy (averaged over the repeats).
+    """
+    if name == "logistic_regression":
+        _check_logistic(params["C"], params["max_iter"])
+    estimator = make_estimator(name, params, random_state)
+    scores, oof = cross_validate(estimator, X, y, folds, repeats, random_state)
+    return clone(estimator).fit(X, y), scores, oof
+
+
+def choose_model(
+    summaries: Mapping[str, Mapping[str, Mapping[str, float]]],
+    oof: Callable[[str], tuple[np.ndarray, np.ndarray]],
+    metric: str,
+    folds: int,
+    target_sensitivity: float,
+    confidence: float,
+) -> dict[str, Any]:
+    """The selection rule and the operating point, the one implementation that both the DAG's
+    ``select_model`` and each fold of the nested cross-validation use.
+
+    Args:
+        summaries: each candidate's CV summary (``summarize``).
+        oof: ``name -> (labels, out-of-fold probabilities)`` of a candidate's training rows.
+
+    Returns:
+        ``{"selection": select_candidate(...), "threshold": choose_threshold(...)}``
+    """
+    selection = select_candidate(summaries, metric, folds)
+    y, p = oof(selection["winner"])
+    return {"selection": selection,
+            "threshold": choose_threshold(y, p, target_sensitivity, confidence)}
+
+
 def train_candidate(
     train_path: storage.Location,
     name: str,
@@ -70,13 +112,9 @@ def train_candidate(
     Returns:
         ``{"candidate": name, "model": ..., "cv": ..., "oof": ...}``
     """
-    if name == "logistic_regression":
-        _check_logistic(params["C"], params["max_iter"])
     train = storage.read_frame(train_path, "preprocess_data")
     X, y = features_and_labels(train)
-    estimator = make_estimator(name, params, random_state)
-    scores, oof = cross_validate(estimator, X, y, folds, repeats, random_state)
-    model = clone(estimator).fit(X, y)
+    model, scores, oof = fit_candidate(X, y, name, params, folds, repeats, random_state)
     summary = summarize(scores)
     logger.info(
         "%s: %d x %d-fold CV on %d training rows: roc_auc %.4f +/- %.4f, pr_auc %.4f, brier %.4f",
@@ -115,28 +153,42 @@ def select_model(
     target_sensitivity: float,
     model_path: storage.Location,
     training_path: storage.Location,
+    threshold_confidence: float = 0.0,
 ) -> dict[str, str]:
-    """Pick the candidate with the best mean cross-validated ``metric`` and choose its decision
-    threshold on its out-of-fold probabilities; copy it to ``model_path`` and record the choice.
+    """Pick a candidate by the one-standard-error rule on its cross-validated ``metric``
+    (``etl.models.select_candidate``) and choose its decision threshold on its out-of-fold
+    probabilities (``etl.models.choose_threshold``); copy it to ``model_path`` and record the
+    choice.
 
     Returns:
         ``{"model": model_path, "training": training_path, "candidate": winner}``
     """
     cvs = {name: storage.read_json(storage.location(d) / "cv.json", "train_model") for name, d in candidate_dirs.items()}
-    ranking = rank({name: cv["summary"] for name, cv in cvs.items()}, metric)
-    winner = ranking[0]
-    best = storage.location(candidate_dirs[winner])
-    oof = storage.read_frame(best / "oof.parquet", "train_model")
-    y = oof[TARGET_COLUMN].map(LABEL_CODES).to_numpy(dtype=int)
-    threshold = choose_threshold(y, oof["malignant_probability"].to_numpy(), target_sensitivity)
-    storage.copy_object(best / "model.pkl", model_path)  # the winner's file, byte for byte
+
+    def oof(name: str) -> tuple[np.ndarray, np.ndarray]:
+        frame = storage.read_frame(storage.location(candidate_dirs[name]) / "oof.parquet", "train_model")
+        return frame[TARGET_COLUMN].map(LABEL_CODES).to_numpy(dtype=int), frame["malignant_probability"].to_numpy()
+
+    any_cv = next(iter(cvs.values()))
+    choice = choose_model({name: cv["summary"] for name, cv in cvs.items()}, oof, metric, any_cv["folds"],
+                          target_sensitivity, threshold_confidence)
+    selection, threshold = choice["selection"], choice["threshold"]
+    winner = selection["winner"]
+    storage.copy_object(storage.location(candidate_dirs[winner]) / "model.pkl", model_path)  # byte for byte
     cv = cvs[winner]
     logger.info(
-        "selected %s by cross-validated %s (%s); threshold %.4f gives out-of-fold sensitivity %.3f, "
-        "specificity %.3f", winner, metric,
-        ", ".join(f"{n} {cvs[n]['summary'][metric]['mean']:.4f}" for n in ranking),
-        threshold["threshold"], threshold["sensitivity"], threshold["specificity"],
+        "selected %s (%s): %s by cross-validated %s, margin %.4f; threshold %.4f gives out-of-fold "
+        "sensitivity %.3f (lower bound %.3f at %.0f %% confidence), specificity %.3f (%.3f without "
+        "the margin)", winner, selection["rule"],
+        ", ".join(f"{n} {cvs[n]['summary'][metric]['mean']:.4f}" for n in selection["ranking"]),
+        metric, selection["margin"], threshold["threshold"], threshold["sensitivity"],
+        threshold["lower_bound"], 100 * threshold_confidence, threshold["specificity"],
+        threshold["without_margin"]["specificity"],
     )
+    if not threshold["reachable"]:
+        logger.warning("target sensitivity %.3f cannot be promised at %.0f %% confidence with %d malignant "
+                       "training rows: the threshold catches all of them", target_sensitivity,
+                       100 * threshold_confidence, int(np.sum(oof(winner)[0])))
     storage.write_json(
         {
             "candidate": winner,
@@ -146,11 +198,10 @@ def select_model(
             "rows": cv["rows"],
             "train_sha256": cv["train_sha256"],
             "selection": {
-                "metric": metric,
+                **selection,
                 "folds": cv["folds"],
                 "repeats": cv["repeats"],
-                "ranking": ranking,
-                "cross_validation": {name: cvs[name]["summary"] for name in ranking},
+                "cross_validation": {name: cvs[name]["summary"] for name in selection["ranking"]},
             },
         },
         training_path,
@@ -178,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
             train_candidate(a.train, name, params[name], run.candidate(name), settings.cv_folds,
                             settings.cv_repeats, a.random_state)
         return select_model({n: run.candidate(n) for n in names}, settings.selection_metric,
-                            settings.target_sensitivity, a.model, a.training)
+                            settings.target_sensitivity, a.model, a.training,
+                            settings.threshold_confidence)
 
     return cli.run(p, action, argv)
 

@@ -114,7 +114,7 @@ def build_run(run_dir, csv, C: float = 1.0, test_size: float = 0.25, random_stat
         train_candidate(run.train, name, params[name], run.candidate(name), settings.cv_folds,
                         settings.cv_repeats, random_state)
     select_model({n: run.candidate(n) for n in candidates}, settings.selection_metric,
-                 settings.target_sensitivity, run.model, run.training)
+                 settings.target_sensitivity, run.model, run.training, settings.threshold_confidence)
     evaluate_model(run.model, run.test, run.training, run.metrics, run.predictions,
                    settings.bootstrap_resamples, random_state)
     if report:

@@ -25,15 +25,19 @@ def dag():
 
 
 def test_tasks_and_their_order(dag):
-    assert [t.task_id for t in dag.topological_sort()] == TASKS
+    """The main path is one chain; nested_cv runs beside it, from load_data to evaluate_model."""
+    assert sorted(t.task_id for t in dag.tasks) == sorted([*TASKS, "nested_cv"])
     for upstream, downstream in zip(TASKS, TASKS[1:]):
-        assert dag.get_task(upstream).downstream_task_ids == {downstream}
+        extra = {"nested_cv"} if upstream == "load_data" else set()
+        assert dag.get_task(upstream).downstream_task_ids == {downstream} | extra
     assert dag.get_task(TASKS[-1]).downstream_task_ids == set()
+    assert dag.get_task("nested_cv").upstream_task_ids == {"load_data"}
+    assert dag.get_task("nested_cv").downstream_task_ids == {"evaluate_model"}
 
 
 def test_each_task_calls_the_etl_step_of_its_name(dag):
     for task in dag.tasks:
-        if task.task_id == "train_model":
+        if task.task_id in ("train_model", "nested_cv"):  # mapped: tested below
             continue
         assert type(task).__name__ == "PythonOperator"
         assert task.python_callable.__module__ == "etl.tasks"
@@ -49,6 +53,17 @@ def test_train_model_is_mapped_over_the_enabled_candidates(dag):
     assert train.partial_kwargs["python_callable"] is tasks.train_model
     assert train.expand_input.value["op_kwargs"] == [{"candidate": name} for name in CANDIDATES]
     assert train.map_index_template == "{{ task.op_kwargs['candidate'] }}"
+
+
+def test_nested_cv_is_mapped_over_the_outer_folds(dag):
+    from etl import tasks
+    from etl.config import load_settings
+
+    nested = dag.get_task("nested_cv")
+    assert type(nested).__name__ == "MappedOperator"
+    assert nested.partial_kwargs["python_callable"] is tasks.nested_cv
+    folds = load_settings().outer_fold_count
+    assert folds >= 2 and nested.expand_input.value["op_kwargs"] == [{"fold": i} for i in range(folds)]
 
 
 def test_settings(dag):

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.airflow_cli
 
 
 RUN_FILES = [
-    "candidates", "data.parquet", "gate.json", "metrics.json", "model.pkl", "model.pkl.sha256", "predictions.csv",
+    "candidates", "data.parquet", "gate.json", "metrics.json", "model.pkl", "model.pkl.sha256", "nested",
+    "predictions.csv",
     "preprocessing.json", "profile.json", "release.json", "report.html", "scaler.pkl", "scaler.pkl.sha256",
     "test.parquet", "train.parquet", "training.json",
 ]
@@ -33,12 +34,17 @@ def test_full_run_publishes_model_scaler_metrics_and_manifest(airflow_db, env, t
     # One mapped train_model task per enabled candidate, then one selection.
     # (Airflow runs the mapped instances in no fixed order)
     assert sorted(re.findall(r"starting task_id=train_model map_index=(\d+)", log)) == ["0", "1", "2", "3"]
+    # One mapped nested_cv task per outer fold (tests/fast.toml: 2), summarised in metrics.json.
+    assert sorted(re.findall(r"starting task_id=nested_cv map_index=(\d+)", log)) == ["0", "1"]
 
     results = tmp_path / "results"
     metrics = json.loads((results / "metrics.json").read_text())
     for key in ("accuracy", "precision", "recall", "f1"):
         assert 0.9 <= metrics[key] <= 1.0, (key, metrics[key])
     assert metrics["n_test"] == 114  # 20 % of 569, stratified
+    expected = metrics["expected_performance"]
+    assert expected["outer_folds"] == 2 and expected["rows_scored"] == 569  # every row scored once, unseen
+    assert 0.9 <= expected["scores"]["recall"]["mean"] <= 1.0 and expected["scores"]["recall"]["sd"] >= 0
     model, scaler = load_published(results, "model.pkl"), load_published(results, "scaler.pkl")
     assert model.n_features_in_ == scaler.n_features_in_ == 30
 
@@ -151,13 +157,14 @@ def test_the_gate_keeps_the_published_model_when_a_worse_one_is_trained(airflow_
     before = {n: (results / n).read_bytes() for n in ("metrics.json", "model.pkl", "scaler.pkl", "manifest.json")}
     worse = tmp_path / "stump.toml"  # a single one-split tree: clearly worse than the published model
     worse.write_text('[candidates]\nenabled = ["random_forest"]\nrandom_forest = { n_estimators = 1, max_depth = 1 }\n'
-                     "[gate]\nmax_roc_auc_drop = 0.0\n")
+                     "[gate]\nalpha = 0.05\n")
     log = _dags_test("2024-03-09", with_config(env, worse))  # the run succeeds: a clear state
-    assert re.search(r"quality gate: not published \(roc_auc >= published roc_auc - max_roc_auc_drop: "
-                     r"0\.\d+ < 0\.\d+\); the published model stays 2024-03-08T000000Z-", log)
+    assert re.search(r"quality gate: not published \([^\n]*roc_auc not worse than published \(DeLong, one-sided p\): "
+                     r"0\.\d+ < 0\.0167[^\n]*\); the published model stays 2024-03-08T000000Z-", log)
     assert {n: (results / n).read_bytes() for n in before} == before
     assert "new_state=skipped" in log  # save_results ends skipped, not failed
     assert "starting task_id=upload_results " not in log  # and nothing is uploaded
     assert not (tmp_path / "uploads" / "2024-03-09T000000Z").exists()
     gate = json.loads((results / "runs" / "2024-03-09T000000Z" / "gate.json").read_text())
     assert gate["passed"] is False and gate["published_release"].startswith("2024-03-08T000000Z-")
+    assert gate["comparison"]["decided"] and gate["comparison"]["rows"] == 114  # same split: all unseen

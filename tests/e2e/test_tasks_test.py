@@ -11,14 +11,16 @@ from tests.conftest import AIRFLOW, DAG_ID, run_command, with_config
 
 pytestmark = pytest.mark.airflow_cli
 
+#: The main path, one chain (nested_cv runs beside it, from load_data to evaluate_model).
 ORDER = ["ensure_results_dir", "load_data", "preprocess_data", "train_model", "select_model",
-         "evaluate_model", "make_report", "save_results", "upload_results"]
+         "evaluate_model", "quality_gate", "make_report", "save_results", "upload_results"]
 #: train_model is mapped: one task instance per candidate, by map index.
 CANDIDATES = ["logistic_regression", "svm", "random_forest", "hist_gradient_boosting"]
 #: This test enables two candidates (each `airflow tasks test` costs seconds): two map indexes.
 TWO_CANDIDATES = '[candidates]\nenabled = ["logistic_regression", "svm"]\n'
+#: The tests' settings (tests/fast.toml) run two outer folds of nested_cv: two more map indexes.
 STEPS = [(task, None) for task in ORDER[:3]] + [("train_model", 0), ("train_model", 1)] + [
-    (task, None) for task in ORDER[4:]]
+    ("nested_cv", 0), ("nested_cv", 1)] + [(task, None) for task in ORDER[4:]]
 
 
 def _tasks_test(task, date, env, map_index=None):
@@ -31,6 +33,7 @@ def _tasks_test(task, date, env, map_index=None):
     return states[-1] if states else None, log
 
 
+@pytest.mark.timeout(1200)  # about 20 airflow processes: room for a machine twice as slow (and busy)
 def test_each_task_in_order_on_a_fresh_date(airflow_db, env, tmp_path):
     (tmp_path / "two.toml").write_text(TWO_CANDIDATES)
     env = with_config(env, tmp_path / "two.toml")
@@ -57,6 +60,7 @@ def test_each_task_in_order_on_a_fresh_date(airflow_db, env, tmp_path):
     assert (tmp_path / "uploads" / "2024-05-06T000000Z" / "model.pkl").is_file()
 
 
+@pytest.mark.timeout(1200)
 def test_rerunning_each_task_is_idempotent_and_a_changed_model_is_refused(airflow_db, env, tmp_path):
     """After a whole run (``dags test``), ``tasks test`` of any task changes nothing. A separate
     test from the one above so that the two run on both pytest workers."""

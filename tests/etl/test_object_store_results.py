@@ -43,7 +43,7 @@ def test_a_run_is_published_on_s3_through_one_pointer_object(s3_root, s3_server,
     assert s3_server.objects(prefix) == {}  # the write check cleans up after itself
 
     run = build_run(root / "runs" / "2021-01-01T000000Z", small_csv, report=False)
-    published = save_results(run.root, root, {"run_id": "first"}, gate=Gate(0.5, 0.5))
+    published = save_results(run.root, root, {"run_id": "first"}, gate=Gate(min_roc_auc=0.5, target_sensitivity=0.5))
     objects = s3_server.objects(prefix + "/")
     release = json.loads(objects[f"{prefix}/{CURRENT_OBJECT}"])["release"]
     assert published["release"].endswith(f"/published/{release}")
@@ -57,9 +57,11 @@ def test_a_run_is_published_on_s3_through_one_pointer_object(s3_root, s3_server,
 
     # A second run is gated against the published model, read from S3, then replaces it.
     second = build_run(root / "runs" / "2021-01-02T000000Z", small_csv, C=0.5, report=False)
-    outcome = save_results(second.root, root, {"run_id": "second"}, gate=Gate(0.5, 0.5, 1.0))
+    compare_all = Gate(min_roc_auc=0.5, target_sensitivity=0.5, min_unseen_positives=1, min_unseen_negatives=1)
+    outcome = save_results(second.root, root, {"run_id": "second"}, gate=compare_all)
     gate = storage.read_json(second.root / "gate.json")
-    assert gate["published_release"] == release and len(gate["checks"]) == 3
+    assert gate["published_release"] == release and gate["comparison"]["decided"] is True
+    assert len(gate["checks"]) == 5  # two floors, three comparisons with the model read from S3
     assert current_release(root).name == storage.location(outcome["release"]).name != release
 
     # Prediction and upload read the published release from S3.
@@ -80,7 +82,7 @@ def test_a_failed_s3_publish_leaves_the_published_release_and_a_rerun_completes(
         s3_root, s3_server, small_csv, monkeypatch):
     root, prefix = s3_root
     first = build_run(root / "runs" / "2021-02-01T000000Z", small_csv, report=False)
-    release = storage.location(save_results(first.root, root, gate=Gate(0.5, 0.5))["release"]).name
+    release = storage.location(save_results(first.root, root, gate=Gate(min_roc_auc=0.5, target_sensitivity=0.5))["release"]).name
     published = {k: v for k, v in s3_server.objects(prefix + "/").items() if "/runs/" not in k}
 
     second = build_run(root / "runs" / "2021-02-02T000000Z", small_csv, C=0.5, report=False)
@@ -91,13 +93,13 @@ def test_a_failed_s3_publish_leaves_the_published_release_and_a_rerun_completes(
 
     monkeypatch.setattr(module, "build_manifest", lost_connection)
     with pytest.raises(ConnectionError):
-        save_results(second.root, root, gate=Gate(0.5, 0.5, 1.0))
+        save_results(second.root, root, gate=Gate(min_roc_auc=0.5, target_sensitivity=0.5, alpha=0.0))
     now = s3_server.objects(prefix + "/")
     assert {k: v for k, v in now.items() if k in published} == published  # nothing published changed
     assert current_release(root).name == release
     monkeypatch.undo()
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", s3_server.connection())
-    redo = storage.location(save_results(second.root, root, gate=Gate(0.5, 0.5, 1.0))["release"])
+    redo = storage.location(save_results(second.root, root, gate=Gate(min_roc_auc=0.5, target_sensitivity=0.5, alpha=0.0))["release"])
     assert current_release(root).name == redo.name != release
     assert storage.read_json(root / "manifest.json")["release"] == redo.name
     assert load_published(root, "model.pkl").n_features_in_ == 30

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from etl import storage
 from etl.errors import IntegrityError, MissingInputError, ParameterError
-from etl.gate import Gate
 from etl.releases import (
     RELEASE_FILES,
     current_release,
@@ -25,7 +23,6 @@ from etl.releases import (
     verified_files,
 )
 from etl.retention import prune
-from etl.save_results import save_results
 from tests.conftest import PROJECT_ROOT
 
 
@@ -92,7 +89,8 @@ def test_manifest_records_hashes_data_params_versions_code_and_run(results, smal
         "preprocess_data": {"test_size": 0.25, "random_state": 0},
         "train_model": {"estimator": "LogisticRegression", "C": 1.0, "max_iter": 1000, "random_state": 0},
         "select_model": {"candidate": "logistic_regression", "metric": "roc_auc", "folds": 3, "repeats": 1,
-                         "target_sensitivity": 0.97},
+                         "rule": "one standard error, simplest first", "target_sensitivity": 0.97,
+                         "threshold_confidence": 0.7},
     }
     training = json.loads((results / "runs" / "new" / "training.json").read_text())
     assert manifest["model"] == {"candidate": "logistic_regression", "estimator": "LogisticRegression",
@@ -260,46 +258,3 @@ def test_prune_keeps_the_newest_the_published_and_anything_recent(results):
     assert sorted(p.name for p in runs.iterdir()) == ["r2", "r5"]
     with pytest.raises(ParameterError, match="keep_runs must be >= 1"):
         prune(results, keep=0, min_age=timedelta(0))
-
-
-def _worse_run(results: Path) -> Path:
-    """A copy of run ``new`` whose model learnt shuffled labels (ROC AUC near 0.5), evaluated."""
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
-
-    from etl.config import RunPaths
-    from etl.evaluate_model import evaluate_model
-    from etl.train_model import features_and_labels
-
-    run = RunPaths(results / "runs" / "worse")
-    shutil.copytree(results / "runs" / "new", run.root)
-    X, y = features_and_labels(storage.read_frame(run.train))
-    storage.dump_object(LogisticRegression().fit(X, np.random.default_rng(0).permutation(y)), run.model)
-    evaluate_model(run.model, run.test, run.training, run.metrics, run.predictions, 50, 0)
-    return run.root
-
-
-def test_the_gate_keeps_a_better_published_model(results):
-    publish(results / "runs" / "new", results)
-    good, before = assert_consistent(results), published_bytes(results)
-    worse = _worse_run(results)
-    lenient_floors = Gate(min_roc_auc=0.0, min_sensitivity=0.0, max_roc_auc_drop=0.0)
-    outcome = save_results(worse, results, gate=lenient_floors)
-    assert outcome["published"] is False
-    assert outcome["reason"].startswith("quality gate: not published (roc_auc >= published roc_auc - max_roc_auc_drop: ")
-    assert published_bytes(results) == before and assert_consistent(results) == good
-    verdict = json.loads((worse / "gate.json").read_text())
-    assert verdict["published_release"] == good and verdict["passed"] is False
-    assert verdict["published_on_this_test_split"]["roc_auc"] > json.loads((worse / "metrics.json").read_text())["roc_auc"]
-    assert json.loads((worse / "release.json").read_text()) == {"published": False, "reason": outcome["reason"]}
-    assert run_release(worse, results) is None
-
-
-def test_the_gate_lets_a_better_model_replace_a_worse_one_and_applies_its_floors(results):
-    publish(_worse_run(results), results)
-    outcome = save_results(results / "runs" / "new", results, gate=Gate(0.9, 0.5, 0.0))
-    assert "release" in outcome  # published
-    assert assert_consistent(results).startswith("new-")
-    refused = save_results(results / "runs" / "old", results, gate=Gate(min_roc_auc=1.01))
-    assert refused["reason"].startswith("quality gate: not published (roc_auc >= min_roc_auc: ")
-    assert assert_consistent(results).startswith("new-")
