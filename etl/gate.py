@@ -174,11 +174,23 @@ def check_run(run_dir: Location, results_dir: Location, gate: Gate) -> dict[str,
         ``{"gate": path of gate.json, "passed": ...}``
     """
     run = RunPaths(storage.location(run_dir))
+    if storage.exists(run.gate) and _published_run_key(results_dir) == run.root.name:
+        # This run's model was published on this decision: a rerun keeps it (idempotent).
+        verdict = storage.read_json(run.gate)
+        logger.info("this run's model is the published one: its gate decision stands")
+        return {"gate": str(run.gate), "passed": verdict["passed"]}
     verdict = quality_gate(run, storage.location(results_dir), gate)
     storage.write_json(verdict, run.gate)
     logger.info("quality gate %s: %s", "passed" if verdict["passed"] else "refused",
                 "; ".join(f"{c['check']}: {c['value']:.4f} (limit {c['limit']:.4f})" for c in verdict["checks"]))
     return {"gate": str(run.gate), "passed": verdict["passed"]}
+
+
+def _published_run_key(results_dir: Location) -> str | None:
+    try:
+        return release_run_key(current_release(results_dir).name)
+    except MissingInputError:
+        return None
 
 
 def current_verdict(run: RunPaths, results_dir: Location, gate: Gate) -> dict[str, Any]:
