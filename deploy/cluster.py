@@ -72,7 +72,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(condition, timeout: float, what: str, cluster: "Cluster | None" = None) -> Any:
+def wait_for(condition, timeout: float, what: str, cluster: Cluster | None = None) -> Any:
     """Poll ``condition`` until it returns something true; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -197,7 +197,7 @@ class Cluster:
         env = {**os.environ, "PGPASSWORD": self.secrets["postgres"]}
         wait_for(lambda: subprocess.run(
             [str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "airflow", "-d", "postgres",
-             "-qc", "CREATE DATABASE airflow"], env=env, capture_output=True).returncode == 0,
+             "-qc", "CREATE DATABASE airflow"], check=False, env=env, capture_output=True).returncode == 0,
             60, "the airflow database", self)
 
     def start_redis(self) -> None:
@@ -275,7 +275,7 @@ class Cluster:
     def start_airflow(self) -> None:
         env = self.airflow_env()
         log("airflow db migrate (PostgreSQL)")
-        migrate = subprocess.run(["airflow", "db", "migrate"], env=env, cwd=PROJECT_ROOT,
+        migrate = subprocess.run(["airflow", "db", "migrate"], check=False, env=env, cwd=PROJECT_ROOT,
                                  capture_output=True, text=True)
         if migrate.returncode:
             raise RuntimeError("airflow db migrate failed:\n" + (migrate.stdout + migrate.stderr)[-4000:])
@@ -368,15 +368,27 @@ class Api:
 # -- the end-to-end check -----------------------------------------------------------------------
 
 
+class CheckFailed(AssertionError):
+    """A check of the cluster test failed."""
+
+
+def check(condition: Any, message: Any) -> None:
+    """Fail the cluster test with ``message`` unless ``condition`` holds (an ``assert`` would
+    vanish under ``python -O``)."""
+    if not condition:
+        raise CheckFailed(str(message))
+
+
+
 def trigger_and_wait(cluster: Cluster) -> tuple[str, list[dict[str, Any]]]:
     """Unpause and trigger the DAG through REST; wait for the run; return its id and tasks."""
     api = Api(f"http://127.0.0.1:{cluster.ports['api']}")
     api.login(cluster.secrets["admin"])
     wait_for(lambda: api.get(f"/api/v2/dags/{DAG_ID}")[0] == 200, 180, "the DAG to be parsed", cluster)
     status, body = api.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
-    assert status == 200, (status, body)
+    check(status == 200, (status, body))
     status, run = api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {}})
-    assert status == 200, (status, run)
+    check(status == 200, (status, run))
     run_id = run["dag_run_id"]
     log(f"triggered {run_id}")
     started = time.monotonic()
@@ -398,8 +410,8 @@ def trigger_and_wait(cluster: Cluster) -> tuple[str, list[dict[str, Any]]]:
 
 def check_celery(cluster: Cluster, tasks: list[dict[str, Any]]) -> None:
     hosts = {ti["hostname"] for ti in tasks}
-    assert all(ti["state"] == "success" for ti in tasks), [(t["task_id"], t["state"]) for t in tasks]
-    assert hosts == set(WORKERS), f"tasks ran on {sorted(hosts)}, expected both of {list(WORKERS)}"
+    check(all(ti["state"] == "success" for ti in tasks), [(t["task_id"], t["state"]) for t in tasks])
+    check(hosts == set(WORKERS), f"tasks ran on {sorted(hosts)}, expected both of {list(WORKERS)}")
     s3 = cluster.s3_client()
     objects = {o["Key"]: o for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])}
 
@@ -411,19 +423,19 @@ def check_celery(cluster: Cluster, tasks: list[dict[str, Any]]) -> None:
     for name, expected in manifest["artifacts"].items():
         for key in (f"results/published/{release}/{name}", f"results/{name}",
                     f"uploads/{release.rsplit('-', 1)[0]}/{name}"):
-            assert key in objects, f"missing s3://{BUCKET}/{key}"
-            assert hashlib.sha256(body(key)).hexdigest() == expected["sha256"], f"s3://{BUCKET}/{key} differs"
+            check(key in objects, f"missing s3://{BUCKET}/{key}")
+            check(hashlib.sha256(body(key)).hexdigest() == expected["sha256"], f"s3://{BUCKET}/{key} differs")
     metrics = json.loads(body("results/metrics.json"))
     log(f"tasks ran on {sorted(hosts)}; release {release} in s3://{BUCKET}/results, uploaded to "
         f"s3://{BUCKET}/uploads; ROC AUC {metrics['roc_auc']:.3f}, recall {metrics['recall']:.3f}")
 
 
 def check_local(cluster: Cluster, tasks: list[dict[str, Any]]) -> None:
-    assert all(ti["state"] == "success" for ti in tasks), [(t["task_id"], t["state"]) for t in tasks]
+    check(all(ti["state"] == "success" for ti in tasks), [(t["task_id"], t["state"]) for t in tasks])
     results = cluster.root / "results"
     manifest = json.loads((results / "manifest.json").read_text())
     for name, expected in manifest["artifacts"].items():
-        assert hashlib.sha256((results / name).read_bytes()).hexdigest() == expected["sha256"], name
+        check(hashlib.sha256((results / name).read_bytes()).hexdigest() == expected["sha256"], name)
     metrics = json.loads((results / "metrics.json").read_text())
     log(f"release {manifest['release']} in {results}; ROC AUC {metrics['roc_auc']:.3f}, "
         f"recall {metrics['recall']:.3f}")
@@ -432,11 +444,11 @@ def check_local(cluster: Cluster, tasks: list[dict[str, Any]]) -> None:
 def check_no_secret_in_logs(cluster: Cluster) -> None:
     """No generated secret in a task log or a service's output."""
     logs = [*(cluster.root / "airflow" / "logs").rglob("*.log"), *cluster.logs.glob("*.log")]
-    assert any("task_id=" in p.name or "attempt=" in p.name for p in logs), "no task log found"
+    check(any("task_id=" in p.name or "attempt=" in p.name for p in logs), "no task log found")
     for path in logs:
         text = path.read_text(errors="replace")
         leaked = [k for k, v in cluster.secrets.items() if v in text]
-        assert not leaked, f"{path} contains the {', '.join(leaked)} secret"
+        check(not leaked, f"{path} contains the {', '.join(leaked)} secret")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,12 +18,9 @@ import logging
 from typing import Any
 
 from etl.config import Settings, load_settings
+from etl.errors import first_line
 
 logger = logging.getLogger(__name__)
-
-
-def _first_line(value: Any) -> str:
-    return (str(value).strip().splitlines() or [""])[0] if value is not None else ""
 
 
 def message(context: dict[str, Any], state: str) -> tuple[str, str]:
@@ -40,7 +37,7 @@ def message(context: dict[str, Any], state: str) -> tuple[str, str]:
     if task_id:
         lines += [f"Task: {task_id} (try {getattr(ti, 'try_number', '?')})"]
     lines.append(f"State: {state}")
-    error = _first_line(context.get("exception") or context.get("reason"))
+    error = first_line(context.get("exception") or context.get("reason"))
     if error:
         lines.append(f"Error: {error}")
     log_url = getattr(ti, "log_url", None)
@@ -82,8 +79,8 @@ def send(context: dict[str, Any], state: str, settings: Settings | None = None) 
         try:
             notifier.notify(context)  # not notifier(context): the text is not a template
             sent += 1
-        except Exception as exc:  # noqa: BLE001 - any failure of an alert channel
-            logger.error("alert through %s failed: %s", type(notifier).__name__, _first_line(exc))
+        except Exception as exc:
+            logger.error("alert through %s failed: %s", type(notifier).__name__, first_line(exc))
     if sent:
         logger.info("alert sent through %d channel(s): %s", sent, subject)
     return sent

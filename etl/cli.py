@@ -23,7 +23,7 @@ def parser(description: str | None) -> tuple[argparse.ArgumentParser, Settings, 
     no arguments chains them, like the DAG does.
     """
     settings = load_settings()
-    run = RunPaths(settings.runs_dir / CLI_RUN_KEY)
+    run = settings.layout.run(CLI_RUN_KEY)
     p = argparse.ArgumentParser(
         description=(description or "").strip().splitlines()[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

@@ -17,12 +17,13 @@ from __future__ import annotations
 import functools
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
+
+import tomllib
 
 from etl.errors import ParameterError
 
@@ -93,15 +94,17 @@ class Settings:
         return results_root(self.results_location, self.results_conn_id)
 
     @property
-    def runs_dir(self) -> StoragePath:
-        """Folder holding one sub-folder per run."""
-        return self.results_dir / "runs"
+    def layout(self) -> ResultsPaths:
+        """The results folder's layout: runs, releases, the published pointer."""
+        return ResultsPaths(self.results_dir)
 
-    def candidate_params(self, C: float, max_iter: int) -> dict[str, dict[str, Any]]:
-        """The enabled candidates' parameters, the logistic regression's ``C`` and ``max_iter``
-        replaced (a run's params or a command's flags)."""
-        return {name: {"C": C, "max_iter": max_iter} if name == "logistic_regression" else params
-                for name, params in self.candidates.items()}
+    @property
+    def run_params(self) -> dict[str, Any]:
+        """The run parameters' defaults: what a run's params (the DAG's trigger form, ``--conf``)
+        or a step's flags override. ``C`` and ``max_iter`` set the parameters of the same name
+        of the candidates that take them (``etl.models.Candidate.run_params``)."""
+        return {"data_path": None, "test_size": self.test_size, "random_state": self.random_state,
+                "C": self.C, "max_iter": self.max_iter}
 
     @property
     def outer_fold_count(self) -> int:
@@ -112,11 +115,6 @@ class Settings:
     def drive_credentials(self) -> dict[str, Path]:
         """Google Drive credential files (``etl.gdrive``): a service account, saved user OAuth."""
         return {"service_account": self.drive_service_account, "user": self.drive_user_credentials}
-
-    @property
-    def releases_dir(self) -> StoragePath:
-        """Folder holding one sub-folder per published release (see ``etl.save_results``)."""
-        return self.results_dir / "published"
 
 
 def resolve_path(path: str | os.PathLike[str]) -> Path:
@@ -187,11 +185,7 @@ def load_settings(
         random_state=int(raw["split"]["random_state"]),
         C=float(raw["model"]["C"]),
         max_iter=int(raw["model"]["max_iter"]),
-        candidates={
-            name: ({"C": float(raw["model"]["C"]), "max_iter": int(raw["model"]["max_iter"])}
-                   if name == "logistic_regression" else dict(raw["candidates"].get(name, {})))
-            for name in raw["candidates"]["enabled"]
-        },
+        candidates={name: dict(raw["candidates"].get(name, {})) for name in raw["candidates"]["enabled"]},
         selection_metric=str(raw["selection"]["metric"]),
         cv_folds=int(raw["selection"]["cv_folds"]),
         cv_repeats=int(raw["selection"]["cv_repeats"]),
@@ -219,11 +213,43 @@ def load_settings(
 
 
 @dataclass(frozen=True)
+class CandidatePaths:
+    """The files of one candidate model in a run (written by its ``train_model`` task)."""
+
+    root: StoragePath
+
+    @classmethod
+    def of(cls, folder: CandidatePaths | str | os.PathLike[str] | StoragePath) -> CandidatePaths:
+        """The layout of ``folder`` (a path or URI), or ``folder`` if it is one already."""
+        if isinstance(folder, CandidatePaths):
+            return folder
+        from etl.storage import location
+
+        return cls(location(folder))
+
+    @property
+    def model(self) -> StoragePath:
+        """The candidate fitted on the whole training split."""
+        return self.root / "model.pkl"
+
+    @property
+    def cv(self) -> StoragePath:
+        """Its cross-validated scores and parameters."""
+        return self.root / "cv.json"
+
+    @property
+    def oof(self) -> StoragePath:
+        """Its out-of-fold predicted probabilities on the training split."""
+        return self.root / "oof.parquet"
+
+
+@dataclass(frozen=True)
 class RunPaths:
     """The file layout of one run's folder: the catalog of every artifact a step writes.
 
-    Steps never guess each other's file names; the Airflow glue and the command-line defaults
-    take them from here.
+    Steps never spell each other's file names; the Airflow glue and the command-line defaults
+    take them from here. An attribute's name is also the key under which the step that writes
+    the file returns its path (``etl.tasks`` resolves inputs by it).
     """
 
     root: StoragePath
@@ -263,9 +289,9 @@ class RunPaths:
         """The selected classifier, refitted on the whole training split (``select_model``)."""
         return self.root / "model.pkl"
 
-    def candidate(self, name: str) -> StoragePath:
-        """Folder of one candidate: ``model.pkl``, ``cv.json``, ``oof.parquet`` (``train_model``)."""
-        return self.root / "candidates" / name
+    def candidate(self, name: str) -> CandidatePaths:
+        """The files of one candidate (``train_model``)."""
+        return CandidatePaths(self.root / "candidates" / name)
 
     def outer_fold(self, index: int) -> StoragePath:
         """One outer fold's result of the nested cross-validation (written by ``nested_cv``)."""
@@ -297,11 +323,104 @@ class RunPaths:
         """Test-split predictions, one row per test row (written by ``evaluate_model``)."""
         return self.root / "predictions.csv"
 
+    @property
+    def release_record(self) -> StoragePath:
+        """What ``save_results`` did: the release it published, or why it published none."""
+        return self.root / "release.json"
+
+    def artifacts(self) -> dict[str, StoragePath]:
+        """The run's files a release publishes, by their published name."""
+        return {path.name: path for path in (self.metrics, self.model, self.scaler)}
+
 
 #: The artifacts ``save_results`` publishes to the top of the results folder, by file name.
 PUBLISHED_ARTIFACTS: tuple[str, ...] = ("metrics.json", "model.pkl", "scaler.pkl")
 #: The record of a published release (hashes, data, parameters, versions, run).
 MANIFEST = "manifest.json"
+#: Files a release holds.
+RELEASE_FILES: tuple[str, ...] = (*PUBLISHED_ARTIFACTS, MANIFEST)
+
+
+@dataclass(frozen=True)
+class ReleasePaths:
+    """The files of one published release (``results/published/<release>/``)."""
+
+    root: StoragePath
+
+    @property
+    def name(self) -> str:
+        """The release's name, ``<run key>-<content hash>``."""
+        return self.root.name
+
+    @property
+    def run_key(self) -> str:
+        """The key of the run that made the release."""
+        return self.name.rsplit("-", 1)[0]
+
+    @property
+    def metrics(self) -> StoragePath:
+        return self.root / "metrics.json"
+
+    @property
+    def model(self) -> StoragePath:
+        return self.root / "model.pkl"
+
+    @property
+    def scaler(self) -> StoragePath:
+        return self.root / "scaler.pkl"
+
+    @property
+    def manifest(self) -> StoragePath:
+        """SHA-256 and size of each artifact, data, parameters, versions, run."""
+        return self.root / MANIFEST
+
+    def file(self, name: str) -> StoragePath:
+        """One of ``RELEASE_FILES`` by name."""
+        if name not in RELEASE_FILES:
+            raise ValueError(f"a release has no file {name!r}")
+        return self.root / name
+
+
+@dataclass(frozen=True)
+class ResultsPaths:
+    """The layout of the results folder (documented in ``etl.releases``)."""
+
+    root: StoragePath
+
+    @property
+    def runs(self) -> StoragePath:
+        """One sub-folder per run."""
+        return self.root / "runs"
+
+    @property
+    def releases(self) -> StoragePath:
+        """One sub-folder per published release."""
+        return self.root / "published"
+
+    @property
+    def current(self) -> StoragePath:
+        """The link to the published release (local results folder)."""
+        return self.root / "current"
+
+    @property
+    def current_object(self) -> StoragePath:
+        """The object naming the published release (object-store results folder)."""
+        return self.root / "current.json"
+
+    def run(self, key: str) -> RunPaths:
+        """One run's folder."""
+        return RunPaths(self.runs / key)
+
+    def release(self, name: str) -> ReleasePaths:
+        """One release's folder."""
+        return ReleasePaths(self.releases / name)
+
+    def top(self, name: str) -> StoragePath:
+        """A published file at the top of the results folder (one of ``RELEASE_FILES``)."""
+        if name not in RELEASE_FILES:
+            raise ValueError(f"the results folder publishes no file {name!r}")
+        return self.root / name
+
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 

@@ -10,10 +10,14 @@ retries.
 from __future__ import annotations
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type name when it has none): what goes
-    into a one-line error about a failure of a library (boto, s3fs, Google's client)."""
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+def first_line(value: object) -> str:
+    """The first line of an exception's message (its type name when it has none) or of any
+    other value ("" for None): what goes into a one-line error about a failure of a library
+    (boto, s3fs, Google's client) or an alert."""
+    if value is None:
+        return ""
+    fallback = type(value).__name__ if isinstance(value, BaseException) else ""
+    return (str(value).strip().splitlines() or [fallback])[0]
 
 
 class PipelineError(Exception):

@@ -171,18 +171,18 @@ def compute_metrics(
         "ci95": ci,
         "ci_method": methods,
         "bootstrap": {"resamples": resamples, "random_state": random_state, "method": "percentile"},
-        "n_test": int(len(y)),
+        "n_test": len(y),
         "positive_class": MALIGNANT,
     }
 
 
-def predict_frame(model: Any, df: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """One row per row of ``df`` (preprocessed features): ``id``, the probability of
-    malignancy and the label at ``threshold``."""
-    p = malignant_probability(model, df[list(FEATURE_COLUMNS)])
+def predict_frame(probabilities: Any, ids: Any, threshold: float) -> pd.DataFrame:
+    """One row per scored row: ``id``, the probability of malignancy and the label at
+    ``threshold``."""
+    p = np.asarray(probabilities, dtype=float)
     return pd.DataFrame(
         {
-            ID_COLUMN: df[ID_COLUMN].to_numpy(),
+            ID_COLUMN: np.asarray(ids),
             "malignant_probability": p,
             "predicted": np.where(p >= threshold, MALIGNANT, BENIGN),
         }
@@ -216,7 +216,8 @@ def evaluate_model(
     test = storage.read_frame(test_path, "preprocess_data")
     _, y = features_and_labels(test)
     threshold = training["threshold"]["threshold"]
-    predictions = predict_frame(model, test, threshold)
+    predictions = predict_frame(malignant_probability(model, test[list(FEATURE_COLUMNS)]),
+                                test[ID_COLUMN].to_numpy(), threshold)
     predictions.insert(1, TARGET_COLUMN, test[TARGET_COLUMN].to_numpy())
     result = compute_metrics(y, predictions["malignant_probability"].to_numpy(), threshold,
                              bootstrap_resamples, random_state)

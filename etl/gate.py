@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 
 from etl import storage
-from etl.config import MANIFEST, RunPaths
+from etl.config import ReleasePaths, RunPaths
 from etl.errors import MissingInputError
-from etl.releases import current_release, load_from_release, release_run_key
-from etl.schema import FEATURE_COLUMNS, ID_COLUMN, LABEL_CODES, TARGET_COLUMN
+from etl.releases import current_release, open_release
+from etl.schema import ID_COLUMN, LABEL_CODES, TARGET_COLUMN
 from etl.storage import Location, Target
 
 logger = logging.getLogger(__name__)
@@ -79,23 +79,12 @@ def unseen_rows(test_ids: Iterable[str], trained_on: Iterable[str]) -> list[str]
     return [i for i in map(str, test_ids) if i not in seen]
 
 
-def score_release(release: Target, rows: Any, manifest: dict[str, Any] | None = None) -> np.ndarray:
-    """The published release's probabilities of malignancy for raw ``rows`` (``load_data``'s
-    columns), through the release's own preprocessing; pickles checked against its manifest."""
-    from etl.models import malignant_probability
-
-    manifest = manifest or storage.read_json(release / MANIFEST, "save_results")
-    model = load_from_release(release, "model.pkl", manifest)
-    scaler = load_from_release(release, "scaler.pkl", manifest)
-    return malignant_probability(model, scaler.transform(rows[list(FEATURE_COLUMNS)]))
-
-
 def compare_with_published(run: RunPaths, release: Target, gate: Gate) -> dict[str, Any]:
     """Both models on the run's test rows that neither trained on; ``decided`` is False, with the
     reason, when the published release does not list its training rows or too few remain."""
     from etl.stats import delong, mcnemar_worse
 
-    manifest = storage.read_json(release / MANIFEST, "save_results")
+    manifest = storage.read_json(ReleasePaths(release).manifest, "save_results")
     trained_on = manifest.get("data", {}).get("train_ids")
     if trained_on is None:
         return {"decided": False, "reason": "the published release does not list the rows it trained on"}
@@ -114,8 +103,9 @@ def compare_with_published(run: RunPaths, release: Target, gate: Gate) -> dict[s
                           f"neither model trained on (need {gate.min_unseen_positives} and "
                           f"{gate.min_unseen_negatives}): too few to tell the two models apart"}
     data = storage.read_frame(run.data, "load_data")
-    theirs_p = score_release(release, data.set_index(ID_COLUMN).loc[ids], manifest)
-    theirs_t = manifest["model"]["threshold"]
+    published = open_release(release)
+    theirs_p = published.probabilities(data.set_index(ID_COLUMN).loc[ids])
+    theirs_t = published.threshold
     ours_p = ours["malignant_probability"].to_numpy()
     ours_t = storage.read_json(run.metrics, "evaluate_model")["threshold"]
     level = gate.alpha / 3  # three tests share alpha (Bonferroni)
@@ -155,7 +145,7 @@ def quality_gate(run: RunPaths, results_dir: Location, gate: Gate) -> dict[str, 
         published = None
     if published is None:
         record["comparison"] = {"decided": False, "reason": "nothing is published yet"}
-    elif release_run_key(published.name) == run.root.name:
+    elif ReleasePaths(published).run_key == run.root.name:
         record["comparison"] = {"decided": False, "reason": "the published release is this run's"}
     else:
         record["published_release"] = published.name
@@ -188,7 +178,7 @@ def check_run(run_dir: Location, results_dir: Location, gate: Gate) -> dict[str,
 
 def _published_run_key(results_dir: Location) -> str | None:
     try:
-        return release_run_key(current_release(results_dir).name)
+        return ReleasePaths(current_release(results_dir)).run_key
     except MissingInputError:
         return None
 
@@ -202,7 +192,7 @@ def current_verdict(run: RunPaths, results_dir: Location, gate: Gate) -> dict[st
     except MissingInputError:
         published = None
     if verdict.get("published_release") != published and not (
-            published is not None and release_run_key(published) == run.root.name):
+            published is not None and ReleasePaths(current_release(results_dir)).run_key == run.root.name):
         logger.info("the published release changed since the gate was checked: checking again")
         check_run(run.root, results_dir, gate)
         verdict = storage.read_json(run.gate, "quality_gate")

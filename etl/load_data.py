@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -113,17 +114,31 @@ def read_input(path: storage.Location) -> RawTable:
             )
 
     try:
+        _check_row_lengths(path, len(fields))
         try:  # fast path: the parser reads the features as numbers (most files)
             frame = read(defaultdict(lambda: str, dict.fromkeys(FEATURE_COLUMNS, "float64")))
         except ValueError:  # a value that is not a number: read text, to say where (validate)
             frame = read(str)
-    except pd.errors.ParserError as exc:
+    except (pd.errors.ParserError, csv.Error) as exc:
         reason = str(exc).strip().splitlines()[0]
         raise DataValidationError(f"{path}: not a well-formed CSV ({reason})") from None
     except UnicodeDecodeError as exc:
         raise DataValidationError(f"{path}: not UTF-8 text ({exc.reason}); save the CSV as UTF-8") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     return RawTable(frame, header)
+
+
+def _check_row_lengths(path: storage.Target, expected: int) -> None:
+    """Refuse a row with more or fewer fields than the first line: a truncated or ragged row
+    would otherwise be padded with missing values and imputed, or shifted into wrong columns."""
+    with storage.open_read(path) as fh:
+        reader = csv.reader(io.TextIOWrapper(fh, encoding="utf-8-sig", newline=""), skipinitialspace=True)
+        for row in reader:
+            if row and len(row) != expected:  # (blank lines are skipped, as the parser does)
+                raise DataValidationError(
+                    f"{path}: line {reader.line_num}: {len(row)} fields, expected {expected} like line 1 "
+                    "(a truncated or ragged row)"
+                )
 
 
 def _numeric(out: pd.DataFrame, table: RawTable, fail: Any) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from etl import cli, storage
 from etl.errors import ParameterError
-from etl.models import malignant_probability, ranking_scores, summarize
+from etl.models import candidate_params, malignant_probability, ranking_scores, summarize
 from etl.preprocess_data import fit_and_scale
 from etl.train_model import choose_model, features_and_labels, fit_candidate
 
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--random-state", type=int, default=settings.random_state)
 
     def action(a):
-        candidates = settings.candidate_params(a.C, a.max_iter)
+        candidates = candidate_params(settings.candidates, vars(a))
         folds = a.fold if a.fold is not None else range(settings.outer_fold_count)
         written = [nested_cv(a.data, i, run.outer_fold(i), candidates,
                              **procedure_settings(settings, a.random_state))["fold"] for i in folds]

@@ -14,11 +14,9 @@ import os
 from typing import Any
 
 from etl import cli, storage
-from etl.config import MANIFEST
 from etl.evaluate_model import predict_frame
 from etl.load_data import read_input, validate
-from etl.releases import current_release, load_from_release
-from etl.schema import FEATURE_COLUMNS
+from etl.releases import open_release
 
 logger = logging.getLogger(__name__)
 
@@ -37,19 +35,15 @@ def predict(
     Returns:
         ``{"predictions": output_path, "rows": n, "release": name, "threshold": t}``
     """
-    release = storage.location(release) if release else current_release(results_dir)
-    manifest = storage.read_json(release / MANIFEST, "save_results")
-    model = load_from_release(release, "model.pkl", manifest)
-    scaler = load_from_release(release, "scaler.pkl", manifest)
-    threshold = manifest["model"]["threshold"]
+    loaded = open_release(release, results_dir)
+    threshold = loaded.threshold
     rows, _ = validate(read_input(input_path), str(input_path), labelled=False)
-    features = scaler.transform(rows[list(FEATURE_COLUMNS)])
-    out = predict_frame(model, features.assign(id=rows["id"].to_numpy()), threshold)
+    out = predict_frame(loaded.probabilities(rows), rows["id"].to_numpy(), threshold)
     storage.write_frame(out, output_path)
     logger.info("scored %d row(s) of %s with release %s (%s, threshold %.4f): %d predicted malignant",
-                len(out), input_path, release.name, manifest["model"]["candidate"], threshold,
+                len(out), input_path, loaded.name, loaded.manifest["model"]["candidate"], threshold,
                 int((out["predicted"] == "M").sum()))
-    return {"predictions": str(output_path), "rows": len(out), "release": release.name,
+    return {"predictions": str(output_path), "rows": len(out), "release": loaded.name,
             "threshold": threshold}
 
 

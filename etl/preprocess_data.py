@@ -107,7 +107,7 @@ def preprocess_data(
             "random_state": random_state,
             "imputed_values": imputed,
             "imputed_total": n_imputed,
-            "train_medians": dict(zip(FEATURE_COLUMNS, map(float, scaler["impute"].statistics_))),
+            "train_medians": dict(zip(FEATURE_COLUMNS, map(float, scaler["impute"].statistics_), strict=True)),
         },
         summary_path,
     )

@@ -44,26 +44,25 @@ import os
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from etl import storage
-from etl.config import CLI_RUN_KEY, MANIFEST, PUBLISHED_ARTIFACTS, RunPaths
+from etl.config import (
+    CLI_RUN_KEY,
+    MANIFEST,
+    PUBLISHED_ARTIFACTS,
+    RELEASE_FILES,
+    ReleasePaths,
+    ResultsPaths,
+    RunPaths,
+)
 from etl.errors import IntegrityError, MissingInputError, ParameterError, first_line
 from etl.manifest import build_manifest
 from etl.storage import Location, Target
 
 logger = logging.getLogger(__name__)
-
-#: The pointer to the published release, and the folders of releases and runs.
-CURRENT, RELEASES, RUNS = "current", "published", "runs"
-#: The pointer on an object store: an object naming the published release.
-CURRENT_OBJECT = "current.json"
-#: Record in the run folder of what the run published.
-RELEASE_RECORD = "release.json"
-#: Files a release holds.
-RELEASE_FILES: tuple[str, ...] = (*PUBLISHED_ARTIFACTS, MANIFEST)
-
 
 def _check_object_store(root: Target) -> None:
     """Write, read back and delete a probe object under ``root``: a wrong bucket or wrong
@@ -113,9 +112,9 @@ def ensure_results_dir(*folders: Location) -> list[str]:
 
 def _run_artifacts(run: RunPaths) -> dict[str, Path]:
     """The run's files to publish, pickles verified against their checksums."""
-    files = {"metrics.json": run.metrics, "model.pkl": run.model, "scaler.pkl": run.scaler}
-    producers = {"metrics.json": "evaluate_model", "model.pkl": "select_model",
-                 "scaler.pkl": "preprocess_data"}
+    files = run.artifacts()
+    producers = {run.metrics.name: "evaluate_model", run.model.name: "select_model",
+                 run.scaler.name: "preprocess_data"}
     for name, path in files.items():
         storage.require(path, producers[name])
         if name.endswith(".pkl"):
@@ -125,10 +124,11 @@ def _run_artifacts(run: RunPaths) -> dict[str, Path]:
 
 def release_is_intact(release_dir: Target) -> bool:
     """Whether a release folder holds every file, each matching its manifest."""
+    release = ReleasePaths(release_dir)
     try:
-        manifest = storage.read_json(release_dir / MANIFEST)
+        manifest = storage.read_json(release.manifest)
         for name in PUBLISHED_ARTIFACTS:
-            storage.verify(release_dir / name, manifest["artifacts"][name]["sha256"], MANIFEST)
+            storage.verify(release.file(name), manifest["artifacts"][name]["sha256"], MANIFEST)
     except (IntegrityError, MissingInputError, KeyError, ValueError):
         return False
     return True
@@ -170,9 +170,10 @@ def publish(
 
     store_and_switch = _publish_locally if storage.is_local(results_dir) else _publish_to_object_store
     release_dir = store_and_switch(results_dir, release, sources, manifest)
-    storage.write_json({"release": release, "published": True}, run.root / RELEASE_RECORD)
+    storage.write_json({"release": release, "published": True}, run.release_record)
     logger.info("published release %s to %s: %s", release, storage.uri(results_dir), ", ".join(RELEASE_FILES))
-    return {"release": str(release_dir), **{name: str(results_dir / name) for name in RELEASE_FILES}}
+    layout = ResultsPaths(results_dir)
+    return {"release": str(release_dir), **{name: str(layout.top(name)) for name in RELEASE_FILES}}
 
 
 def _publish_locally(
@@ -180,8 +181,8 @@ def _publish_locally(
 ) -> Path:
     """``publish`` on a local folder: the release staged and renamed into place, then the
     ``current`` link switched in one rename. Returns the release folder."""
-    releases = results_dir / RELEASES
-    release_dir = releases / release
+    layout = ResultsPaths(results_dir)
+    releases, release_dir = layout.releases, layout.release(release).root
     if release_dir.is_dir() and release_is_intact(release_dir):
         logger.info("release %s already exists (same run, same artifacts): not copied again", release)
     else:
@@ -205,11 +206,13 @@ def _publish_locally(
 
     # The links at the top of results/ go through `current`: make them first (they show the
     # old release until the switch), then switch `current` in one rename.
+    # (Relative links, so the results folder can be moved or mounted elsewhere.)
+    current = layout.current.name
     for name in RELEASE_FILES:
-        link = results_dir / name
-        if not (link.is_symlink() and os.readlink(link) == f"{CURRENT}/{name}"):
-            _symlink(f"{CURRENT}/{name}", link)
-    _symlink(f"{RELEASES}/{release}", results_dir / CURRENT)
+        link = layout.top(name)
+        if not (link.is_symlink() and os.readlink(link) == f"{current}/{name}"):
+            _symlink(f"{current}/{name}", link)
+    _symlink(f"{releases.name}/{release}", layout.current)
     return release_dir
 
 
@@ -219,16 +222,17 @@ def _publish_to_object_store(
     """``publish`` on an object store: the release's objects, its manifest last, then the one
     write of ``current.json`` that switches; then the top-level copies. Returns the release
     folder."""
-    release_dir = results_dir / RELEASES / release
+    layout = ResultsPaths(results_dir)
+    release_dir = layout.release(release).root
     if release_is_intact(release_dir):
         logger.info("release %s already exists (same run, same artifacts): not copied again", release)
     else:  # new, or left incomplete by an interrupted publish: (re)write it, manifest last
         for name, path in sources.items():
             storage.copy_file(path, release_dir / name)
         storage.write_json(manifest(), release_dir / MANIFEST)
-    storage.write_json({"release": release}, results_dir / CURRENT_OBJECT)
+    storage.write_json({"release": release}, layout.current_object)
     for name in RELEASE_FILES:
-        storage.copy_file(release_dir / name, results_dir / name)
+        storage.copy_file(release_dir / name, layout.top(name))
     return release_dir
 
 
@@ -237,11 +241,11 @@ def _publish_to_object_store(
 
 def current_release(results_dir: Location) -> Target:
     """The folder of the published release (resolved once, so later reads are consistent)."""
-    results_dir = storage.location(results_dir)
-    if not storage.is_local(results_dir):
-        record = storage.read_json(results_dir / CURRENT_OBJECT, "save_results")
-        return results_dir / RELEASES / record["release"]
-    pointer = results_dir / CURRENT
+    layout = ResultsPaths(storage.location(results_dir))
+    if not storage.is_local(layout.root):
+        record = storage.read_json(layout.current_object, "save_results")
+        return layout.release(record["release"]).root
+    pointer = layout.current
     if not pointer.is_symlink():
         raise MissingInputError(pointer, "save_results")
     return pointer.parent / os.readlink(pointer)
@@ -250,8 +254,10 @@ def current_release(results_dir: Location) -> Target:
 def run_release(run_dir: Location, results_dir: Location) -> Target | None:
     """The release folder a run published (from its ``release.json``); ``None`` when the
     quality gate kept the run from being published."""
-    record = storage.read_json(storage.location(run_dir) / RELEASE_RECORD, "save_results")
-    return storage.location(results_dir) / RELEASES / record["release"] if record["published"] else None
+    record = storage.read_json(RunPaths(storage.location(run_dir)).release_record, "save_results")
+    if not record["published"]:
+        return None
+    return ResultsPaths(storage.location(results_dir)).release(record["release"]).root
 
 
 def verified_files(release_dir: Location) -> dict[str, Target]:
@@ -260,13 +266,13 @@ def verified_files(release_dir: Location) -> dict[str, Target]:
     Raises:
         IntegrityError: an artifact's SHA-256 or size differs from the manifest's.
     """
-    release_dir = storage.location(release_dir)
-    manifest_path = release_dir / MANIFEST
+    release = ReleasePaths(storage.location(release_dir))
+    manifest_path = release.manifest
     manifest = storage.read_json(manifest_path, "save_results")
     files = {}
     for name in PUBLISHED_ARTIFACTS:
         expected = manifest["artifacts"][name]
-        files[name] = storage.verify(release_dir / name, expected["sha256"], str(manifest_path))
+        files[name] = storage.verify(release.file(name), expected["sha256"], str(manifest_path))
     files[MANIFEST] = manifest_path
     return files
 
@@ -274,10 +280,10 @@ def verified_files(release_dir: Location) -> dict[str, Target]:
 def load_from_release(release_dir: Location, name: str, manifest: Mapping[str, Any] | None = None) -> Any:
     """Load a release's pickle (``model.pkl``, ``scaler.pkl``) after checking its SHA-256
     against the release's manifest (read unless given)."""
-    release_dir = storage.location(release_dir)
-    manifest = manifest or storage.read_json(release_dir / MANIFEST, "save_results")
+    release = ReleasePaths(storage.location(release_dir))
+    manifest = manifest or storage.read_json(release.manifest, "save_results")
     return storage.load_object(
-        release_dir / name, manifest["artifacts"][name]["sha256"], str(release_dir / MANIFEST)
+        release.file(name), manifest["artifacts"][name]["sha256"], str(release.manifest)
     )
 
 
@@ -286,7 +292,41 @@ def load_published(results_dir: Location, name: str) -> Any:
     return load_from_release(current_release(results_dir), name)
 
 
+@dataclass(frozen=True)
+class Release:
+    """A release loaded for scoring: its manifest, and its model and scaler checked against it."""
 
-def release_run_key(release: str) -> str:
-    """The run key of a release's name (``<run key>-<content hash>``)."""
-    return release.rsplit("-", 1)[0]
+    paths: ReleasePaths
+    manifest: dict[str, Any]
+    model: Any
+    scaler: Any
+
+    @property
+    def name(self) -> str:
+        return self.paths.name
+
+    @property
+    def threshold(self) -> float:
+        """The decision threshold the release was published with."""
+        return float(self.manifest["model"]["threshold"])
+
+    def probabilities(self, rows: Any) -> Any:
+        """Probabilities of malignancy for raw ``rows`` (``load_data``'s columns), through the
+        release's own preprocessing."""
+        from etl.models import malignant_probability
+        from etl.schema import FEATURE_COLUMNS
+
+        return malignant_probability(self.model, self.scaler.transform(rows[list(FEATURE_COLUMNS)]))
+
+
+def open_release(release_dir: Location | None = None, results_dir: Location | None = None) -> Release:
+    """Load ``release_dir``, or the published release of ``results_dir``, hash-checked."""
+    if release_dir is None:
+        if results_dir is None:
+            raise ValueError("open_release needs a release folder or a results folder")
+        release_dir = current_release(results_dir)
+    paths = ReleasePaths(storage.location(release_dir))
+    manifest = storage.read_json(paths.manifest, "save_results")
+    return Release(paths, manifest, load_from_release(paths.root, paths.model.name, manifest),
+                   load_from_release(paths.root, paths.scaler.name, manifest))
+

@@ -9,8 +9,9 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from etl import storage
+from etl.config import ReleasePaths, ResultsPaths
 from etl.errors import MissingInputError, ParameterError
-from etl.releases import RELEASES, RUNS, current_release, release_run_key
+from etl.releases import current_release
 from etl.storage import Location
 
 logger = logging.getLogger(__name__)
@@ -40,12 +41,13 @@ def prune(
     cutoff = (time.time() if now is None else now) - min_age.total_seconds()
     protected = set(protect)
     try:
-        published = current_release(results_dir).name
-        protected |= {published, release_run_key(published)}  # the release and its run folder
+        published = ReleasePaths(current_release(results_dir))
+        protected |= {published.name, published.run_key}  # the release and its run folder
     except MissingInputError:
         pass
     deleted = []
-    for parent in (results_dir / RUNS, results_dir / RELEASES):
+    layout = ResultsPaths(results_dir)
+    for parent in (layout.runs, layout.releases):
         if not parent.is_dir():
             continue
         folders = [p for p in parent.iterdir() if p.is_dir() and not (local and p.is_symlink())]

@@ -15,7 +15,7 @@ from typing import Any
 from etl import cli, storage
 from etl.config import RunPaths
 from etl.gate import Gate, check_run, current_verdict, gate_from, refusal
-from etl.releases import RELEASE_RECORD, ensure_results_dir, publish
+from etl.releases import ensure_results_dir, publish
 from etl.retention import prune
 from etl.storage import Location
 
@@ -47,7 +47,7 @@ def save_results(
     if not verdict["passed"]:
         reason = refusal(verdict)
         logger.warning("%s; the published model stays %s", reason, verdict["published_release"])
-        storage.write_json({"published": False, "reason": reason}, run.root / RELEASE_RECORD)
+        storage.write_json({"published": False, "reason": reason}, run.release_record)
         return {"published": False, "reason": reason}
     published = publish(run_dir, results_dir, run_info)
     prune(results_dir, keep_runs, prune_min_age,

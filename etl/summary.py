@@ -7,10 +7,10 @@ import argparse
 import sys
 
 from etl import storage
-from etl.config import MANIFEST, PUBLISHED_ARTIFACTS, load_settings
+from etl.config import RELEASE_FILES, ReleasePaths, load_settings
 from etl.errors import PipelineError
 from etl.nested_cv import SCORES
-from etl.releases import current_release, release_run_key
+from etl.releases import current_release
 
 
 def format_summary(metrics: dict, results_dir: str, release: str = "") -> str:
@@ -40,23 +40,24 @@ def format_summary(metrics: dict, results_dir: str, release: str = "") -> str:
         interval = f"  [{ci[name][0]:.3f}, {ci[name][1]:.3f}]" if name in ci else ""
         lines.append(f"  {name:<12}{left} {metrics[name]:>7.4f}{interval}")
     lines.append(f"Positive class: malignant. Model {model} at threshold {metrics.get('threshold', 0.5):.4f}.")
-    lines.append(f"Published artifacts{f' (release {release})' if release else ''}:")
-    lines += [f"  {results_dir}/{name}" for name in (*PUBLISHED_ARTIFACTS, MANIFEST)]
+    lines.append(f"Published artifacts{f' (release {release})' if release else ''} in {results_dir}/:")
+    lines.append(f"  {', '.join(RELEASE_FILES)}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     argparse.ArgumentParser(description=__doc__).parse_args(argv)
-    results_dir = load_settings().results_dir
+    settings = load_settings()
+    results_dir = settings.results_dir
     try:
-        release = current_release(results_dir)
-        metrics = storage.read_json(release / "metrics.json")
+        release = ReleasePaths(current_release(results_dir))
+        metrics = storage.read_json(release.metrics)
     except PipelineError as exc:
         print(f"error: {exc}: no published results yet (run `make run`)", file=sys.stderr)
         return 1
     print(format_summary(metrics, str(results_dir), release.name))
-    report = results_dir / "runs" / release_run_key(release.name) / "report.html"
+    report = settings.layout.run(release.run_key).report
     if report.is_file():
         print(f"Report: {report}")
     return 0

@@ -1,9 +1,11 @@
 """The Airflow task callables: each runs one etl step for the current DAG run.
 
 A callable finds its run's folder (``results/runs/<run key>/``, see ``etl.config.run_key``),
-takes its inputs from the paths its upstream task returned through XCom (or, when there is no
-XCom, as under ``airflow tasks test`` on a fresh date, from the run folder's layout in
-``etl.config.RunPaths``), calls the step and returns the paths it wrote.
+takes each input the one way ``_input`` resolves it, calls the step and returns the paths it
+wrote (its XCom). An input is named by its ``etl.config.RunPaths`` attribute, which is also the
+key its producer returns it under: the producer's returned path in this run, or, where the run
+has no XCom of it (``airflow tasks test`` on a fresh date makes a new run per call), the run
+folder's file of that name.
 
 Errors in the data or the parameters (``etl.errors.PipelineError``) fail the task at once with
 ``AirflowFailException``: retrying cannot fix them. Other errors (I/O) are left to the task's
@@ -15,15 +17,17 @@ inside the callables, never here.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from etl.config import (
+    CandidatePaths,
     RunPaths,
     Settings,
     load_settings,
@@ -52,21 +56,54 @@ def _step(func: Callable[..., Outputs]) -> Callable[..., Outputs]:
     return wrapper
 
 
+def check_run_conf(conf: dict[str, Any] | None, params: Iterable[str]) -> None:
+    """Refuse a run whose conf names a parameter the DAG does not have (a typo such as ``c``
+    for ``C`` would otherwise run silently with the default).
+
+    Raises:
+        ParameterError: one line naming the unknown keys and listing the valid parameters.
+    """
+    valid = sorted(params)
+    unknown = sorted(set(conf or {}) - set(valid))
+    if unknown:
+        def hint(key: str) -> str:
+            close = [v for v in valid if v.lower() == key.lower()] or difflib.get_close_matches(key, valid, n=1)
+            return f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key)
+
+        hints = [hint(key) for key in unknown]
+        raise ParameterError(f"unknown run parameter(s) {', '.join(hints)}; valid parameters: {', '.join(valid)}")
+
+
 def _run(context: dict[str, Any], must_exist: bool = True) -> tuple[Settings, RunPaths]:
-    """The settings and this DAG run's folder (its name is the run key)."""
+    """The settings and this DAG run's folder (its name is the run key), after checking the
+    run's conf names only parameters the DAG has."""
+    check_run_conf(getattr(context["dag_run"], "conf", None), context["params"].keys())
     settings = load_settings()
     key = run_key(getattr(context["dag_run"], "logical_date", None), context["run_id"])
-    run = RunPaths(settings.runs_dir / key)
+    run = settings.layout.run(key)
     if must_exist and is_local(run.root) and not run.root.is_dir():  # (object stores: no folders)
         raise MissingInputError(run.root, "ensure_results_dir")
     return settings, run
 
 
-def _input(context: dict[str, Any], producer: str, name: str, default: Target) -> Target:
-    """Path ``name`` returned by task ``producer`` in this run, else ``default``; must exist."""
+def _input(
+    context: dict[str, Any],
+    run: RunPaths | CandidatePaths,
+    producer: str,
+    name: str,
+    candidate: str | None = None,
+) -> Target:
+    """Input ``name`` (a ``RunPaths`` attribute; of a ``CandidatePaths`` for ``candidate``): the
+    path task ``producer`` returned under that name in this run, else the layout's; must exist.
+
+    A mapped producer returns one value per task instance: ``candidate`` picks the one whose
+    ``candidate`` is that name.
+    """
     pushed = context["ti"].xcom_pull(task_ids=producer)
-    path = location(pushed[name]) if isinstance(pushed, dict) and name in pushed else default
-    return require(path, producer)
+    for value in pushed if isinstance(pushed, list) else [pushed]:
+        if isinstance(value, dict) and name in value and (candidate is None or value.get("candidate") == candidate):
+            return require(location(value[name]), producer)
+    return require(getattr(run, name), producer)
 
 
 @_step
@@ -106,7 +143,7 @@ def preprocess_data(**context: Any) -> Outputs:
     _, run = _run(context)
     params = context["params"]
     return step(
-        _input(context, "load_data", "data", run.data),
+        _input(context, run, "load_data", "data"),
         run.train,
         run.test,
         run.scaler,
@@ -120,6 +157,7 @@ def preprocess_data(**context: Any) -> Outputs:
 def train_model(candidate: str, **context: Any) -> Outputs:
     """Cross-validate one candidate model on the training split and fit it (one mapped task
     per candidate in ``[candidates] enabled``)."""
+    from etl.models import candidate_params
     from etl.train_model import train_candidate
 
     settings, run = _run(context)
@@ -127,9 +165,9 @@ def train_model(candidate: str, **context: Any) -> Outputs:
     if candidate not in settings.candidates:
         raise ParameterError(f"candidate {candidate!r} is not enabled in [candidates]")
     return train_candidate(
-        _input(context, "preprocess_data", "train", run.train),
+        _input(context, run, "preprocess_data", "train"),
         candidate,
-        settings.candidate_params(float(params["C"]), int(params["max_iter"]))[candidate],
+        candidate_params(settings.candidates, params)[candidate],
         run.candidate(candidate),
         folds=settings.cv_folds,
         repeats=settings.cv_repeats,
@@ -145,7 +183,8 @@ def select_model(**context: Any) -> Outputs:
 
     settings, run = _run(context)
     return step(
-        {name: run.candidate(name) for name in settings.candidates},
+        {name: CandidatePaths(_input(context, run.candidate(name), "train_model", "cv", name).parent)
+         for name in settings.candidates},
         settings.selection_metric,
         settings.target_sensitivity,
         run.model,
@@ -159,16 +198,17 @@ def nested_cv(fold: int, **context: Any) -> Outputs:
     """Run the whole training procedure on all but one outer fold of the data and score it on
     that fold (one mapped task per outer fold of ``[nested_cv]``): the expected performance
     on unseen patients."""
+    from etl.models import candidate_params
     from etl.nested_cv import nested_cv as step
     from etl.nested_cv import procedure_settings
 
     settings, run = _run(context)
     params = context["params"]
     return step(
-        _input(context, "load_data", "data", run.data),
+        _input(context, run, "load_data", "data"),
         fold,
         run.outer_fold(fold),
-        settings.candidate_params(float(params["C"]), int(params["max_iter"])),
+        candidate_params(settings.candidates, params),
         **procedure_settings(settings, int(params["random_state"])),
     )
 
@@ -181,9 +221,9 @@ def evaluate_model(**context: Any) -> Outputs:
 
     settings, run = _run(context)
     return step(
-        _input(context, "select_model", "model", run.model),
-        _input(context, "preprocess_data", "test", run.test),
-        _input(context, "select_model", "training", run.training),
+        _input(context, run, "select_model", "model"),
+        _input(context, run, "preprocess_data", "test"),
+        _input(context, run, "select_model", "training"),
         run.metrics,
         run.predictions,
         bootstrap_resamples=settings.bootstrap_resamples,
@@ -199,7 +239,7 @@ def quality_gate(**context: Any) -> Outputs:
     from etl.gate import check_run, gate_from
 
     settings, run = _run(context)
-    require(run.metrics, "evaluate_model")
+    _input(context, run, "evaluate_model", "metrics")
     return check_run(run.root, settings.results_dir, gate_from(settings))
 
 
@@ -209,6 +249,7 @@ def make_report(**context: Any) -> Outputs:
     from etl.report import make_report as step
 
     _, run = _run(context)
+    _input(context, run, "quality_gate", "gate")
     return step(run.root, run.report, random_state=int(context["params"]["random_state"]))
 
 

@@ -19,8 +19,15 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 
 from etl import cli, storage
-from etl.errors import ParameterError
-from etl.models import choose_threshold, cross_validate, make_estimator, select_candidate, summarize
+from etl.config import CandidatePaths
+from etl.models import (
+    candidate_params,
+    choose_threshold,
+    cross_validate,
+    make_estimator,
+    select_candidate,
+    summarize,
+)
 from etl.schema import FEATURE_COLUMNS, ID_COLUMN, LABEL_CODES, TARGET_COLUMN
 
 logger = logging.getLogger(__name__)
@@ -29,13 +36,6 @@ logger = logging.getLogger(__name__)
 def features_and_labels(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     """Split a preprocessed frame into the feature matrix and 0/1 labels (1 = malignant)."""
     return df[list(FEATURE_COLUMNS)], df[TARGET_COLUMN].map(LABEL_CODES).to_numpy(dtype=int)
-
-
-def _check_logistic(C: float, max_iter: int) -> None:
-    if not C > 0:
-        raise ParameterError(f"C must be > 0, got {C}")
-    if max_iter < 1:
-        raise ParameterError(f"max_iter must be >= 1, got {max_iter}")
 
 
 def fit_model(
@@ -50,7 +50,6 @@ def fit_model(
         max_iter: solver iterations, >= 1.
         random_state: seed (used by solvers that shuffle).
     """
-    _check_logistic(C, max_iter)
     return make_estimator("logistic_regression", {"C": C, "max_iter": max_iter}, random_state).fit(X, y)
 
 
@@ -64,8 +63,6 @@ def fit_candidate(
         ``(model, scores, oof)``: the fitted model, every fold's scores, each row's out-of-fold
         probability of malignancy (averaged over the repeats).
     """
-    if name == "logistic_regression":
-        _check_logistic(params["C"], params["max_iter"])
     estimator = make_estimator(name, params, random_state)
     scores, oof = cross_validate(estimator, X, y, folds, repeats, random_state)
     return clone(estimator).fit(X, y), scores, oof
@@ -99,7 +96,7 @@ def train_candidate(
     train_path: storage.Location,
     name: str,
     params: Mapping[str, Any],
-    out_dir: storage.Location,
+    out_dir: storage.Location | CandidatePaths,
     folds: int,
     repeats: int,
     random_state: int,
@@ -121,12 +118,12 @@ def train_candidate(
         name, repeats, folds, len(y), summary["roc_auc"]["mean"], summary["roc_auc"]["sd"],
         summary["pr_auc"]["mean"], summary["brier"]["mean"],
     )
-    out = storage.location(out_dir)
-    storage.dump_object(model, out / "model.pkl")
+    out = CandidatePaths.of(out_dir)
+    storage.dump_object(model, out.model)
     storage.write_frame(
         pd.DataFrame({ID_COLUMN: train[ID_COLUMN], TARGET_COLUMN: train[TARGET_COLUMN],
                       "malignant_probability": oof}),
-        out / "oof.parquet",
+        out.oof,
     )
     storage.write_json(
         {
@@ -141,14 +138,13 @@ def train_candidate(
             "scores": scores,
             "summary": summary,
         },
-        out / "cv.json",
+        out.cv,
     )
-    return {"candidate": name, "model": str(out / "model.pkl"), "cv": str(out / "cv.json"),
-            "oof": str(out / "oof.parquet")}
+    return {"candidate": name, "model": str(out.model), "cv": str(out.cv), "oof": str(out.oof)}
 
 
 def select_model(
-    candidate_dirs: Mapping[str, storage.Location],
+    candidate_dirs: Mapping[str, storage.Location | CandidatePaths],
     metric: str,
     target_sensitivity: float,
     model_path: storage.Location,
@@ -163,10 +159,11 @@ def select_model(
     Returns:
         ``{"model": model_path, "training": training_path, "candidate": winner}``
     """
-    cvs = {name: storage.read_json(storage.location(d) / "cv.json", "train_model") for name, d in candidate_dirs.items()}
+    candidates = {name: CandidatePaths.of(d) for name, d in candidate_dirs.items()}
+    cvs = {name: storage.read_json(c.cv, "train_model") for name, c in candidates.items()}
 
     def oof(name: str) -> tuple[np.ndarray, np.ndarray]:
-        frame = storage.read_frame(storage.location(candidate_dirs[name]) / "oof.parquet", "train_model")
+        frame = storage.read_frame(candidates[name].oof, "train_model")
         return frame[TARGET_COLUMN].map(LABEL_CODES).to_numpy(dtype=int), frame["malignant_probability"].to_numpy()
 
     any_cv = next(iter(cvs.values()))
@@ -174,7 +171,7 @@ def select_model(
                           target_sensitivity, threshold_confidence)
     selection, threshold = choice["selection"], choice["threshold"]
     winner = selection["winner"]
-    storage.copy_object(storage.location(candidate_dirs[winner]) / "model.pkl", model_path)  # byte for byte
+    storage.copy_object(candidates[winner].model, model_path)  # byte for byte
     cv = cvs[winner]
     logger.info(
         "selected %s (%s): %s by cross-validated %s, margin %.4f; threshold %.4f gives out-of-fold "
@@ -224,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def action(a):
         names = a.candidate or list(settings.candidates)
-        params = settings.candidate_params(a.C, a.max_iter)
+        params = candidate_params(settings.candidates, vars(a))
         for name in names:
             train_candidate(a.train, name, params[name], run.candidate(name), settings.cv_folds,
                             settings.cv_repeats, a.random_state)

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import logging
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -33,42 +35,34 @@ from etl.releases import current_release, verified_files
 
 logger = logging.getLogger(__name__)
 
-#: Schemes ``upload_results`` accepts, besides plain paths.
-SCHEMES = ("file", "s3", "gdrive")
+@dataclass(frozen=True)
+class UploadOptions:
+    """Where a destination's credentials are: never in its URI."""
+
+    conn_id: str = "aws_default"  # the Airflow connection of s3://
+    drive_credentials: Mapping[str, str | os.PathLike[str]] = field(default_factory=dict)  # gdrive://
 
 
-def local_destination(uri: str) -> Path:
-    """The folder a plain path or ``file://`` URI names."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        return Path(unquote(parsed.path))
-    if "://" in uri:
-        raise ParameterError(f"upload destination {uri!r}: not a local folder")
-    return Path(uri).expanduser()
+class Destination(ABC):
+    """Where a release is uploaded: one subclass per URI scheme, registered in ``DESTINATIONS``.
 
-
-def check_destination(uri: str) -> str:
-    """The scheme of an upload destination, after checking its form.
-
-    Raises:
-        ParameterError: an unknown scheme, a URI without a bucket or folder id, or credentials
-            written into the URI (they belong in a connection or in ``secrets/``).
+    A subclass checks its URI when made (``ParameterError``: nothing is sent), and ``upload``
+    sends every file to ``<uri>/<run key>/``, replacing what a previous upload of that run left,
+    and checks each copy.
     """
-    parsed = urlparse(uri)
-    scheme = parsed.scheme if "://" in uri else ""
-    if scheme and scheme not in SCHEMES:
-        raise ParameterError(
-            f"upload destination {uri.split('://')[0]}://...: unsupported scheme {scheme!r} "
-            f"(use a folder, {', '.join(s + '://' for s in SCHEMES)})"
-        )
-    if parsed.username or parsed.password:
-        raise ParameterError(
-            f"upload destination {scheme}://...: credentials in the URI are refused; put them in "
-            "the Airflow connection (s3://) or in secrets/ (gdrive://)"
-        )
-    if scheme in ("s3", "gdrive") and not parsed.netloc:
-        raise ParameterError(f"upload destination {uri!r}: no {'bucket' if scheme == 's3' else 'folder id'}")
-    return scheme
+
+    #: URI schemes it handles ("" is a plain path).
+    schemes: tuple[str, ...] = ()
+
+    def __init__(self, uri: str, options: UploadOptions) -> None:
+        self.uri, self.options = uri, options
+
+    @abstractmethod
+    def upload(self, files: Mapping[str, storage.Target], run_key: str) -> dict[str, str]:
+        """Upload ``files`` (name -> verified source); return name -> uploaded location."""
+
+    def __str__(self) -> str:
+        return self.uri.rstrip("/")
 
 
 def _check_copy(src: storage.Target, dst: Any) -> str:
@@ -98,36 +92,109 @@ def _to_filesystem(files: Mapping[str, storage.Target], target: Any) -> dict[str
     return uploaded
 
 
-def _to_s3(files: Mapping[str, storage.Target], destination: str, run_key: str, conn_id: str) -> dict[str, str]:
-    from airflow.sdk import ObjectStoragePath
-    from botocore.exceptions import BotoCoreError
+class LocalDestination(Destination):
+    """A local folder: a plain path or ``file:///some/path`` (checked by SHA-256)."""
 
-    target = ObjectStoragePath(f"{destination.rstrip('/')}/{run_key}", conn_id=conn_id)
-    try:
-        return _to_filesystem(files, target)
-    except PermissionError as exc:
-        raise UploadError(
-            f"upload to {destination}: access refused ({first_line(exc)}); check the credentials "
-            f"in Airflow connection {conn_id!r}"
-        ) from None
-    except FileNotFoundError as exc:
-        raise UploadError(f"upload to {destination}: {first_line(exc)} (create the bucket first)") from None
-    except BotoCoreError as exc:  # endpoint unreachable, timeouts: Airflow retries the task
-        raise ConnectionError(f"upload to {destination}: {first_line(exc)}") from None
+    schemes = ("", "file")
+
+    @property
+    def folder(self) -> Path:
+        parsed = urlparse(self.uri)
+        return Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(self.uri).expanduser()
+
+    def upload(self, files: Mapping[str, storage.Target], run_key: str) -> dict[str, str]:
+        return _to_filesystem(files, self.folder / run_key)
+
+
+class S3Destination(Destination):
+    """S3-compatible storage, ``s3://bucket/prefix``, through Airflow's ``ObjectStoragePath`` and
+    the connection ``options.conn_id`` (checked by size and MD5 ETag)."""
+
+    schemes = ("s3",)
+
+    def __init__(self, uri: str, options: UploadOptions) -> None:
+        super().__init__(uri, options)
+        if not urlparse(uri).netloc:
+            raise ParameterError(f"upload destination {uri!r}: no bucket")
+
+    def upload(self, files: Mapping[str, storage.Target], run_key: str) -> dict[str, str]:
+        from airflow.sdk import ObjectStoragePath
+        from botocore.exceptions import BotoCoreError
+
+        conn_id = self.options.conn_id
+        target = ObjectStoragePath(f"{self}/{run_key}", conn_id=conn_id)
+        try:
+            return _to_filesystem(files, target)
+        except PermissionError as exc:
+            raise UploadError(
+                f"upload to {self}: access refused ({first_line(exc)}); check the credentials "
+                f"in Airflow connection {conn_id!r}"
+            ) from None
+        except FileNotFoundError as exc:
+            raise UploadError(f"upload to {self}: {first_line(exc)} (create the bucket first)") from None
+        except BotoCoreError as exc:  # endpoint unreachable, timeouts: Airflow retries the task
+            raise ConnectionError(f"upload to {self}: {first_line(exc)}") from None
+
+
+class DriveDestination(Destination):
+    """Google Drive, ``gdrive://<folder id>``, through pydrive2 (``etl.gdrive``; checked by
+    size and Drive's ``md5Checksum``)."""
+
+    schemes = ("gdrive",)
+
+    def __init__(self, uri: str, options: UploadOptions) -> None:
+        super().__init__(uri, options)
+        if not urlparse(uri).netloc:
+            raise ParameterError(f"upload destination {uri!r}: no folder id")
+
+    def upload(self, files: Mapping[str, storage.Target], run_key: str) -> dict[str, str]:
+        from etl import gdrive
+
+        return gdrive.upload(files, urlparse(self.uri).netloc, run_key, **dict(self.options.drive_credentials))
+
+
+#: URI scheme -> its destination class. A new kind of destination is a subclass and a line here.
+DESTINATIONS: dict[str, type[Destination]] = {
+    scheme: cls for cls in (LocalDestination, S3Destination, DriveDestination) for scheme in cls.schemes
+}
+#: Schemes ``upload_results`` accepts, besides plain paths.
+SCHEMES = tuple(s for s in DESTINATIONS if s)
+
+
+def destination(uri: str, options: UploadOptions | None = None) -> Destination:
+    """The destination a URI names, its form checked.
+
+    Raises:
+        ParameterError: an unknown scheme, a URI without a bucket or folder id, or credentials
+            written into the URI (they belong in a connection or in ``secrets/``).
+    """
+    parsed = urlparse(uri)
+    scheme = parsed.scheme if "://" in uri else ""
+    if scheme not in DESTINATIONS:
+        raise ParameterError(
+            f"upload destination {uri.split('://')[0]}://...: unsupported scheme {scheme!r} "
+            f"(use a folder, {', '.join(s + '://' for s in SCHEMES)})"
+        )
+    if parsed.username or parsed.password:
+        raise ParameterError(
+            f"upload destination {scheme}://...: credentials in the URI are refused; put them in "
+            "the Airflow connection (s3://) or in secrets/ (gdrive://)"
+        )
+    return DESTINATIONS[scheme](uri, options or UploadOptions())
 
 
 def upload_results(
     release_dir: storage.Location,
-    destination: str,
+    destination_uri: str,
     run_key: str,
     conn_id: str = "aws_default",
     drive_credentials: Mapping[str, str | os.PathLike[str]] | None = None,
 ) -> dict[str, str]:
-    """Upload a published release (artifacts and manifest) to ``<destination>/<run_key>/``.
+    """Upload a published release (artifacts and manifest) to ``<destination_uri>/<run_key>/``.
 
     Args:
         release_dir: the release folder (``results/published/<release>``).
-        destination: a folder, ``file://``, ``s3://bucket/prefix`` or ``gdrive://<folder id>``.
+        destination_uri: a folder, ``file://``, ``s3://bucket/prefix`` or ``gdrive://<folder id>``.
         run_key: the sub-folder of the destination.
         conn_id: the Airflow connection of an ``s3://`` destination.
         drive_credentials: for ``gdrive://``, ``{"service_account": path, "user": path}``.
@@ -135,18 +202,11 @@ def upload_results(
     Returns:
         file name -> uploaded location.
     """
-    scheme = check_destination(destination)
+    target = destination(destination_uri, UploadOptions(conn_id, drive_credentials or {}))
     files = verified_files(release_dir)  # all checked before anything is sent
-    if scheme == "s3":
-        uploaded = _to_s3(files, destination, run_key, conn_id)
-    elif scheme == "gdrive":
-        from etl import gdrive
-
-        uploaded = gdrive.upload(files, urlparse(destination).netloc, run_key, **dict(drive_credentials or {}))
-    else:
-        uploaded = _to_filesystem(files, local_destination(destination) / run_key)
-    logger.info("uploaded %d file(s) of release %s to %s", len(uploaded), storage.location(release_dir).name,
-                f"{destination.rstrip('/')}/{run_key}")
+    uploaded = target.upload(files, run_key)
+    logger.info("uploaded %d file(s) of release %s to %s/%s", len(uploaded),
+                storage.location(release_dir).name, target, run_key)
     return uploaded
 
 

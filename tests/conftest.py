@@ -33,10 +33,37 @@ os.environ.update(
         "PIPELINE_CONFIG": str(PROJECT_ROOT / "tests" / "fast.toml"),
     }
 )
+#: The candidates the tests' settings enable (train_model is mapped over them, in this order).
+#: Tests read this list; none hard-codes the candidates' names.
+CANDIDATES: list[str] = []  # filled below, once the environment is set
+
 for name in ("DATA_PATH", "UPLOAD_CONN_ID",
              # never the project's secrets/connections.json: tests bring their own connections
              "AIRFLOW__SECRETS__BACKEND", "AIRFLOW__SECRETS__BACKEND_KWARGS"):
     os.environ.pop(name, None)
+
+
+def _enabled_candidates() -> list[str]:
+    from etl.config import load_settings
+
+    return list(load_settings().candidates)
+
+
+CANDIDATES.extend(_enabled_candidates())
+
+
+#: Fixtures that start a server (moto's S3 API, SMTP, HTTP receivers, the Drive stand-in).
+SERVER_FIXTURES = {"s3_server", "smtp_server", "webhook_server", "drive"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tiers: ``e2e`` (tests/e2e: real Airflow processes, the cluster) and ``server`` (a test
+    server on 127.0.0.1); ``make check`` runs everything else."""
+    for item in items:
+        if "e2e" in item.path.relative_to(PROJECT_ROOT).parts:
+            item.add_marker(pytest.mark.e2e)
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.server)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -74,7 +101,7 @@ def env(tmp_path) -> dict[str, str]:
 
 def run_command(args: list[str], env: dict[str, str], timeout: float = 180, cwd: Path = PROJECT_ROOT):
     """Run a command (from the project root by default); return the completed process."""
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(args, check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def run_module(module: str, *args: str, env: dict[str, str]):
@@ -101,6 +128,7 @@ def build_run(run_dir, csv, C: float = 1.0, test_size: float = 0.25, random_stat
     from etl.config import RunPaths, load_settings
     from etl.evaluate_model import evaluate_model
     from etl.load_data import load_data
+    from etl.models import candidate_params
     from etl.preprocess_data import preprocess_data
     from etl.report import make_report
     from etl.train_model import select_model, train_candidate
@@ -109,7 +137,7 @@ def build_run(run_dir, csv, C: float = 1.0, test_size: float = 0.25, random_stat
     run = RunPaths(run_dir)
     load_data(csv, run.data, run.profile)
     preprocess_data(run.data, run.train, run.test, run.scaler, run.preprocessing, test_size, random_state)
-    params = settings.candidate_params(C, 1000)
+    params = candidate_params(settings.candidates, {**settings.run_params, "C": C})
     for name in candidates:
         train_candidate(run.train, name, params[name], run.candidate(name), settings.cv_folds,
                         settings.cv_repeats, random_state)

@@ -91,7 +91,7 @@ class FakeDrive:
             try:
                 self.public_key.verify(_b64(signature), f"{header}.{payload}".encode(),
                                        padding.PKCS1v15(), hashes.SHA256())
-            except Exception:  # noqa: BLE001 - any verification failure
+            except Exception:
                 return 400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
         token = f"ya29.fake-{len(self.tokens)}"
         self.tokens.add(token)

@@ -69,6 +69,16 @@ def _set(column, rows, value):
     return build
 
 
+def _edit_line(number: int, edit: Callable[[str], str]):
+    """The CSV with line ``number`` (1 = the header) changed by ``edit``."""
+    def build(df, path):
+        lines = df.to_csv(index=False).splitlines()
+        lines[number - 1] = edit(lines[number - 1])
+        path.write_text("\n".join(lines) + "\n")
+
+    return build
+
+
 #: name -> (builder, message the user sees after "<file>: ")
 REFUSED: dict[str, tuple[Builder, str]] = {
     "empty_file": (lambda df, p: p.write_text(""), "empty file (expected a CSV with a header row)"),
@@ -82,6 +92,21 @@ REFUSED: dict[str, tuple[Builder, str]] = {
         "line 2, column 'radius_mean': non-numeric value 'abc' (expected a number)",
     ),
     "bad_label": (_set("diagnosis", [2], "X"), "line 4: diagnosis 'X' (expected M or B)"),
+    "no_header_wrong_column_count": (
+        lambda df, p: _csv(df.drop(columns=["area_worst"]), p, header=False),
+        "no header row and 31 columns on line 1 (expected a header naming 'id', 'diagnosis' and "
+        "the 30 features, or the 32 columns of UCI's wdbc.data)",
+    ),
+    "truncated_row": (
+        _edit_line(8, lambda line: ",".join(line.split(",")[:10])),
+        "line 8: 10 fields, expected 32 like line 1 (a truncated or ragged row)",
+    ),
+    "row_with_extra_fields": (
+        _edit_line(6, lambda line: line + ",1.0,2.0"),
+        "line 6: 34 fields, expected 32 like line 1 (a truncated or ragged row)",
+    ),
+    "empty_id": (_set("id", [3], ""), "line 5: no value in column 'id'"),
+    "empty_diagnosis": (_set("diagnosis", [4], ""), "line 6: no value in column 'diagnosis'"),
     "one_class": (
         lambda df, p: _csv(df[df.diagnosis == "B"], p),
         "only one class present ('B', 39 rows); expected both M and B",

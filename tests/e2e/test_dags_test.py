@@ -8,8 +8,7 @@ import re
 import pytest
 
 from etl.releases import current_release, load_published
-from tests.conftest import AIRFLOW, DAG_ID, PROJECT_ROOT, run_command
-from tests.e2e.test_tasks_test import CANDIDATES
+from tests.conftest import AIRFLOW, CANDIDATES, DAG_ID, PROJECT_ROOT, run_command
 
 pytestmark = pytest.mark.airflow_cli
 
@@ -33,7 +32,7 @@ def test_full_run_publishes_model_scaler_metrics_and_manifest(airflow_db, env, t
     log = _dags_test("2024-03-01", env)
     # One mapped train_model task per enabled candidate, then one selection.
     # (Airflow runs the mapped instances in no fixed order)
-    assert sorted(re.findall(r"starting task_id=train_model map_index=(\d+)", log)) == ["0", "1", "2", "3"]
+    assert sorted(re.findall(r"starting task_id=train_model map_index=(\d+)", log)) == [str(i) for i in range(len(CANDIDATES))]
     # One mapped nested_cv task per outer fold (tests/fast.toml: 2), summarised in metrics.json.
     assert sorted(re.findall(r"starting task_id=nested_cv map_index=(\d+)", log)) == ["0", "1"]
 
@@ -84,6 +83,17 @@ def test_two_runs_of_the_same_data_and_params_are_byte_identical(airflow_db, env
     for m in manifests:
         del m["run"], m["release"]
     assert manifests[0] == manifests[1]
+
+
+def test_a_mistyped_run_parameter_fails_the_first_task_in_one_line(airflow_db, env, tmp_path):
+    proc = run_command([AIRFLOW, "dags", "test", DAG_ID, "2024-03-05", "--conf", '{"c": 0.5}'], env=env)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 1, log[-3000:]
+    assert ("unknown run parameter(s) 'c' (did you mean 'C'?); valid parameters: "
+            "C, data_path, max_iter, random_state, test_size") in log
+    assert "starting task_id=ensure_results_dir" in log
+    assert "starting task_id=load_data" not in log  # no task did any work
+    assert not (tmp_path / "results" / "runs").exists()
 
 
 def test_conf_overrides_the_params(airflow_db, env, tmp_path, small_csv):

@@ -15,7 +15,7 @@ import pytest
 
 from etl.releases import current_release, publish, release_is_intact
 from tests.conftest import AIRFLOW, DAG_ID, PROJECT_ROOT, run_command, with_config
-from tests.e2e.test_tasks_test import ORDER
+from tests.e2e.test_tasks_test import ORDER, TWO_CANDIDATES
 
 pytestmark = pytest.mark.airflow_cli
 
@@ -43,9 +43,8 @@ def fault_env(env, tmp_path) -> dict[str, str]:
     """One retry, one second apart: an I/O error is retried once, then the task fails. Two
     candidates (train_model still mapped) and fewer bootstrap resamples: 36 DAG runs here."""
     config = tmp_path / "fast-retries.toml"
-    config.write_text("[airflow]\nretries = 1\nretry_delay_seconds = 1\n"
-                      '[candidates]\nenabled = ["logistic_regression", "svm"]\n'
-                      "[evaluation]\nbootstrap_resamples = 50\n")
+    config.write_text("[airflow]\nretries = 1\nretry_delay_seconds = 1\n" + TWO_CANDIDATES
+                      + "[evaluation]\nbootstrap_resamples = 50\n")
     return with_config(env, config)
 
 

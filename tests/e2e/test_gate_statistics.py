@@ -15,6 +15,7 @@ import pytest
 from etl import storage
 from etl.config import RunPaths, load_settings
 from etl.gate import gate_from
+from etl.models import candidate_params
 from etl.save_results import save_results
 
 #: pipeline.toml alone: the settings a user gets.
@@ -37,7 +38,7 @@ def _run(root: Path, csv: Path, seed: int, flip: float = 0.0) -> RunPaths:
         rows = np.random.default_rng(seed).random(len(train)) < flip
         train.loc[rows, "diagnosis"] = train.loc[rows, "diagnosis"].map({"M": "B", "B": "M"})
         storage.write_frame(train, run.train)
-    params = s.candidate_params(s.C, s.max_iter)
+    params = candidate_params(s.candidates, s.run_params)
     for name in s.candidates:
         train_candidate(run.train, name, params[name], run.candidate(name), s.cv_folds, s.cv_repeats, seed)
     select_model({n: run.candidate(n) for n in s.candidates}, s.selection_metric, s.target_sensitivity,
@@ -57,7 +58,7 @@ def test_the_nested_estimate_meets_the_target_sensitivity_with_the_defaults(ship
 
     data, _ = validate(read_input(shipped_csv), str(shipped_csv))
     s = DEFAULTS
-    folds = [run_outer_fold(data, i, s.candidate_params(s.C, s.max_iter), **procedure_settings(s, s.random_state))
+    folds = [run_outer_fold(data, i, candidate_params(s.candidates, s.run_params), **procedure_settings(s, s.random_state))
              for i in range(s.outer_fold_count)]
     expected = summarize_folds(folds, s.target_sensitivity)
     assert expected["rows_scored"] == 569 and expected["outer_folds"] == 5

@@ -7,17 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import AIRFLOW, DAG_ID, run_command, with_config
+from tests.conftest import AIRFLOW, CANDIDATES, DAG_ID, run_command, with_config
 
 pytestmark = pytest.mark.airflow_cli
 
 #: The main path, one chain (nested_cv runs beside it, from load_data to evaluate_model).
 ORDER = ["ensure_results_dir", "load_data", "preprocess_data", "train_model", "select_model",
          "evaluate_model", "quality_gate", "make_report", "save_results", "upload_results"]
-#: train_model is mapped: one task instance per candidate, by map index.
-CANDIDATES = ["logistic_regression", "svm", "random_forest", "hist_gradient_boosting"]
 #: This test enables two candidates (each `airflow tasks test` costs seconds): two map indexes.
-TWO_CANDIDATES = '[candidates]\nenabled = ["logistic_regression", "svm"]\n'
+TWO_CANDIDATES = f"[candidates]\nenabled = {json.dumps(CANDIDATES[:2])}\n"
 #: The tests' settings (tests/fast.toml) run two outer folds of nested_cv: two more map indexes.
 STEPS = [(task, None) for task in ORDER[:3]] + [("train_model", 0), ("train_model", 1)] + [
     ("nested_cv", 0), ("nested_cv", 1)] + [(task, None) for task in ORDER[4:]]

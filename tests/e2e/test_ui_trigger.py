@@ -16,9 +16,9 @@ import pytest
 from deploy.cluster import Api  # the REST client deploy/cluster.py uses
 from etl.config import run_key
 from etl.releases import current_release, release_is_intact, run_release
-from tests.conftest import DAG_ID, PROJECT_ROOT
+from tests.conftest import CANDIDATES, DAG_ID, PROJECT_ROOT
 from tests.e2e.test_dags_test import RUN_FILES
-from tests.e2e.test_tasks_test import CANDIDATES, ORDER
+from tests.e2e.test_tasks_test import ORDER
 from tests.servers import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -97,12 +97,23 @@ def test_trigger_from_the_api_like_the_ui(stack):
         assert status == 200, run
         run_ids.append(run["dag_run_id"])
 
+    # A mistyped parameter: the run fails in its first task, with one line, and writes nothing.
+    status, bad = api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {"c": 0.5}})
+    assert status == 200, bad
+
     def finished():
-        runs = [api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{r}")[1] for r in run_ids]
+        runs = [api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{r}")[1] for r in [*run_ids, bad["dag_run_id"]]]
         return runs if all(r.get("state") in ("success", "failed") for r in runs) else None
 
-    runs = _wait(finished, 900, "both runs to finish", proc, log)  # room for a busy machine
+    *runs, refused = _wait(finished, 900, "the runs to finish", proc, log)  # room for a busy machine
     assert [r["state"] for r in runs] == ["success", "success"], log.read_text()[-4000:]
+    assert refused["state"] == "failed"
+    status, tis = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{bad['dag_run_id']}/taskInstances")
+    states = {ti["task_id"]: ti["state"] for ti in tis["task_instances"]}
+    assert states.pop("ensure_results_dir") == "failed" and "success" not in states.values(), states
+    status, task_log = api.call(
+        "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{bad['dag_run_id']}/taskInstances/ensure_results_dir/logs/1")
+    assert status == 200 and "unknown run parameter(s) 'c' (did you mean 'C'?)" in json.dumps(task_log), task_log
     first, second = sorted(runs, key=lambda r: r["start_date"])
     assert second["start_date"] < first["end_date"], "the runs did not overlap"
 
@@ -118,7 +129,7 @@ def test_trigger_from_the_api_like_the_ui(stack):
     results = tmp_path / "results"
     folders = [results / "runs" / run_key(None, r) for r in run_ids]
     assert sorted(p.name for p in (results / "runs").iterdir()) == sorted(f.name for f in folders)
-    for folder, run_id in zip(folders, run_ids):
+    for folder, run_id in zip(folders, run_ids, strict=True):
         assert sorted(p.name for p in folder.iterdir()) == RUN_FILES
         release = run_release(folder, results)
         assert release_is_intact(release)

@@ -12,11 +12,11 @@ def test_defaults_come_from_pipeline_toml():
     s = load_settings(environ={})
     assert s.data_path == PROJECT_ROOT / "data" / "wdbc.csv"
     assert s.results_dir == PROJECT_ROOT / "results"
-    assert s.runs_dir == PROJECT_ROOT / "results" / "runs"
+    assert s.layout.runs == PROJECT_ROOT / "results" / "runs"
     assert s.upload_uri == str(PROJECT_ROOT / "results" / "uploads")
     assert (s.test_size, s.random_state, s.C, s.max_iter) == (0.2, 42, 1.0, 1000)
     assert (s.keep_runs, s.prune_min_age_hours, s.retries, s.retry_delay_seconds) == (10, 6, 2, 30)
-    assert s.releases_dir == PROJECT_ROOT / "results" / "published"
+    assert s.layout.releases == PROJECT_ROOT / "results" / "published"
 
 
 def test_environment_overrides_paths(tmp_path):

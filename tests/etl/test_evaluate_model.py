@@ -77,6 +77,6 @@ def test_a_changed_model_is_refused(evaluated_runs, tmp_path):
     run = RunPaths(tmp_path / "run")
     shutil.copytree(evaluated_runs["new"], run.root)
     shutil.copy(evaluated_runs["old"] / "model.pkl", run.model)  # a different model, same name
-    with pytest.raises(IntegrityError, match="model.pkl: SHA-256 .* does not match"):
+    with pytest.raises(IntegrityError, match=r"model.pkl: SHA-256 .* does not match"):
         evaluate_model(run.model, run.test, run.training, run.metrics, run.predictions)
     assert run.metrics.read_bytes() == (evaluated_runs["new"] / "metrics.json").read_bytes()

@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from etl import gate as gate_module
 from etl import storage
-from etl.gate import Gate, floors, quality_gate, unseen_rows
 from etl.config import RunPaths
-from etl.releases import current_release, publish, run_release
+from etl.gate import Gate, floors, quality_gate, unseen_rows
+from etl.releases import Release, current_release, publish, run_release
 from etl.save_results import save_results
 from tests.conftest import build_run
 
@@ -95,9 +94,9 @@ def test_the_comparison_never_touches_a_row_the_published_model_trained_on(
     assert trained_on & set(test_ids)  # the overlap the gate must leave out
 
     scored = []
-    real = gate_module.score_release
-    monkeypatch.setattr(gate_module, "score_release",
-                        lambda release, rows, *a: scored.append(list(rows.index)) or real(release, rows, *a))
+    real = Release.probabilities
+    monkeypatch.setattr(Release, "probabilities",
+                        lambda release, rows: scored.append(list(rows.index)) or real(release, rows))
     verdict = quality_gate(other, results, Gate(min_roc_auc=0.0, target_sensitivity=0.0, **COMPARE_ALL))
     assert len(scored) == 1 and scored[0] == unseen_rows(test_ids, trained_on)
     assert not set(scored[0]) & trained_on

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from etl import gdrive
-from etl.errors import UploadError
 from etl.config import load_settings
+from etl.errors import UploadError
 from etl.releases import publish
 from etl.upload_results import upload_results
 from tests.fake_drive import FakeDrive, new_key, rewriting_http, serve, service_account_json

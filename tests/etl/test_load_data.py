@@ -87,10 +87,16 @@ def test_profile_describes_the_data(small_csv, tmp_path):
 
 
 def test_limits_are_parameters(frame, tmp_path):
+    """The inputs refused at the default limits are accepted when the limits allow them."""
     path = input_shapes.build(input_shapes.REFUSED, "too_many_missing", frame, tmp_path)
-    load_data(path, tmp_path / "data.parquet", tmp_path / "profile.json", max_missing_share=0.2)
+    load_data(path, tmp_path / "a.parquet", tmp_path / "a.json", max_missing_share=0.2)
+    assert json.loads((tmp_path / "a.json").read_text())["missing_values"] == {"texture_se": 10}
+    assert pd.read_parquet(tmp_path / "a.parquet")["texture_se"].isna().sum() == 10  # imputed later, on train only
     path = input_shapes.build(input_shapes.REFUSED, "too_few_rows", frame, tmp_path)
-    load_data(path, tmp_path / "data.parquet", tmp_path / "profile.json", min_rows_per_class=3)
+    load_data(path, tmp_path / "b.parquet", tmp_path / "b.json", min_rows_per_class=3)
+    assert json.loads((tmp_path / "b.json").read_text())["class_balance"] == {"B": 10, "M": 3}
+    with pytest.raises(DataValidationError, match="need at least 4 of each class"):
+        load_data(path, tmp_path / "c.parquet", tmp_path / "c.json", min_rows_per_class=4)
 
 
 def test_missing_file(tmp_path):

@@ -7,7 +7,7 @@ from etl.models import CANDIDATES, REGISTRY, choose_threshold, make_estimator, r
 
 def test_threshold_is_the_highest_that_reaches_the_target_sensitivity():
     y = np.array([1] * 10 + [0] * 10)
-    p = np.array([0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.2] + [0.5, 0.45, 0.4, 0.3, 0.25, 0.15, 0.1, 0.05, 0.02, 0.01])
+    p = np.array([0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.2, 0.5, 0.45, 0.4, 0.3, 0.25, 0.15, 0.1, 0.05, 0.02, 0.01])
     t = choose_threshold(y, p, 0.9)  # 9 of 10 malignant: down to 0.55; specificity 10/10
     assert (t["threshold"], t["sensitivity"], t["specificity"]) == (0.55, 0.9, 1.0)
     t = choose_threshold(y, p, 0.97)  # all 10: down to 0.2, which calls 5 benign malignant

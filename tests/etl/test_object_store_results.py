@@ -13,9 +13,9 @@ import pytest
 from etl import storage
 from etl.config import load_settings
 from etl.errors import ParameterError
-from etl.predict import predict
 from etl.gate import Gate
-from etl.releases import CURRENT_OBJECT, current_release, ensure_results_dir, load_published, run_release
+from etl.predict import predict
+from etl.releases import current_release, ensure_results_dir, load_published, run_release
 from etl.retention import prune
 from etl.save_results import save_results
 from etl.upload_results import upload_results
@@ -45,7 +45,7 @@ def test_a_run_is_published_on_s3_through_one_pointer_object(s3_root, s3_server,
     run = build_run(root / "runs" / "2021-01-01T000000Z", small_csv, report=False)
     published = save_results(run.root, root, {"run_id": "first"}, gate=Gate(min_roc_auc=0.5, target_sensitivity=0.5))
     objects = s3_server.objects(prefix + "/")
-    release = json.loads(objects[f"{prefix}/{CURRENT_OBJECT}"])["release"]
+    release = json.loads(objects[f"{prefix}/current.json"])["release"]
     assert published["release"].endswith(f"/published/{release}")
     manifest = json.loads(objects[f"{prefix}/manifest.json"])
     for name in ("metrics.json", "model.pkl", "scaler.pkl"):  # top-level copies = the release's

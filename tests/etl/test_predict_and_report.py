@@ -7,8 +7,8 @@ import pytest
 
 from etl.errors import IntegrityError
 from etl.predict import predict
-from etl.report import SECTIONS
 from etl.releases import current_release, publish
+from etl.report import SECTIONS
 from tests.conftest import build_run, run_module
 
 
@@ -44,7 +44,7 @@ def test_predict_takes_unlabelled_rows_in_other_layouts_one_row_each(results, sm
 def test_predict_refuses_a_changed_model(results, small_csv, tmp_path):
     model = current_release(results) / "model.pkl"
     model.write_bytes(model.read_bytes() + b"\0")
-    with pytest.raises(IntegrityError, match="model.pkl: SHA-256 .* recorded in .*manifest.json"):
+    with pytest.raises(IntegrityError, match=r"model.pkl: SHA-256 .* recorded in .*manifest.json"):
         predict(small_csv, tmp_path / "scored.csv", results)
     assert not (tmp_path / "scored.csv").exists()
 

@@ -26,7 +26,7 @@ def test_split_is_stratified_and_seeded(data):
 
 
 def test_preprocessing_is_fitted_on_the_training_split_only(data):
-    train, test, preprocessor = split_and_scale(data, test_size=0.25, random_state=7)
+    train, _test, preprocessor = split_and_scale(data, test_size=0.25, random_state=7)
     raw_train = data.set_index("id").loc[train["id"], list(FEATURE_COLUMNS)]
     scaler = preprocessor["scale"]
     np.testing.assert_allclose(scaler.mean_, raw_train.mean().to_numpy())

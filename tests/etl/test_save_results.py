@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from etl.config import RELEASE_FILES
 from etl.errors import IntegrityError, MissingInputError, ParameterError
 from etl.releases import (
-    RELEASE_FILES,
     current_release,
     ensure_results_dir,
     load_published,

@@ -3,10 +3,10 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from etl import storage
+from etl.config import load_settings
 from etl.errors import ParameterError
 from etl.load_data import RawTable, validate
 from etl.preprocess_data import split_and_scale
-from etl.config import load_settings
 from etl.train_model import features_and_labels, fit_model, select_model, train_candidate
 
 
@@ -82,7 +82,7 @@ def test_selection_and_threshold_never_see_the_test_split(split, tmp_path):
     assert (tmp_path / "m1.pkl").read_bytes() == (tmp_path / "m2.pkl").read_bytes()
     train_ids = set(pd.read_parquet(split.train)["id"])
     for name in names:
-        assert set(pd.read_parquet(split.candidate(name) / "oof.parquet")["id"]) == train_ids
+        assert set(pd.read_parquet(split.candidate(name).oof)["id"]) == train_ids
     assert not train_ids & set(test["id"])
     record = storage.read_json(tmp_path / "t1.json")
     assert record["train_sha256"] == storage.sha256(split.train)
@@ -91,7 +91,7 @@ def test_selection_and_threshold_never_see_the_test_split(split, tmp_path):
 
 
 def test_a_bad_candidate_setting_is_one_clear_line(split):
-    with pytest.raises(ParameterError, match="candidate random_forest: .*n_estimators"):
+    with pytest.raises(ParameterError, match=r"candidate random_forest: .*n_estimators"):
         train_candidate(split.train, "random_forest", {"n_estimators": 0}, split.candidate("rf"), 3, 1, 0)
     with pytest.raises(ParameterError, match="unknown candidate model 'xgboost'"):
         train_candidate(split.train, "xgboost", {}, split.candidate("x"), 3, 1, 0)

@@ -4,18 +4,47 @@ from pathlib import Path
 
 import pytest
 
-from etl.errors import IntegrityError, ParameterError
+from etl.errors import IntegrityError, ParameterError, UploadError
 from etl.releases import publish
-from etl.errors import UploadError
-from etl.upload_results import check_destination, local_destination, upload_results
+from etl.upload_results import (
+    DESTINATIONS,
+    Destination,
+    DriveDestination,
+    LocalDestination,
+    S3Destination,
+    UploadOptions,
+    destination,
+    upload_results,
+)
 from tests.servers import BUCKET
 
 
-def test_destination_forms(tmp_path):
-    assert local_destination(str(tmp_path)) == tmp_path
-    assert local_destination(tmp_path.as_uri()) == tmp_path
-    assert [check_destination(u) for u in ("x/y", "file:///x", "s3://b/p", "gdrive://1AbC")] == [
-        "", "file", "s3", "gdrive"]
+def test_the_scheme_picks_the_destination_class(tmp_path):
+    assert destination(str(tmp_path)).folder == tmp_path
+    assert destination(tmp_path.as_uri()).folder == tmp_path
+    assert [type(destination(u)) for u in ("x/y", "file:///x", "s3://b/p", "gdrive://1AbC")] == [
+        LocalDestination, LocalDestination, S3Destination, DriveDestination]
+
+
+def test_a_new_destination_is_one_class_and_one_registry_line(tmp_path, evaluated_runs, monkeypatch):
+    """The interface a new kind of destination implements: it receives the verified files."""
+    sent = {}
+
+    class Recorder(Destination):
+        schemes = ("memory",)
+
+        def upload(self, files, run_key):
+            sent.update({f"{run_key}/{name}": path.read_bytes() for name, path in files.items()})
+            return {name: f"{self}/{run_key}/{name}" for name in files}
+
+    monkeypatch.setitem(DESTINATIONS, "memory", Recorder)
+    results = tmp_path / "results"
+    shutil.copytree(evaluated_runs["new"], results / "runs" / "new")
+    release = Path(publish(results / "runs" / "new", results)["release"])
+    uploaded = upload_results(release, "memory://box", "k")
+    assert uploaded["model.pkl"] == "memory://box/k/model.pkl"
+    assert sent["k/model.pkl"] == (release / "model.pkl").read_bytes() and len(sent) == 4
+    assert isinstance(destination("memory://box", UploadOptions()), Recorder)
 
 
 @pytest.mark.parametrize(("uri", "message"), [
@@ -26,7 +55,7 @@ def test_destination_forms(tmp_path):
 ])
 def test_bad_destinations_are_refused_without_echoing_secrets(uri, message):
     with pytest.raises(ParameterError) as error:
-        check_destination(uri)
+        destination(uri)
     assert str(error.value).startswith(message) and "hunter2" not in str(error.value)
 
 
