@@ -2,6 +2,7 @@
 #   make run    set up, then run the whole DAG once with `airflow dags test`
 #   make test   set up, then run the test suite (what CI runs; it installs Debian's
 #               postgresql and redis-server for the cluster check, as root or through sudo)
+#   make check  the fast tier: ruff and the tests that start no Airflow process or server
 # Other targets: make airflow (the full Airflow stack and UI on 127.0.0.1:8080), make shell,
 # make cluster-test (the DAG on PostgreSQL + Celery + Redis + S3, and on PostgreSQL +
 # LocalExecutor), make bench, make constraints, make dataset, make clean.
@@ -13,7 +14,7 @@ VENV := .venv
 ENV := source scripts/env.sh &&
 DAG_ID := breast_cancer_etl_pipeline
 
-.PHONY: run test airflow shell db cluster-test cluster-up cluster-down bench constraints dataset clean
+.PHONY: run test check airflow shell db cluster-test cluster-up cluster-down bench constraints dataset clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,11 @@ run: db
 JOBS ?= 3
 test: $(VENV)/.installed-cluster  # the suite includes the cluster check (tests/e2e/test_cluster.py)
 	$(ENV) python -m pytest -n $(JOBS) $(PYTEST_ARGS)
+
+# The fast tier for the edit-test loop: the linter, then every test that starts no Airflow
+# process and no server (tests/etl, tests/dags, the README's commands), on the dev install.
+check: $(VENV)/.installed-dev
+	$(ENV) ruff check . && python -m pytest -n $(JOBS) -m "not e2e and not server" $(PYTEST_ARGS)
 
 # The distributed setup (README, "Scaling out"): Debian's postgresql and redis-server, the
 # Python extras of requirements-cluster.txt, then deploy/cluster.py starts every service on
