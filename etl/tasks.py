@@ -78,7 +78,7 @@ def check_run_conf(conf: dict[str, Any] | None, params: Iterable[str]) -> None:
 def _run(context: dict[str, Any], must_exist: bool = True) -> tuple[Settings, RunPaths]:
     """The settings and this DAG run's folder (its name is the run key), after checking the
     run's conf names only parameters the DAG has."""
-    check_run_conf(getattr(context["dag_run"], "conf", None), context["params"].keys())
+    check_run_conf(getattr(context["dag_run"], "conf", None), context["dag"].params.keys())
     settings = load_settings()
     key = run_key(getattr(context["dag_run"], "logical_date", None), context["run_id"])
     run = settings.layout.run(key)
@@ -312,7 +312,7 @@ def upload_results(**context: Any) -> Outputs:
 
 
 def _scoring_settings(context: dict[str, Any]) -> Settings:
-    check_run_conf(getattr(context["dag_run"], "conf", None), context["params"].keys())
+    check_run_conf(getattr(context["dag_run"], "conf", None), context["dag"].params.keys())
     return load_settings()
 
 
