@@ -32,7 +32,7 @@ from datetime import datetime, timedelta, timezone
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Param, chain
 
-from etl import alerts, tasks
+from etl import alerts, assets, tasks
 from etl.config import load_settings
 
 DAG_ID = "breast_cancer_etl_pipeline"
@@ -127,7 +127,7 @@ with DAG(
         evaluate,
         step(tasks.quality_gate),
         step(tasks.make_report),
-        step(tasks.save_results),
+        step(tasks.save_results, outlets=[assets.PUBLISHED_MODEL]),  # an event only when it publishes
         # The last task succeeding is the run succeeding: announce it if [alerts] says so.
         step(tasks.upload_results,
              on_success_callback=alerts.on_run_success if settings.alert_on_success else None),

@@ -72,8 +72,14 @@ def send(context: dict[str, Any], state: str, settings: Settings | None = None) 
     A notifier that fails is logged and skipped: an alert problem never hides the task's own
     outcome.
     """
-    settings = settings or load_settings()
     subject, body = message(context, state)
+    return send_message(context, subject, body, settings)
+
+
+def send_message(context: dict[str, Any], subject: str, body: str, settings: Settings | None = None) -> int:
+    """Send ``subject`` and ``body`` through every configured notifier (``send``'s channels and
+    error handling); return how many sent it."""
+    settings = settings or load_settings()
     sent = 0
     for notifier in notifiers(settings, subject, body):
         try:

@@ -3,7 +3,8 @@
 Precedence, lowest first: ``pipeline.toml`` at the project root, then the file named by
 ``PIPELINE_CONFIG`` (it needs only the keys it changes; several files separated by ``:`` are
 read in order), then the environment variables
-``DATA_PATH``, ``RESULTS_DIR``, ``RESULTS_CONN_ID``, ``UPLOAD_URI`` and ``UPLOAD_CONN_ID``. Run parameters (``test_size``, ``random_state``, ``C``, ``max_iter``) are further
+``DATA_PATH``, ``RESULTS_DIR``, ``RESULTS_CONN_ID``, ``UPLOAD_URI``, ``UPLOAD_CONN_ID`` and
+``SCORING_INBOX``. Run parameters (``test_size``, ``random_state``, ``C``, ``max_iter``) are further
 overridden per run by the DAG's params or a command's flags.
 
 This module is imported when Airflow parses the DAG file, so it must stay light: standard
@@ -44,6 +45,7 @@ ENV_VARS = {
     ("paths", "results_conn_id"): "RESULTS_CONN_ID",
     ("paths", "upload_uri"): "UPLOAD_URI",
     ("upload", "conn_id"): "UPLOAD_CONN_ID",
+    ("scoring", "inbox"): "SCORING_INBOX",
 }
 
 
@@ -85,6 +87,11 @@ class Settings:
     smtp_conn_id: str
     webhook_conn_id: str
     alert_on_success: bool
+    scoring_inbox: str  # an absolute path, or a URI such as s3://bucket/prefix
+    drift_alpha: float
+    drift_min_statistic: float
+    drift_min_rows: int
+    inbox_poll_seconds: float
 
     @functools.cached_property
     def results_dir(self) -> StoragePath:
@@ -105,6 +112,18 @@ class Settings:
         of the candidates that take them (``etl.models.Candidate.run_params``)."""
         return {"data_path": None, "test_size": self.test_size, "random_state": self.random_state,
                 "C": self.C, "max_iter": self.max_iter}
+
+    @property
+    def inbox(self) -> InboxPaths:
+        """The scoring inbox: new CSVs arrive at its top; ``queued/``, ``processed/``,
+        ``rejected/`` inside it (an ``s3://`` inbox through ``results_conn_id``)."""
+        return InboxPaths(results_root(self.scoring_inbox, self.results_conn_id))
+
+    @property
+    def drift_settings(self) -> dict[str, Any]:
+        """The drift check's settings (``etl.drift.drift_report``'s keyword arguments)."""
+        return {"alpha": self.drift_alpha, "min_statistic": self.drift_min_statistic,
+                "min_rows": self.drift_min_rows}
 
     @property
     def outer_fold_count(self) -> int:
@@ -209,6 +228,11 @@ def load_settings(
         smtp_conn_id=str(raw["alerts"]["smtp_conn_id"]),
         webhook_conn_id=str(raw["alerts"]["webhook_conn_id"]),
         alert_on_success=bool(raw["alerts"]["on_success"]),
+        scoring_inbox=_results_location(str(raw["scoring"]["inbox"])),
+        drift_alpha=float(raw["scoring"]["drift_alpha"]),
+        drift_min_statistic=float(raw["scoring"]["drift_min_statistic"]),
+        drift_min_rows=int(raw["scoring"]["drift_min_rows"]),
+        inbox_poll_seconds=float(raw["scoring"]["poll_seconds"]),
     )
 
 
@@ -407,6 +431,15 @@ class ResultsPaths:
         """The object naming the published release (object-store results folder)."""
         return self.root / "current.json"
 
+    @property
+    def scoring(self) -> StoragePath:
+        """One sub-folder per scored batch (the scoring DAG)."""
+        return self.root / "scoring"
+
+    def batch(self, name: str) -> BatchPaths:
+        """One scored batch's folder."""
+        return BatchPaths(self.scoring / name)
+
     def run(self, key: str) -> RunPaths:
         """One run's folder."""
         return RunPaths(self.runs / key)
@@ -420,6 +453,48 @@ class ResultsPaths:
         if name not in RELEASE_FILES:
             raise ValueError(f"the results folder publishes no file {name!r}")
         return self.root / name
+
+
+@dataclass(frozen=True)
+class BatchPaths:
+    """What the scoring DAG writes for one input file (``results/scoring/<batch>/``)."""
+
+    root: StoragePath
+
+    @property
+    def predictions(self) -> StoragePath:
+        """One row per input row: ``id``, ``malignant_probability``, ``predicted``, ``release``."""
+        return self.root / "predictions.csv"
+
+    @property
+    def report(self) -> StoragePath:
+        """Counts, share predicted malignant, the release that scored it, the drift check."""
+        return self.root / "report.json"
+
+
+@dataclass(frozen=True)
+class InboxPaths:
+    """The scoring inbox: files arrive at the top; each moves to ``queued/`` when claimed for
+    scoring, then to ``processed/`` once its outputs are complete, or to ``rejected/`` with a
+    ``<name>.reason.txt`` beside it."""
+
+    root: StoragePath
+
+    @property
+    def queued(self) -> StoragePath:
+        return self.root / "queued"
+
+    @property
+    def processed(self) -> StoragePath:
+        return self.root / "processed"
+
+    @property
+    def rejected(self) -> StoragePath:
+        return self.root / "rejected"
+
+    def reason(self, name: str) -> StoragePath:
+        """The one-line reason a rejected file was refused."""
+        return self.rejected / f"{name}.reason.txt"
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

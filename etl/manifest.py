@@ -18,6 +18,7 @@ from typing import Any
 
 from etl import storage
 from etl.config import PROJECT_ROOT, RunPaths
+from etl.drift import feature_reference
 
 #: Libraries whose versions go into the manifest.
 VERSIONED = ("apache-airflow", "pandas", "numpy", "scikit-learn", "joblib")
@@ -61,6 +62,8 @@ def build_manifest(
     split = storage.read_json(run.preprocessing, "preprocess_data")
     training = storage.read_json(run.training, "select_model")
     train_ids = storage.read_frame(run.train, "preprocess_data")["id"].astype(str).tolist()
+    data = storage.read_frame(run.data, "load_data")
+    train_rows = data[data["id"].astype(str).isin(set(train_ids))]
     return {
         "manifest_version": 1,
         "release": release,
@@ -89,6 +92,8 @@ def build_manifest(
         },
         "model": {"candidate": training["candidate"], "estimator": training["estimator"],
                   "threshold": training["threshold"]["threshold"]},
+        # the raw training features' distribution, for the scoring DAG's drift check (etl.drift)
+        "feature_reference": feature_reference(train_rows),
         "versions": library_versions(),
         "code": code_revision(),
         "run": {**run_info, "run_key": run.root.name,

@@ -2,8 +2,8 @@
 
 The input may have any layout ``load_data`` accepts (header or UCI's headerless ``wdbc.data``,
 columns in any order, extra columns); ``diagnosis`` is optional and ignored. Every input row
-gives one output row: ``id``, ``malignant_probability`` and ``predicted`` (``M`` or ``B`` at the
-decision threshold the published model was selected with). The model and its preprocessing are
+gives one output row: ``id``, ``malignant_probability``, ``predicted`` (``M`` or ``B`` at the
+decision threshold the published model was selected with) and ``release`` (which scored it). The model and its preprocessing are
 taken from the published release and used only after their SHA-256 matches its manifest.
 """
 
@@ -13,12 +13,32 @@ import logging
 import os
 from typing import Any
 
+import pandas as pd
+
 from etl import cli, storage
 from etl.evaluate_model import predict_frame
 from etl.load_data import read_input, validate
-from etl.releases import open_release
+from etl.releases import Release, open_release
 
 logger = logging.getLogger(__name__)
+
+
+def read_rows(input_path: storage.Location) -> Any:
+    """The rows of a CSV to score, checked against ``load_data``'s contract (``diagnosis``
+    optional and ignored).
+
+    Raises:
+        DataValidationError: the file breaks the contract (one line).
+    """
+    rows, _ = validate(read_input(input_path), str(input_path), labelled=False)
+    return rows
+
+
+def score_rows(release: Release, rows: Any) -> pd.DataFrame:
+    """One output row per input row: ``id``, ``malignant_probability``, ``predicted`` (``M``
+    or ``B`` at the release's threshold) and ``release`` (the release that scored it)."""
+    out = predict_frame(release.probabilities(rows), rows["id"].to_numpy(), release.threshold)
+    return out.assign(release=release.name)
 
 
 def predict(
@@ -36,15 +56,13 @@ def predict(
         ``{"predictions": output_path, "rows": n, "release": name, "threshold": t}``
     """
     loaded = open_release(release, results_dir)
-    threshold = loaded.threshold
-    rows, _ = validate(read_input(input_path), str(input_path), labelled=False)
-    out = predict_frame(loaded.probabilities(rows), rows["id"].to_numpy(), threshold)
+    out = score_rows(loaded, read_rows(input_path))
     storage.write_frame(out, output_path)
     logger.info("scored %d row(s) of %s with release %s (%s, threshold %.4f): %d predicted malignant",
-                len(out), input_path, loaded.name, loaded.manifest["model"]["candidate"], threshold,
+                len(out), input_path, loaded.name, loaded.manifest["model"]["candidate"], loaded.threshold,
                 int((out["predicted"] == "M").sum()))
     return {"predictions": str(output_path), "rows": len(out), "release": loaded.name,
-            "threshold": threshold}
+            "threshold": loaded.threshold}
 
 
 def main(argv: list[str] | None = None) -> int:

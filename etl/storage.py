@@ -316,3 +316,27 @@ def remove_tree(target: Location) -> None:
             shutil.rmtree(target)
     elif target.exists():
         target.rmdir(recursive=True)
+
+
+def move(source: Location, target: Location) -> Target:
+    """Move a file to ``target``, replacing it: one rename locally (the folder is created);
+    on an object store a copy, then the source is deleted."""
+    source, target = location(source), location(target)
+    if isinstance(source, Path) and isinstance(target, Path):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+        return target
+    copy_file(source, target)
+    source.unlink()
+    return target
+
+
+def list_files(folder: Location, suffix: str) -> list[Target]:
+    """The files directly in ``folder`` whose name ends with ``suffix`` (case-insensitive), by
+    name; none when the folder does not exist. Hidden files (a write in progress) are left out."""
+    folder = location(folder)
+    if not folder.exists():
+        return []
+    return sorted((p for p in folder.iterdir()
+                   if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(suffix)),
+                  key=lambda p: p.name)

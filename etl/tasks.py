@@ -36,6 +36,7 @@ from etl.config import (
 )
 from etl.errors import MissingInputError, ParameterError, PipelineError
 from etl.storage import Target, is_local, location, remove_interrupted_writes, require
+from etl.storage import uri as storage_uri
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def check_run_conf(conf: dict[str, Any] | None, params: Iterable[str]) -> None:
 def _run(context: dict[str, Any], must_exist: bool = True) -> tuple[Settings, RunPaths]:
     """The settings and this DAG run's folder (its name is the run key), after checking the
     run's conf names only parameters the DAG has."""
-    check_run_conf(getattr(context["dag_run"], "conf", None), context["dag"].params.keys())  # declared, not merged
+    check_run_conf(getattr(context["dag_run"], "conf", None), context["dag"].params.keys())
     settings = load_settings()
     key = run_key(getattr(context["dag_run"], "logical_date", None), context["run_id"])
     run = settings.layout.run(key)
@@ -305,3 +306,45 @@ def upload_results(**context: Any) -> Outputs:
         raise AirflowSkipException("nothing to upload: the quality gate kept this run's model unpublished")
     return step(release, settings.upload_uri, run.root.name, settings.upload_conn_id,
                 settings.drive_credentials)
+
+
+# -- the scoring DAG ------------------------------------------------------------------------------
+
+
+def _scoring_settings(context: dict[str, Any]) -> Settings:
+    check_run_conf(getattr(context["dag_run"], "conf", None), context["dag"].params.keys())
+    return load_settings()
+
+
+@_step
+def claim_batches(**context: Any) -> list[dict[str, str]]:
+    """Claim the CSVs at the top of the inbox (the watcher claims them too) and list every file
+    waiting in ``queued/``: one mapped ``score_batch`` task each."""
+    from etl.score import claim, queued
+
+    settings = _scoring_settings(context)
+    claim(settings.inbox)
+    waiting = queued(settings.inbox)
+    logger.info("%d file(s) to score in %s", len(waiting), storage_uri(settings.inbox.queued))
+    return [{"path": str(path)} for path in waiting]
+
+
+@_step
+def score_batch(path: str, **context: Any) -> Outputs:
+    """Score one queued file with the published model and check it for drift (predictions and
+    report under ``results/scoring/<batch>/``), then move it to ``processed/``; a file that breaks
+    the input contract moves to ``rejected/`` and fails this task, in one line. A drifted batch
+    is still scored, and announced through ``[alerts]``."""
+    from etl import alerts
+    from etl.score import process
+
+    settings = _scoring_settings(context)
+    outcome = process(path, settings.inbox, settings.results_dir, drift_settings=settings.drift_settings)
+    if outcome["drifted"]:
+        logger.warning("%s", outcome["drift"])
+        alerts.send_message(
+            context, f"[Airflow] batch {outcome['batch']} drifted (DAG {context['dag_run'].dag_id})",
+            f"Batch: {outcome['batch']} ({outcome['rows']} rows, scored by release {outcome['release']})\n"
+            f"{outcome['drift']}\nReport: {outcome['report']}\nPredictions: {outcome['predictions']}",
+            settings)
+    return {k: str(v) for k, v in outcome.items()}

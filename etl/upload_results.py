@@ -53,9 +53,13 @@ class Destination(ABC):
 
     #: URI schemes it handles ("" is a plain path).
     schemes: tuple[str, ...] = ()
+    #: What the URI's host part names, when it must have one ("bucket", "folder id").
+    host: str | None = None
 
     def __init__(self, uri: str, options: UploadOptions) -> None:
         self.uri, self.options = uri, options
+        if self.host and not urlparse(uri).netloc:
+            raise ParameterError(f"upload destination {uri!r}: no {self.host}")
 
     @abstractmethod
     def upload(self, files: Mapping[str, storage.Target], run_key: str) -> dict[str, str]:
@@ -110,12 +114,7 @@ class S3Destination(Destination):
     """S3-compatible storage, ``s3://bucket/prefix``, through Airflow's ``ObjectStoragePath`` and
     the connection ``options.conn_id`` (checked by size and MD5 ETag)."""
 
-    schemes = ("s3",)
-
-    def __init__(self, uri: str, options: UploadOptions) -> None:
-        super().__init__(uri, options)
-        if not urlparse(uri).netloc:
-            raise ParameterError(f"upload destination {uri!r}: no bucket")
+    schemes, host = ("s3",), "bucket"
 
     def upload(self, files: Mapping[str, storage.Target], run_key: str) -> dict[str, str]:
         from airflow.sdk import ObjectStoragePath
@@ -140,12 +139,7 @@ class DriveDestination(Destination):
     """Google Drive, ``gdrive://<folder id>``, through pydrive2 (``etl.gdrive``; checked by
     size and Drive's ``md5Checksum``)."""
 
-    schemes = ("gdrive",)
-
-    def __init__(self, uri: str, options: UploadOptions) -> None:
-        super().__init__(uri, options)
-        if not urlparse(uri).netloc:
-            raise ParameterError(f"upload destination {uri!r}: no folder id")
+    schemes, host = ("gdrive",), "folder id"
 
     def upload(self, files: Mapping[str, storage.Target], run_key: str) -> dict[str, str]:
         from etl import gdrive

@@ -18,6 +18,7 @@ pytest_plugins = ["tests.servers"]  # S3, SMTP and webhook servers on 127.0.0.1
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "breast_cancer_etl_pipeline"
+SCORING_DAG_ID = "breast_cancer_scoring"
 #: The airflow command of the interpreter running the tests (the project venv).
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 
@@ -30,6 +31,7 @@ os.environ.update(
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "RESULTS_DIR": str(_SESSION_DIR / "results"),
         "UPLOAD_URI": str(_SESSION_DIR / "uploads"),
+        "SCORING_INBOX": str(_SESSION_DIR / "incoming"),
         "PIPELINE_CONFIG": str(PROJECT_ROOT / "tests" / "fast.toml"),
     }
 )
@@ -96,6 +98,7 @@ def env(tmp_path) -> dict[str, str]:
         **os.environ,
         "RESULTS_DIR": str(tmp_path / "results"),
         "UPLOAD_URI": str(tmp_path / "uploads"),
+        "SCORING_INBOX": str(tmp_path / "incoming"),
     }
 
 

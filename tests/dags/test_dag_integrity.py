@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.conftest import CANDIDATES, DAG_ID, PROJECT_ROOT
+from tests.conftest import CANDIDATES, DAG_ID, PROJECT_ROOT, SCORING_DAG_ID
 from tests.e2e.test_tasks_test import ORDER as TASKS
 
 
@@ -19,7 +19,7 @@ def dag():
 
     bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
     assert bag.import_errors == {}
-    assert list(bag.dags) == [DAG_ID]
+    assert sorted(bag.dags) == sorted([DAG_ID, SCORING_DAG_ID])
     return bag.dags[DAG_ID]
 
 
@@ -113,4 +113,27 @@ print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()}, "
                           check=False, capture_output=True, text=True, timeout=120, env={**os.environ, "RESULTS_DIR": results_dir})
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result == {"errors": {}, "dags": [DAG_ID], "heavy": []}
+    assert result["errors"] == {} and result["heavy"] == []
+    assert sorted(result["dags"]) == sorted([DAG_ID, SCORING_DAG_ID])
+
+
+def test_save_results_announces_the_published_model(dag):
+    assert [a.name for a in dag.get_task("save_results").outlets] == ["breast_cancer_published_model"]
+    assert all(not dag.get_task(t).outlets for t in TASKS if t != "save_results")
+
+
+def test_the_scoring_dag_is_scheduled_on_the_watched_inbox():
+    from airflow.dag_processing.dagbag import DagBag
+
+    scoring = DagBag(dag_folder=str(PROJECT_ROOT / "dags")).dags[SCORING_DAG_ID]
+    assert sorted(t.task_id for t in scoring.tasks) == ["claim_batches", "score_batch"]
+    assert scoring.get_task("claim_batches").downstream_task_ids == {"score_batch"}
+    (asset,) = scoring.timetable.asset_condition.objects
+    assert asset.name == "breast_cancer_inbox"
+    (watcher,) = asset.watchers
+    kind, kwargs = watcher.trigger.serialize()
+    assert kind == "etl.inbox_trigger.InboxTrigger" and kwargs["inbox"] == os.environ["SCORING_INBOX"]
+    score = scoring.get_task("score_batch")
+    assert [a.name for a in score.inlets] == ["breast_cancer_published_model"]
+    assert [a.name for a in score.outlets] == ["breast_cancer_scored_batches"]
+    assert scoring.max_active_runs == 1 and score.partial_kwargs["retries"] == 2

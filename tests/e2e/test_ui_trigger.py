@@ -1,6 +1,7 @@
 """The UI path: ``make airflow`` starts the full stack; runs triggered like the UI's Trigger
 button (``POST /api/v2/dags/{dag_id}/dagRuns``) succeed and publish the artifacts. Two runs
-at the same time keep their files apart."""
+at the same time keep their files apart. Then a file dropped into the scoring inbox is scored
+with no trigger: the inbox watcher and the asset schedule on the real scheduler."""
 
 import json
 import os
@@ -11,6 +12,7 @@ import time
 import urllib.error
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from deploy.cluster import Api  # the REST client deploy/cluster.py uses
@@ -51,6 +53,7 @@ def stack(tmp_path):
         "AIRFLOW__API__PORT": str(port),
         "RESULTS_DIR": str(tmp_path / "results"),
         "UPLOAD_URI": str(tmp_path / "uploads"),
+        "SCORING_INBOX": str(tmp_path / "incoming"),
     }
     env.pop("AIRFLOW__API__HOST", None)  # the Makefile's default: 127.0.0.1
     log = tmp_path / "airflow.log"
@@ -149,6 +152,30 @@ def test_trigger_from_the_api_like_the_ui(stack):
         == {n: (published / n).read_bytes() for n in ("metrics.json", "model.pkl", "scaler.pkl", "manifest.json")}
     metrics = json.loads((results / "metrics.json").read_text())
     assert 0.9 <= metrics["accuracy"] <= 1.0
+
+    # Scoring on the real scheduler: a file dropped into the inbox is scored with no trigger
+    # (the inbox watcher in the triggerer claims it; the asset schedules breast_cancer_scoring).
+    incoming = tmp_path / "incoming"
+    incoming.mkdir(exist_ok=True)
+    staged = tmp_path / "new-cases.csv"
+    pd.read_csv(PROJECT_ROOT / "data" / "wdbc.csv").head(40).to_csv(staged, index=False)
+    dropped = time.monotonic()
+    os.replace(staged, incoming / "new-cases.csv")  # whole, in one rename
+    processed = incoming / "processed" / "new-cases.csv"
+    _wait(processed.exists, 300, "the dropped file to be scored", proc, log)  # ~30 s idle
+    waited = time.monotonic() - dropped
+    (batch,) = (results / "scoring").iterdir()
+    scored = pd.read_csv(batch / "predictions.csv")
+    assert len(scored) == 40 and set(scored["release"]) == {published.name}
+    status, scoring_runs = api.call("GET", "/api/v2/dags/breast_cancer_scoring/dagRuns")
+    assert [r["run_type"] for r in scoring_runs["dag_runs"]] == ["asset_triggered"], scoring_runs
+    print(f"dropped file scored in {waited:.0f} s")
+    # The asset graph the UI's Assets view shows: who produces and who consumes each asset.
+    status, listed = api.call("GET", "/api/v2/assets")
+    graph = {a["name"]: a for a in listed["assets"]}
+    assert {"breast_cancer_published_model", "breast_cancer_inbox", "breast_cancer_scored_batches"} <= set(graph)
+    assert [t["dag_id"] for t in graph["breast_cancer_published_model"]["producing_tasks"]] == [DAG_ID]
+    assert [d["dag_id"] for d in graph["breast_cancer_inbox"]["scheduled_dags"]] == ["breast_cancer_scoring"]
     assert _listening_addresses(int(api.base.rsplit(":", 1)[1])) == {"127.0.0.1"}
 
 

@@ -24,7 +24,8 @@ def test_predict_reproduces_the_evaluated_test_predictions(results, small_csv, t
     scored = pd.read_csv(out["predictions"])
     raw = pd.read_csv(small_csv)
     assert len(scored) == len(raw) == out["rows"] and list(scored["id"]) == list(raw["id"])
-    assert list(scored.columns) == ["id", "malignant_probability", "predicted"]
+    assert list(scored.columns) == ["id", "malignant_probability", "predicted", "release"]
+    assert set(scored["release"]) == {out["release"]}
     evaluated = pd.read_csv(results / "runs" / "new" / "predictions.csv").set_index("id")
     mine = scored.set_index("id").loc[evaluated.index]
     assert (mine["predicted"] == evaluated["predicted"]).all()

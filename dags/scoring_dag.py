@@ -1,0 +1,60 @@
+"""
+# Breast cancer diagnosis: scoring new cases
+
+Scores every CSV that arrives in the scoring inbox (`[scoring] inbox` of `pipeline.toml`,
+default `data/incoming/`) with the **published** model at its published threshold, and checks
+each batch for drift against the training data the model was fitted on.
+
+**Scheduled on the `breast_cancer_inbox` asset**: its watcher, running in the triggerer, claims
+new files into `queued/` and fires; the first task also claims any it finds, so a manual trigger
+or `airflow dags test` works the same. One mapped `score_batch` task per file writes
+`results/scoring/<file>-<hash>/predictions.csv` (`id`, `malignant_probability`, `predicted`,
+`release`) and `report.json` (counts, share predicted malignant, the drift check), then moves the
+file to `processed/`. A file that breaks the input contract moves to `rejected/` with a one-line
+reason and fails only its own task. A drifted batch is still scored, flagged in its report and
+announced through `[alerts]`.
+
+A newly published model (the `breast_cancer_published_model` asset) scores the batches that
+arrive after it; nothing is re-scored. Each prediction names the release that made it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import DAG
+
+from etl import alerts, assets, tasks
+from etl.config import load_settings
+
+settings = load_settings()
+
+with DAG(
+    dag_id="breast_cancer_scoring",
+    description="Score new cases with the published model; flag batches that drift",
+    doc_md=__doc__,
+    schedule=[assets.inbox_asset(settings)],
+    start_date=datetime(2020, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,  # one run scores the queue at a time; files arriving meanwhile wait for the next
+    tags=["ml", "breast-cancer", "scoring"],
+    default_args={
+        "owner": "ml-platform",
+        "retries": settings.retries,
+        "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
+        "retry_exponential_backoff": True,
+        "execution_timeout": timedelta(minutes=30),
+        "on_failure_callback": alerts.on_task_failure,
+    },
+) as dag:
+    claim = PythonOperator(task_id="claim_batches", python_callable=tasks.claim_batches,
+                           doc_md=tasks.claim_batches.__doc__)
+    score = PythonOperator.partial(
+        task_id="score_batch",
+        python_callable=tasks.score_batch,
+        doc_md=tasks.score_batch.__doc__,
+        inlets=[assets.PUBLISHED_MODEL],
+        outlets=[assets.SCORED_BATCHES],
+        map_index_template="{{ task.op_kwargs['path'].rsplit('/', 1)[-1] }}",
+    ).expand(op_kwargs=claim.output)

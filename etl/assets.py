@@ -1,0 +1,27 @@
+"""The Airflow assets that chain the two DAGs (shown in the UI's Assets view).
+
+- ``PUBLISHED_MODEL``: updated by the training DAG's ``save_results`` when, and only when, it
+  publishes a release (a refused model ends the task skipped: no event). The scoring DAG reads
+  it (an inlet): a new release scores the *next* batches; nothing is re-scored.
+- ``INBOX``: new CSVs in the scoring inbox. Its ``AssetWatcher`` (``etl.inbox_trigger``, in the
+  triggerer) claims them and fires; the scoring DAG is scheduled on it.
+- ``SCORED_BATCHES``: updated by the scoring DAG for each batch it scores.
+
+Imported when the DAG files are parsed: Airflow's task SDK and the standard library only.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset, AssetWatcher
+
+from etl.config import Settings
+from etl.inbox_trigger import InboxTrigger
+
+PUBLISHED_MODEL = Asset("breast_cancer_published_model")
+SCORED_BATCHES = Asset("breast_cancer_scored_batches")
+
+
+def inbox_asset(settings: Settings) -> Asset:
+    """The inbox asset, watched by an ``InboxTrigger`` on ``[scoring] inbox``."""
+    trigger = InboxTrigger(settings.scoring_inbox, settings.results_conn_id, settings.inbox_poll_seconds)
+    return Asset("breast_cancer_inbox", watchers=[AssetWatcher(name="breast_cancer_inbox_watcher", trigger=trigger)])

@@ -1,0 +1,152 @@
+"""Score the CSVs that arrive in the scoring inbox with the published model, and check each
+batch for drift: ``python -m etl.score`` (every file of the inbox, like the scoring DAG) or
+``python -m etl.score --input new.csv`` (one file, left where it is).
+
+The inbox (``[scoring] inbox``, default ``data/incoming/``)::
+
+    data/incoming/
+      new-batch.csv             a file arrives (write it elsewhere and move it in, or write it
+                                under a name starting with '.' and rename it: it must be whole)
+      queued/new-batch.csv      claimed for scoring (by the inbox watcher or the DAG's first task)
+      processed/new-batch.csv   scored: its outputs are complete
+      rejected/bad.csv          refused, with rejected/bad.csv.reason.txt: the one-line reason
+
+Each file gives ``results/scoring/<file stem>-<content hash>/``: ``predictions.csv`` (``id``,
+``malignant_probability``, ``predicted``, ``release``; the same function and bytes as
+``etl.predict``) and ``report.json`` (counts, the share predicted malignant, the release and its
+threshold, the drift check of ``etl.drift``). A file moves on from ``queued/`` only after its
+outputs are complete, so a run killed in the middle scores it again (same bytes) and a finished
+one never does twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from etl import cli, drift, storage
+from etl.config import InboxPaths, ResultsPaths
+from etl.errors import DataValidationError
+from etl.predict import read_rows, score_rows
+from etl.releases import Release, open_release
+from etl.storage import Location, Target
+
+logger = logging.getLogger(__name__)
+
+SUFFIX = ".csv"
+
+
+def claim(inbox: InboxPaths) -> list[Target]:
+    """Move every CSV at the top of the inbox into ``queued/`` (one rename each, so a file is
+    claimed once); return the files claimed now."""
+    claimed = [storage.move(path, inbox.queued / path.name) for path in storage.list_files(inbox.root, SUFFIX)]
+    for path in claimed:
+        logger.info("claimed %s for scoring", path.name)
+    return claimed
+
+
+def queued(inbox: InboxPaths) -> list[Target]:
+    """Every claimed file not yet scored or rejected, by name."""
+    return storage.list_files(inbox.queued, SUFFIX)
+
+
+def batch_name(path: Location) -> str:
+    """The batch's folder name: the file's stem and the first 12 hex digits of its SHA-256
+    (the same file gives the same folder; a changed file under the same name another)."""
+    path = storage.location(path)
+    stem = path.name[: -len(SUFFIX)] if path.name.lower().endswith(SUFFIX) else path.name
+    return f"{stem}-{storage.sha256(path)[:12]}"
+
+
+def score_batch(
+    path: Location,
+    results_dir: Location,
+    release: Release | None = None,
+    drift_settings: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Score one file with ``release`` (default: the published one, hash-checked) and check it
+    for drift; write its predictions and report under ``results/scoring/<batch>/``.
+
+    Raises:
+        DataValidationError: the file breaks the input contract (one line).
+
+    Returns:
+        ``batch``, ``predictions``, ``report`` (paths) and the report's headline: ``rows``,
+        ``release``, ``drifted`` and ``drift`` (one line).
+    """
+    path = storage.location(path)
+    release = release or open_release(results_dir=results_dir)
+    rows = read_rows(path)
+    out = score_rows(release, rows)
+    report = drift.drift_report(rows, release.manifest.get("feature_reference"), **dict(drift_settings or {}))
+    batch = ResultsPaths(storage.location(results_dir)).batch(batch_name(path))
+    malignant = int((out["predicted"] == "M").sum())
+    storage.write_frame(out, batch.predictions)
+    storage.write_json({
+        "batch": batch.root.name,
+        "input": {"name": path.name, "sha256": storage.sha256(path), "bytes": storage.size(path)},
+        "rows": len(out),
+        "predicted_malignant": malignant,
+        "share_malignant": round(malignant / len(out), 6) if len(out) else 0.0,
+        "release": release.name,
+        "candidate": release.manifest["model"]["candidate"],
+        "threshold": release.threshold,
+        "drift": report,
+    }, batch.report)
+    line = drift.summary(report)
+    logger.info("scored %s: %d row(s), %d predicted malignant, release %s; %s",
+                path.name, len(out), malignant, release.name, line)
+    return {"batch": batch.root.name, "predictions": str(batch.predictions), "report": str(batch.report),
+            "rows": len(out), "release": release.name, "drifted": report["drifted"], "drift": line}
+
+
+def process(
+    path: Location,
+    inbox: InboxPaths,
+    results_dir: Location,
+    release: Release | None = None,
+    drift_settings: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``score_batch`` a queued file, then move it to ``processed/``; a file that breaks the
+    contract moves to ``rejected/`` with its reason beside it, and the error is raised again."""
+    path = storage.location(path)
+    try:
+        outcome = score_batch(path, results_dir, release, drift_settings)
+    except DataValidationError as exc:
+        storage.write_bytes(f"{exc}\n".encode(), inbox.reason(path.name))
+        storage.move(path, inbox.rejected / path.name)
+        logger.error("rejected %s: %s", path.name, exc)
+        raise
+    storage.move(path, inbox.processed / path.name)
+    return outcome
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    p, settings, _ = cli.parser(__doc__)
+    p.add_argument("--input", type=cli.path_arg, default=None,
+                   help="score this one file, left where it is (default: every file of the inbox)")
+    p.add_argument("--release", type=cli.path_arg, default=None,
+                   help="release folder (default: the published one, results/current)")
+    drift_settings = settings.drift_settings
+
+    def action(a):
+        release = open_release(a.release, settings.results_dir)
+        if a.input is not None:
+            return score_batch(a.input, settings.results_dir, release, drift_settings)
+        inbox = settings.inbox
+        claim(inbox)
+        done, rejected = [], []
+        for path in queued(inbox):
+            try:
+                done.append(process(path, inbox, settings.results_dir, release, drift_settings)["batch"])
+            except DataValidationError:
+                rejected.append(path.name)
+        return {"scored": done, "rejected": rejected}
+
+    return cli.run(p, action, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

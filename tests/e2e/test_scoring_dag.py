@@ -1,0 +1,118 @@
+"""The scoring DAG for real (``airflow dags test breast_cancer_scoring``), on a model the
+training DAG published: predictions byte-identical to ``etl.predict``, drift flagged and alerted
+on a webhook receiver on 127.0.0.1, a bad file rejected beside good ones, idempotent after a
+kill."""
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from etl.config import InboxPaths, ResultsPaths
+from etl.schema import FEATURE_COLUMNS
+from etl.score import batch_name
+from tests.conftest import AIRFLOW, DAG_ID, PROJECT_ROOT, SCORING_DAG_ID, run_command, with_config
+
+pytestmark = pytest.mark.airflow_cli
+
+FAULTS = PROJECT_ROOT / "tests" / "faults"
+
+
+@pytest.fixture(scope="module")
+def published(airflow_db, tmp_path_factory, shipped_csv):
+    """A results folder where the training DAG published a model of the shipped data, and the
+    shipped rows that model never saw (its test split), raw, as a CSV."""
+    root = tmp_path_factory.mktemp("scoring")
+    env = {**os.environ, "RESULTS_DIR": str(root / "results"), "UPLOAD_URI": str(root / "uploads")}
+    proc = run_command([AIRFLOW, "dags", "test", DAG_ID, "2024-06-01"], env=env, timeout=900)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    test_ids = pd.read_parquet(root / "results" / "runs" / "2024-06-01T000000Z" / "test.parquet")["id"]
+    raw = pd.read_csv(shipped_csv)
+    unseen = root / "unseen.csv"
+    raw[raw["id"].astype(str).isin(set(test_ids.astype(str)))].to_csv(unseen, index=False)
+    assert 100 < len(pd.read_csv(unseen)) < 130  # the 20 % test split
+    return root / "results", unseen
+
+
+def _env(env, published, tmp_path):
+    results, _ = published
+    return {**env, "RESULTS_DIR": str(results), "SCORING_INBOX": str(tmp_path / "incoming")}
+
+
+def _score(env, date):
+    proc = run_command([AIRFLOW, "dags", "test", SCORING_DAG_ID, date], env=env, timeout=900)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_batches_are_scored_like_predict_drift_is_alerted_and_bad_files_rejected(
+        published, env, tmp_path, webhook_server):
+    results, unseen = published
+    config = tmp_path / "alerts.toml"
+    config.write_text('[alerts]\nwebhook_conn_id = "drift_hook"\n')
+    env = with_config(_env(env, published, tmp_path), config)
+    env["AIRFLOW_CONN_DRIFT_HOOK"] = webhook_server.connection()
+    inbox = InboxPaths(tmp_path / "incoming")
+    inbox.root.mkdir()
+    shutil.copy(unseen, inbox.root / "good.csv")
+    rows = pd.read_csv(unseen)
+    rows.assign(**{c: rows[c] * 1.5 for c in FEATURE_COLUMNS}).to_csv(inbox.root / "drifted.csv", index=False)
+    rows.drop(columns=["area_worst"]).to_csv(inbox.root / "bad.csv", index=False)
+
+    code, log = _score(env, "2024-06-02")
+    assert code == 1, log[-3000:]  # the bad file's task failed; the others succeeded
+    assert "bad.csv: 1 required column(s) missing: 'area_worst'" in log
+    assert sorted(p.name for p in inbox.processed.iterdir()) == ["drifted.csv", "good.csv"], log[-6000:]
+
+    layout = ResultsPaths(results)
+    good = layout.batch(batch_name(inbox.processed / "good.csv"))
+    proc = run_command([sys.executable, "-m", "etl.predict", "--input", str(unseen), "--output",
+                        str(tmp_path / "predict.csv")], env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert good.predictions.read_bytes() == (tmp_path / "predict.csv").read_bytes()
+    report = json.loads(good.report.read_text())
+    assert report["drift"]["drifted"] is False and report["rows"] == len(rows)
+    assert report["release"] == json.loads((results / "manifest.json").read_text())["release"]
+
+    drifted = json.loads(layout.batch(batch_name(inbox.processed / "drifted.csv")).report.read_text())
+    assert drifted["drift"]["drifted"] is True and len(drifted["drift"]["moved"]) >= 20
+    texts = [body["text"] for _, body in webhook_server.posts]
+    drift_alerts = [t for t in texts if "drifted" in t]
+    assert len(drift_alerts) == 1 and drifted["batch"] in drift_alerts[0]
+    assert "features moved" in drift_alerts[0]
+
+    assert sorted(p.name for p in inbox.processed.iterdir()) == ["drifted.csv", "good.csv"]
+    assert (inbox.rejected / "bad.csv").exists()
+    assert "area_worst" in (inbox.rejected / "bad.csv.reason.txt").read_text()
+    assert list(inbox.queued.iterdir()) == []
+
+
+def test_a_killed_batch_is_scored_again_and_a_finished_one_never_twice(published, env, tmp_path):
+    results, unseen = published
+    env = _env(env, published, tmp_path)
+    inbox = InboxPaths(tmp_path / "incoming")
+    inbox.root.mkdir()
+    shutil.copy(unseen, inbox.root / "b.csv")
+    broken = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(FAULTS), env.get("PYTHONPATH")])),
+              "ETL_FAULT": "score_batch:kill"}
+    code, log = _score(broken, "2024-06-03")
+    assert code == -9, log[-3000:]  # killed while writing the predictions
+    assert [p.name for p in inbox.queued.iterdir()] == ["b.csv"]  # still waiting
+
+    code, log = _score(env, "2024-06-04")
+    assert code == 0, log[-3000:]
+    batch = ResultsPaths(results).batch(batch_name(inbox.processed / "b.csv"))
+    first = {p.name: p.read_bytes() for p in batch.root.iterdir()}
+    reference = tmp_path / "by-hand"
+    proc = run_command([sys.executable, "-m", "etl.predict", "--input", str(inbox.processed / "b.csv"),
+                        "--output", str(reference)], env=env)
+    assert proc.returncode == 0 and first["predictions.csv"] == Path(reference).read_bytes()
+
+    mtimes = {p.name: p.stat().st_mtime_ns for p in batch.root.iterdir()}
+    code, log = _score(env, "2024-06-05")  # nothing new: nothing scored again
+    assert code == 0, log[-3000:]
+    assert "0 file(s) to score" in log
+    assert {p.name: p.stat().st_mtime_ns for p in batch.root.iterdir()} == mtimes

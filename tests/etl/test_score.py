@@ -1,0 +1,85 @@
+"""Scoring the inbox (etl.score): outputs, the inbox's moves, rejection, idempotence."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from etl.config import InboxPaths, ResultsPaths
+from etl.errors import DataValidationError
+from etl.predict import predict
+from etl.releases import publish
+from etl.score import batch_name, claim, process, queued, score_batch
+from tests.conftest import run_module
+
+
+@pytest.fixture
+def results(tmp_path, evaluated_runs) -> Path:
+    results = tmp_path / "results"
+    shutil.copytree(evaluated_runs["new"], results / "runs" / "new")
+    publish(results / "runs" / "new", results)
+    return results
+
+
+@pytest.fixture
+def inbox(tmp_path) -> InboxPaths:
+    (tmp_path / "incoming").mkdir()
+    return InboxPaths(tmp_path / "incoming")
+
+
+def test_a_batch_is_scored_like_predict_and_moved_to_processed(results, inbox, small_csv, tmp_path):
+    shutil.copy(small_csv, inbox.root / "b1.csv")
+    (inbox.root / ".partial.csv").write_text("id,")  # a file still being written: not claimed
+    assert [p.name for p in claim(inbox)] == ["b1.csv"] and claim(inbox) == []
+    (path,) = queued(inbox)
+    name = batch_name(path)
+    outcome = process(path, inbox, results)
+    batch = ResultsPaths(results).batch(name)
+    predict(small_csv, tmp_path / "by-predict.csv", results)
+    assert batch.predictions.read_bytes() == (tmp_path / "by-predict.csv").read_bytes()
+    frame = pd.read_csv(batch.predictions)
+    assert list(frame.columns) == ["id", "malignant_probability", "predicted", "release"]
+    report = json.loads(batch.report.read_text())
+    assert report["rows"] == 60 and report["release"] == outcome["release"] == frame["release"][0]
+    assert report["drift"]["drifted"] is False  # the published model's own data
+    assert queued(inbox) == [] and (inbox.processed / "b1.csv").read_bytes() == small_csv.read_bytes()
+
+
+def test_a_bad_file_is_rejected_with_its_reason(results, inbox, tmp_path):
+    (inbox.root / "bad.csv").write_text("id,radius_mean\n1,2\n")
+    claim(inbox)
+    with pytest.raises(DataValidationError) as error:
+        process(queued(inbox)[0], inbox, results)
+    reason = (inbox.rejected / "bad.csv.reason.txt").read_text()
+    assert reason.strip() == str(error.value) and "required column(s) missing" in reason
+    assert (inbox.rejected / "bad.csv").exists() and queued(inbox) == []
+    assert not (results / "scoring").exists()
+
+
+def test_scoring_again_gives_the_same_bytes(results, inbox, small_csv):
+    """A run killed after writing the outputs and before moving the file scores it again."""
+    shutil.copy(small_csv, inbox.root / "b.csv")
+    claim(inbox)
+    path = queued(inbox)[0]
+
+    folder = results / "scoring" / score_batch(path, results)["batch"]
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    process(path, inbox, results)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_the_command_line_scores_one_file_or_the_inbox(results, small_csv, tmp_path, env):
+    env = {**env, "RESULTS_DIR": str(results), "SCORING_INBOX": str(tmp_path / "in")}
+    proc = run_module("etl.score", "--input", str(small_csv), env=env)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["rows"] == 60 and out["drifted"] is False and small_csv.exists()
+    (tmp_path / "in").mkdir()
+    shutil.copy(small_csv, tmp_path / "in" / "a.csv")
+    (tmp_path / "in" / "b.csv").write_text("nothing,useful\n")
+    proc = run_module("etl.score", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"scored": [batch_name(tmp_path / "in" / "processed" / "a.csv")],
+                                       "rejected": ["b.csv"]}
