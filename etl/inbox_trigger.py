@@ -2,7 +2,7 @@
 
 It runs in the triggerer (``airflow triggerer``, part of ``airflow standalone``) as the
 ``AssetWatcher`` of the ``breast_cancer_inbox`` asset that schedules the scoring DAG. Every
-``poll_seconds`` it moves the CSVs at the top of the inbox into ``queued/`` (``etl.score.claim``:
+``poll_seconds`` it moves the CSVs at the top of the inbox into ``queued/`` (``etl.inbox.claim``:
 one rename each, like the standard provider's ``FileDeleteTrigger`` deletes the file it saw, so a
 file fires once) and, when it claimed any, yields one event: Airflow records an asset event and
 the scheduler starts a scoring run, which scores everything in ``queued/``.
@@ -32,7 +32,7 @@ class InboxTrigger(BaseEventTrigger):
 
     def _claim(self) -> list[str]:
         from etl.config import InboxPaths, results_root
-        from etl.score import claim
+        from etl.inbox import claim
 
         return [p.name for p in claim(InboxPaths(results_root(self.inbox, self.conn_id)))]
 

@@ -28,28 +28,12 @@ from typing import Any
 from etl import cli, drift, storage
 from etl.config import InboxPaths, ResultsPaths
 from etl.errors import DataValidationError
+from etl.inbox import SUFFIX, claim, queued
 from etl.predict import read_rows, score_rows
 from etl.releases import Release, open_release
-from etl.storage import Location, Target
+from etl.storage import Location
 
 logger = logging.getLogger(__name__)
-
-SUFFIX = ".csv"
-
-
-def claim(inbox: InboxPaths) -> list[Target]:
-    """Move every CSV at the top of the inbox into ``queued/`` (one rename each, so a file is
-    claimed once); return the files claimed now."""
-    claimed = [storage.move(path, inbox.queued / path.name) for path in storage.list_files(inbox.root, SUFFIX)]
-    for path in claimed:
-        logger.info("claimed %s for scoring", path.name)
-    return claimed
-
-
-def queued(inbox: InboxPaths) -> list[Target]:
-    """Every claimed file not yet scored or rejected, by name."""
-    return storage.list_files(inbox.queued, SUFFIX)
-
 
 def batch_name(path: Location) -> str:
     """The batch's folder name: the file's stem and the first 12 hex digits of its SHA-256

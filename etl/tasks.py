@@ -320,7 +320,7 @@ def _scoring_settings(context: dict[str, Any]) -> Settings:
 def claim_batches(**context: Any) -> list[dict[str, str]]:
     """Claim the CSVs at the top of the inbox (the watcher claims them too) and list every file
     waiting in ``queued/``: one mapped ``score_batch`` task each."""
-    from etl.score import claim, queued
+    from etl.inbox import claim, queued
 
     settings = _scoring_settings(context)
     claim(settings.inbox)
