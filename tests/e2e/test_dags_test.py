@@ -68,6 +68,7 @@ def test_full_run_publishes_model_scaler_metrics_and_manifest(airflow_db, env, t
     assert (uploaded / "manifest.json").read_bytes() == (results / "manifest.json").read_bytes()
 
 
+@pytest.mark.timeout(600)  # two DAG runs: 100 s idle, room for a machine twice as slow
 def test_two_runs_of_the_same_data_and_params_are_byte_identical(airflow_db, env, tmp_path):
     """Reproducible: metrics, test predictions and the pickles match byte for byte; only the
     run section of the manifest (ids, times) differs."""
@@ -159,6 +160,7 @@ def test_predict_on_the_shipped_data_reproduces_the_evaluated_test_predictions(a
         evaluated["malignant_probability"].to_numpy(), abs=1e-12)
 
 
+@pytest.mark.timeout(600)  # three DAG runs: 130 s idle, room for a machine twice as slow
 def test_the_gate_keeps_the_published_model_when_a_worse_one_is_trained(airflow_db, env, tmp_path):
     from tests.conftest import with_config
 

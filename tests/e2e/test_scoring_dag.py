@@ -17,7 +17,8 @@ from etl.schema import FEATURE_COLUMNS
 from etl.score import batch_name
 from tests.conftest import AIRFLOW, DAG_ID, PROJECT_ROOT, SCORING_DAG_ID, run_command, with_config
 
-pytestmark = pytest.mark.airflow_cli
+# A training run (module fixture) and up to three scoring runs per test: room for a busy machine.
+pytestmark = [pytest.mark.airflow_cli, pytest.mark.timeout(900)]
 
 FAULTS = PROJECT_ROOT / "tests" / "faults"
 
