@@ -113,3 +113,28 @@ def test_a_missing_bucket_fails_the_write_check_in_one_line(s3_server, monkeypat
         ensure_results_dir(load_settings().results_dir)
     assert "s3://no-such-bucket/results is not writable" in str(err.value)
     assert "\n" not in str(err.value) and s3_server.secret not in str(err.value)
+
+
+def test_the_scoring_inbox_and_outputs_on_s3(s3_root, s3_server, small_csv, monkeypatch):
+    """A cluster's inbox is an s3:// prefix (SCORING_INBOX, through results_conn_id): files are
+    claimed, scored from the bucket into the bucket, and moved on, like a local inbox."""
+    from etl.inbox import claim, queued
+    from etl.inbox_trigger import InboxTrigger
+    from etl.score import process
+
+    root, prefix = s3_root
+    run = build_run(root / "runs" / "2021-01-01T000000Z", small_csv, report=False)
+    save_results(run.root, root, gate=Gate(min_roc_auc=0.5, target_sensitivity=0.5))
+    monkeypatch.setenv("SCORING_INBOX", f"s3://{BUCKET}/{prefix}-inbox")
+    settings = load_settings()
+    inbox = settings.inbox
+    assert type(inbox.root).__name__ == "ObjectStoragePath"
+    s3_server.client().put_object(Bucket=BUCKET, Key=f"{prefix}-inbox/new.csv", Body=small_csv.read_bytes())
+    trigger = InboxTrigger(settings.scoring_inbox, CONN_ID)
+    assert trigger._claim() == ["new.csv"] and claim(inbox) == []
+    (path,) = queued(inbox)
+    outcome = process(path, inbox, root)
+    objects = s3_server.objects(prefix)
+    assert f"{prefix}/scoring/{outcome['batch']}/predictions.csv" in objects
+    assert json.loads(objects[f"{prefix}/scoring/{outcome['batch']}/report.json"])["rows"] == 60
+    assert set(s3_server.objects(f"{prefix}-inbox/")) == {f"{prefix}-inbox/processed/new.csv"}
