@@ -27,7 +27,7 @@ A task that fails for good sends an e-mail and/or a webhook message when `[alert
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Param, chain
@@ -48,15 +48,7 @@ with DAG(
     catchup=False,
     max_active_runs=4,
     tags=["ml", "breast-cancer", "scikit-learn"],
-    default_args={
-        "owner": "ml-platform",
-        "retries": settings.retries,
-        "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
-        "retry_exponential_backoff": True,
-        "execution_timeout": timedelta(minutes=30),
-        # E-mail / webhook alerts when configured in [alerts] of pipeline.toml; else a no-op.
-        "on_failure_callback": alerts.on_task_failure,
-    },
+    default_args=tasks.default_args(settings),  # retries, time limit, [alerts] failure alert
     params={
         "data_path": Param(
             None,

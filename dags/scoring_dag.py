@@ -20,12 +20,12 @@ arrive after it; nothing is re-scored. Each prediction names the release that ma
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG
 
-from etl import alerts, assets, tasks
+from etl import assets, tasks
 from etl.config import load_settings
 
 settings = load_settings()
@@ -39,14 +39,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,  # one run scores the queue at a time; files arriving meanwhile wait for the next
     tags=["ml", "breast-cancer", "scoring"],
-    default_args={
-        "owner": "ml-platform",
-        "retries": settings.retries,
-        "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
-        "retry_exponential_backoff": True,
-        "execution_timeout": timedelta(minutes=30),
-        "on_failure_callback": alerts.on_task_failure,
-    },
+    default_args=tasks.default_args(settings),  # retries, time limit, [alerts] failure alert
 ) as dag:
     claim = PythonOperator(task_id="claim_batches", python_callable=tasks.claim_batches,
                            doc_md=tasks.claim_batches.__doc__)

@@ -43,6 +43,22 @@ logger = logging.getLogger(__name__)
 Outputs = dict[str, str]
 
 
+def default_args(settings: Settings) -> dict[str, Any]:
+    """The task defaults of both DAGs: retries for I/O errors (bad data and parameters are never
+    retried, see ``_step``), a time limit, and the ``[alerts]`` failure alert (a no-op unless
+    configured)."""
+    from etl import alerts
+
+    return {
+        "owner": "ml-platform",
+        "retries": settings.retries,
+        "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
+        "retry_exponential_backoff": True,
+        "execution_timeout": timedelta(minutes=30),
+        "on_failure_callback": alerts.on_task_failure,
+    }
+
+
 def _step(func: Callable[..., Outputs]) -> Callable[..., Outputs]:
     """Turn a ``PipelineError`` into a one-line, non-retried task failure."""
 
@@ -75,11 +91,15 @@ def check_run_conf(conf: dict[str, Any] | None, params: Iterable[str]) -> None:
         raise ParameterError(f"unknown run parameter(s) {', '.join(hints)}; valid parameters: {', '.join(valid)}")
 
 
-def _run(context: dict[str, Any], must_exist: bool = True) -> tuple[Settings, RunPaths]:
-    """The settings and this DAG run's folder (its name is the run key), after checking the
-    run's conf names only parameters the DAG has."""
+def _settings(context: dict[str, Any]) -> Settings:
+    """The settings, after checking the run's conf names only parameters the DAG has."""
     check_run_conf(getattr(context["dag_run"], "conf", None), context["dag"].params.keys())
-    settings = load_settings()
+    return load_settings()
+
+
+def _run(context: dict[str, Any], must_exist: bool = True) -> tuple[Settings, RunPaths]:
+    """The settings (``_settings``) and this DAG run's folder (its name is the run key)."""
+    settings = _settings(context)
     key = run_key(getattr(context["dag_run"], "logical_date", None), context["run_id"])
     run = settings.layout.run(key)
     if must_exist and is_local(run.root) and not run.root.is_dir():  # (object stores: no folders)
@@ -311,18 +331,13 @@ def upload_results(**context: Any) -> Outputs:
 # -- the scoring DAG ------------------------------------------------------------------------------
 
 
-def _scoring_settings(context: dict[str, Any]) -> Settings:
-    check_run_conf(getattr(context["dag_run"], "conf", None), context["dag"].params.keys())
-    return load_settings()
-
-
 @_step
 def claim_batches(**context: Any) -> list[dict[str, str]]:
     """Claim the CSVs at the top of the inbox (the watcher claims them too) and list every file
     waiting in ``queued/``: one mapped ``score_batch`` task each."""
     from etl.inbox import claim, queued
 
-    settings = _scoring_settings(context)
+    settings = _settings(context)
     claim(settings.inbox)
     waiting = queued(settings.inbox)
     logger.info("%d file(s) to score in %s", len(waiting), storage_uri(settings.inbox.queued))
@@ -338,7 +353,7 @@ def score_batch(path: str, **context: Any) -> Outputs:
     from etl import alerts
     from etl.score import process
 
-    settings = _scoring_settings(context)
+    settings = _settings(context)
     outcome = process(path, settings.inbox, settings.results_dir, drift_settings=settings.drift_settings)
     if outcome["drifted"]:
         logger.warning("%s", outcome["drift"])
