@@ -1,11 +1,13 @@
 # Two commands do everything on a fresh machine (Python 3.10-3.13 and make):
 #   make run    set up, then run the whole DAG once with `airflow dags test`
 #   make test   set up, then run the test suite (what CI runs; it installs Debian's
-#               postgresql and redis-server for the cluster check, as root or through sudo)
+#               postgresql, redis-server (the cluster check), chromium and chromium-driver (the
+#               browser test), as root or through sudo)
 #   make check  the fast tier: ruff and the tests that start no Airflow process or server
 # Other targets: make airflow (the full Airflow stack and UI on 127.0.0.1:8080), make shell,
 # make cluster-test (the DAG on PostgreSQL + Celery + Redis + S3, and on PostgreSQL +
-# LocalExecutor), make bench, make constraints, make dataset, make clean.
+# LocalExecutor), make bench (bench-ui), make ui-screenshots, make constraints, make dataset,
+# make clean.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -14,7 +16,7 @@ VENV := .venv
 ENV := source scripts/env.sh &&
 DAG_ID := breast_cancer_etl_pipeline
 
-.PHONY: run test check airflow shell db cluster-test cluster-up cluster-down bench constraints dataset clean
+.PHONY: run test check airflow shell db cluster-test cluster-up cluster-down bench bench-ui ui-screenshots constraints dataset clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +53,7 @@ check: $(VENV)/.installed-dev
 # The distributed setup (README, "Scaling out"): Debian's postgresql and redis-server, the
 # Python extras of requirements-cluster.txt, then deploy/cluster.py starts every service on
 # 127.0.0.1, runs the DAG through the REST API, checks it and stops what it started.
-$(VENV)/.installed-cluster: $(VENV)/.installed-dev requirements-cluster.txt
+$(VENV)/.installed-cluster: $(VENV)/.installed-dev requirements-cluster.txt deploy/install-system-packages.sh
 	deploy/install-system-packages.sh
 	$(VENV)/bin/pip install --quiet -r requirements-cluster.txt -c constraints.txt
 	touch $@
@@ -71,6 +73,15 @@ cluster-down:
 # README's table. Run it on an otherwise idle machine.
 bench: db
 	$(ENV) python bench/run.py
+	$(ENV) python bench/ui.py
+
+# The UI plugin's benchmark alone: the Model page with 200 runs (bench/ui.py).
+bench-ui: $(VENV)/.installed-dev
+	$(ENV) python bench/ui.py
+
+# Screenshots of the Report tab and the Model page for the README, made by the browser test.
+ui-screenshots: $(VENV)/.installed-cluster
+	$(ENV) UI_SCREENSHOTS=docs/img python -m pytest -q tests/e2e/test_ui_trigger.py
 
 airflow: db
 	$(ENV) echo "Airflow UI: http://$$AIRFLOW__API__HOST:$$AIRFLOW__API__PORT (login admin/admin, see secrets/README.md)" \

@@ -33,9 +33,9 @@ from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Param, chain
 
 from etl import alerts, assets, tasks
+from etl.config import TRAINING_DAG_ID as DAG_ID
 from etl.config import load_settings
 
-DAG_ID = "breast_cancer_etl_pipeline"
 settings = load_settings()
 
 with DAG(

@@ -26,12 +26,12 @@ from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG
 
 from etl import assets, tasks
-from etl.config import load_settings
+from etl.config import SCORING_DAG_ID, load_settings
 
 settings = load_settings()
 
 with DAG(
-    dag_id="breast_cancer_scoring",
+    dag_id=SCORING_DAG_ID,
     description="Score new cases with the published model; flag batches that drift",
     doc_md=__doc__,
     schedule=[assets.inbox_asset(settings)],

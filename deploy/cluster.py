@@ -234,9 +234,11 @@ class Cluster:
         s3 = {"conn_type": "aws", "login": s["s3_key"], "password": s["s3_secret"],
               "extra": {"endpoint_url": f"http://127.0.0.1:{p['s3']}", "region_name": "us-east-1"}}
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items()  # scripts/env.sh's SQLite settings: not for PostgreSQL
+               if not k.startswith("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS")},
             "AIRFLOW_HOME": str(self.root / "airflow"),
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if self.executor == "celery" else "LocalExecutor",
@@ -441,6 +443,21 @@ def check_local(cluster: Cluster, tasks: list[dict[str, Any]]) -> None:
         f"recall {metrics['recall']:.3f}")
 
 
+def check_ui_plugin(cluster: Cluster, run_id: str) -> None:
+    """The UI plugin (plugins/breast_cancer_ui.py) on the api-server reads the run and the
+    release from the results root (S3 with Celery), and refuses an anonymous caller."""
+    from urllib.parse import quote
+
+    api = Api(f"http://127.0.0.1:{cluster.ports['api']}")
+    check(api.get("/breast-cancer/api/releases")[0] == 401, "the plugin's API answered an anonymous call")
+    api.login(cluster.secrets["admin"])
+    status, run = api.get(f"/breast-cancer/api/runs/{quote(run_id, safe='')}")
+    check(status == 200 and run.get("state") == "published", (status, run))
+    status, releases = api.get("/breast-cancer/api/releases")
+    check(status == 200 and releases["current"] == run["release"], (status, releases))
+    log(f"UI plugin: run {run_id} shown as {run['state']}, release {run['release']} current")
+
+
 def check_no_secret_in_logs(cluster: Cluster) -> None:
     """No generated secret in a task log or a service's output."""
     logs = [*(cluster.root / "airflow" / "logs").rglob("*.log"), *cluster.logs.glob("*.log")]
@@ -470,8 +487,9 @@ def main(argv: list[str] | None = None) -> int:
             log(f"running; stop it with: python deploy/cluster.py down --dir {root}")
             passed = True
             return 0
-        _, tasks = trigger_and_wait(cluster)
+        run_id, tasks = trigger_and_wait(cluster)
         (check_celery if args.executor == "celery" else check_local)(cluster, tasks)
+        check_ui_plugin(cluster, run_id)
         check_no_secret_in_logs(cluster)
         log(f"{args.executor}: all checks passed in {time.monotonic() - started:.0f} s")
         passed = True

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Install the servers the cluster check needs, if missing: Debian's postgresql and redis-server.
+# Install what the tests need from Debian, if missing: postgresql and redis-server (the cluster
+# check), chromium and chromium-driver (the browser test of the UI).
 # Uses apt-get as root, or through sudo; says what to install otherwise.
 set -euo pipefail
 missing=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null || command -v initdb > /dev/null || missing+=(postgresql)
 command -v redis-server > /dev/null || missing+=(redis-server)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo > /dev/null; then SUDO="sudo"; else
     echo "install these packages first (as root): apt-get install ${missing[*]}" >&2; exit 1

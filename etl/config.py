@@ -49,6 +49,17 @@ ENV_VARS = {
 }
 
 
+#: The training DAG's id: its runs have run folders (``results/runs/<run key>/``).
+TRAINING_DAG_ID = "breast_cancer_etl_pipeline"
+#: The scoring DAG's id.
+SCORING_DAG_ID = "breast_cancer_scoring"
+
+#: The type of each numeric run parameter. The UI's trigger form sends JSON numbers as typed, so
+#: ``C`` = 1.0 arrives as the integer 1; a run must not depend on how a number was written (an
+#: estimator built with ``C=1`` pickles to other bytes than one with ``C=1.0``).
+RUN_PARAM_TYPES: dict[str, type] = {"test_size": float, "random_state": int, "C": float, "max_iter": int}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings; paths are absolute."""
@@ -112,6 +123,12 @@ class Settings:
         of the candidates that take them (``etl.models.Candidate.run_params``)."""
         return {"data_path": None, "test_size": self.test_size, "random_state": self.random_state,
                 "C": self.C, "max_iter": self.max_iter}
+
+    @staticmethod
+    def typed_run_params(values: Mapping[str, Any]) -> dict[str, Any]:
+        """``values`` with each numeric run parameter as its type (``RUN_PARAM_TYPES``)."""
+        return {key: RUN_PARAM_TYPES[key](value) if key in RUN_PARAM_TYPES and value is not None else value
+                for key, value in values.items()}
 
     @property
     def inbox(self) -> InboxPaths:
@@ -351,6 +368,23 @@ class RunPaths:
     def release_record(self) -> StoragePath:
         """What ``save_results`` did: the release it published, or why it published none."""
         return self.root / "release.json"
+
+    @property
+    def run_record(self) -> StoragePath:
+        """Which DAG run the folder belongs to: DAG id, run id, logical date, start
+        (``ensure_results_dir``)."""
+        return self.root / "run.json"
+
+    @property
+    def failures(self) -> StoragePath:
+        """One ``<task>.json`` per task that failed for good: its one-line error
+        (``etl.tasks.record_failure``)."""
+        return self.root / "failures"
+
+    def failure(self, task_id: str, map_index: int = -1) -> StoragePath:
+        """The failure record of one task instance."""
+        suffix = f"-{map_index}" if map_index is not None and map_index >= 0 else ""
+        return self.failures / f"{task_id}{suffix}.json"
 
     def artifacts(self) -> dict[str, StoragePath]:
         """The run's files a release publishes, by their published name."""

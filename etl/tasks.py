@@ -21,12 +21,13 @@ import difflib
 import functools
 import logging
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from etl.config import (
+    TRAINING_DAG_ID,
     CandidatePaths,
     RunPaths,
     Settings,
@@ -34,8 +35,8 @@ from etl.config import (
     resolve_path,
     run_key,
 )
-from etl.errors import MissingInputError, ParameterError, PipelineError
-from etl.storage import Target, is_local, location, remove_interrupted_writes, require
+from etl.errors import MissingInputError, ParameterError, PipelineError, first_line
+from etl.storage import Target, is_local, location, remove_interrupted_writes, require, write_json
 from etl.storage import uri as storage_uri
 
 logger = logging.getLogger(__name__)
@@ -55,8 +56,32 @@ def default_args(settings: Settings) -> dict[str, Any]:
         "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
         "retry_exponential_backoff": True,
         "execution_timeout": timedelta(minutes=30),
-        "on_failure_callback": alerts.on_task_failure,
+        "on_failure_callback": [record_failure, alerts.on_task_failure],
     }
+
+
+def record_failure(context: dict[str, Any]) -> None:
+    """``on_failure_callback`` of every task: write the failed task's one-line error into its
+    run folder (``RunPaths.failure``), where the UI's Report tab and ``etl.history`` find it.
+
+    Runs once a task has failed for good (not on a retry). Never raises: a results folder that
+    cannot be written (the very error that may have failed the task) is only logged.
+    """
+    ti = context.get("ti")
+    try:
+        path = _failure_record(context)
+        if path is None:
+            return
+        record = {
+            "task_id": ti.task_id,
+            "map_index": getattr(ti, "map_index", -1),
+            "try_number": getattr(ti, "try_number", None),
+            "error": first_line(context.get("exception")) or "failed (no error message; see the task log)",
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        write_json(record, path)
+    except Exception as exc:  # a callback must never hide the task's own failure
+        logger.warning("could not record the failure in the run folder: %s", first_line(exc))
 
 
 def _step(func: Callable[..., Outputs]) -> Callable[..., Outputs]:
@@ -65,12 +90,39 @@ def _step(func: Callable[..., Outputs]) -> Callable[..., Outputs]:
     @functools.wraps(func)
     def wrapper(**context: Any) -> Outputs:
         try:
-            return func(**context)
+            outputs = func(**context)
         except PipelineError as exc:
             logger.error("%s", exc)
             raise AirflowFailException(str(exc)) from None
+        _clear_failure(context)
+        return outputs
 
     return wrapper
+
+
+def _failure_record(context: dict[str, Any]) -> Target | None:
+    """Where ``record_failure`` writes this task instance's failure (training runs only: the
+    scoring DAG's runs have no run folder)."""
+    ti, dag_run = context["ti"], context["dag_run"]
+    if getattr(dag_run, "dag_id", TRAINING_DAG_ID) != TRAINING_DAG_ID:
+        return None
+    key = run_key(getattr(dag_run, "logical_date", None), context.get("run_id") or dag_run.run_id)
+    return load_settings().layout.run(key).failure(ti.task_id, getattr(ti, "map_index", -1))
+
+
+def _clear_failure(context: dict[str, Any]) -> None:
+    """A task that succeeds (a retry, a cleared and rerun task) removes its old failure record,
+    so the run's Report tab does not show a failure that was fixed."""
+    try:
+        record = _failure_record(context)
+        if record is None:
+            return
+        if is_local(record):
+            record.unlink(missing_ok=True)
+        elif record.exists():
+            record.unlink()
+    except Exception as exc:  # the task's own outcome matters more than its record
+        logger.warning("could not clear an old failure record: %s", first_line(exc))
 
 
 def check_run_conf(conf: dict[str, Any] | None, params: Iterable[str]) -> None:
@@ -136,6 +188,7 @@ def ensure_results_dir(**context: Any) -> Outputs:
     ensure(settings.results_dir, run.root)
     for leftover in remove_interrupted_writes(run.root):
         logger.info("removed %s, left by an interrupted write", leftover)
+    write_json(_run_info(context), run.run_record)  # which Airflow run the folder is (the UI views)
     return {"run_dir": str(run.root)}
 
 
@@ -162,7 +215,7 @@ def preprocess_data(**context: Any) -> Outputs:
     from etl.preprocess_data import preprocess_data as step
 
     _, run = _run(context)
-    params = context["params"]
+    params = Settings.typed_run_params(context["params"])
     return step(
         _input(context, run, "load_data", "data"),
         run.train,
@@ -182,7 +235,7 @@ def train_model(candidate: str, **context: Any) -> Outputs:
     from etl.train_model import train_candidate
 
     settings, run = _run(context)
-    params = context["params"]
+    params = Settings.typed_run_params(context["params"])
     if candidate not in settings.candidates:
         raise ParameterError(f"candidate {candidate!r} is not enabled in [candidates]")
     return train_candidate(
@@ -224,7 +277,7 @@ def nested_cv(fold: int, **context: Any) -> Outputs:
     from etl.nested_cv import procedure_settings
 
     settings, run = _run(context)
-    params = context["params"]
+    params = Settings.typed_run_params(context["params"])
     return step(
         _input(context, run, "load_data", "data"),
         fold,

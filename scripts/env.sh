@@ -18,10 +18,15 @@ export AIRFLOW_HOME="${PIPELINE_AIRFLOW_HOME:-$PROJECT_ROOT/airflow_home}"
 SECRETS_DIR="${PIPELINE_SECRETS_DIR:-$PROJECT_ROOT/secrets}"
 mkdir -p "$SECRETS_DIR"
 export AIRFLOW__CORE__DAGS_FOLDER="$PROJECT_ROOT/dags"
+# The UI plugin (plugins/breast_cancer_ui.py): the Report tab of each run and the Model page.
+export AIRFLOW__CORE__PLUGINS_FOLDER="$PROJECT_ROOT/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 # 32 LocalExecutor workers (the default) take about 5.5 GB; 4 are plenty for this DAG.
 export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
+# SQLite, the embedded metadata database: wait up to 60 s for its write lock, not 5 (etl/sqlite.py).
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS=etl.sqlite.CONNECT_ARGS
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC=etl.sqlite.CONNECT_ARGS
 # The UI and REST API: local machine only.
 export AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}"
 export AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-8080}"

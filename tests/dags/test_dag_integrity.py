@@ -73,6 +73,7 @@ def test_settings(dag):
     assert dag.doc_md and "# Breast cancer diagnosis" in dag.doc_md
     from etl import alerts
     from etl.config import load_settings
+    from etl.tasks import record_failure
 
     settings = load_settings()
     for task in dag.tasks:
@@ -81,7 +82,7 @@ def test_settings(dag):
                                       ("retries", "retry_delay", "on_failure_callback", "on_success_callback")})
         assert task.retries == settings.retries, task
         assert task.retry_delay.total_seconds() == settings.retry_delay_seconds
-        assert task.on_failure_callback in ([alerts.on_task_failure], alerts.on_task_failure), task
+        assert task.on_failure_callback == [record_failure, alerts.on_task_failure], task
         assert not task.on_success_callback  # [alerts] on_success is off by default
 
 

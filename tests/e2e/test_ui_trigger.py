@@ -1,15 +1,20 @@
-"""The UI path: ``make airflow`` starts the full stack; runs triggered like the UI's Trigger
-button (``POST /api/v2/dags/{dag_id}/dagRuns``) succeed and publish the artifacts. Two runs
-at the same time keep their files apart. Then a file dropped into the scoring inbox is scored
-with no trigger: the inbox watcher and the asset schedule on the real scheduler."""
+"""The UI path: ``make airflow`` starts the full stack; a person logs in through the UI's login
+form in a real browser (headless Chromium), triggers a run from the DAG's Trigger form, and a
+second run comes through the REST API the UI uses (``POST /api/v2/dags/{dag_id}/dagRuns``). Both
+succeed, publish, and keep their files apart. The run's Report tab and the Model page (the
+project's UI plugin) show what the run found. Then a file dropped into the scoring inbox is
+scored with no trigger: the inbox watcher and the asset schedule on the real scheduler."""
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
 import urllib.error
+from contextlib import ExitStack
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +23,7 @@ import pytest
 from deploy.cluster import Api  # the REST client deploy/cluster.py uses
 from etl.config import run_key
 from etl.releases import current_release, release_is_intact, run_release
+from tests.browser import browser as open_browser
 from tests.conftest import CANDIDATES, DAG_ID, PROJECT_ROOT
 from tests.e2e.test_dags_test import RUN_FILES
 from tests.e2e.test_tasks_test import ORDER
@@ -80,7 +86,14 @@ def stack(tmp_path):
             pass
 
 
-def test_trigger_from_the_api_like_the_ui(stack):
+@pytest.fixture
+def ui_browser():
+    """Opens headless Chromium sessions (tests/browser.py) and closes them after the test."""
+    with ExitStack() as sessions:
+        yield lambda base, shots: sessions.enter_context(open_browser(base, shots))
+
+
+def test_trigger_in_the_browser_and_see_the_report(stack, ui_browser):
     proc, api, tmp_path, log = stack
     _wait(lambda: api.call("GET", "/api/v2/monitor/health")[0] == 200, 120, "the API", proc, log)
 
@@ -93,14 +106,20 @@ def test_trigger_from_the_api_like_the_ui(stack):
                 120, "the DAG to be parsed", proc, log)
     assert dag["is_paused"] is False
 
-    # Two runs at once (max_active_runs=4, parallelism=4): they must not mix their files.
-    run_ids = []
-    for _ in range(2):
-        status, run = api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {}})
-        assert status == 200, run
-        run_ids.append(run["dag_run_id"])
+    # Two runs at once (max_active_runs=4, parallelism=4): they must not mix their files. The
+    # first from the UI's Trigger form in a browser, the second through REST.
+    browser = ui_browser(api.base, tmp_path / "screenshots")
+    browser.login("admin", "admin")
+    browser.trigger(DAG_ID)
+    (ui_run,) = _wait(lambda: api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns")[1]["dag_runs"], 60,
+                      "the run triggered in the browser", proc, log)
+    assert ui_run["run_type"] == "manual" and ui_run["triggered_by"] == "ui", ui_run
+    status, run = api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {}})
+    assert status == 200, run
+    run_ids = [ui_run["dag_run_id"], run["dag_run_id"]]
 
-    # A mistyped parameter: the run fails in its first task, with one line, and writes nothing.
+    # A mistyped parameter: the run fails in its first task, with one line, and writes nothing
+    # but the record of that failure.
     status, bad = api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {"c": 0.5}})
     assert status == 200, bad
 
@@ -130,8 +149,12 @@ def test_trigger_from_the_api_like_the_ui(stack):
             == ["fold 0", "fold 1"]  # tests/fast.toml: two outer folds
 
     results = tmp_path / "results"
-    folders = [results / "runs" / run_key(None, r) for r in run_ids]
-    assert sorted(p.name for p in (results / "runs").iterdir()) == sorted(f.name for f in folders)
+    folders = [results / "runs" / run_key(_date(r["logical_date"]), r["dag_run_id"]) for r in (ui_run, run)]
+    refused_folder = results / "runs" / run_key(None, bad["dag_run_id"])
+    assert sorted(p.name for p in (results / "runs").iterdir()) == sorted(f.name for f in [*folders, refused_folder])
+    # The refused run wrote only the record of its failure, for its Report tab.
+    assert [p.relative_to(refused_folder).as_posix() for p in sorted(refused_folder.rglob("*"))] \
+        == ["failures", "failures/ensure_results_dir.json"]
     for folder, run_id in zip(folders, run_ids, strict=True):
         assert sorted(p.name for p in folder.iterdir()) == RUN_FILES
         release = run_release(folder, results)
@@ -152,6 +175,27 @@ def test_trigger_from_the_api_like_the_ui(stack):
         == {n: (published / n).read_bytes() for n in ("metrics.json", "model.pkl", "scaler.pkl", "manifest.json")}
     metrics = json.loads((results / "metrics.json").read_text())
     assert 0.9 <= metrics["accuracy"] <= 1.0
+
+    # What the run found, one click from the run: its Report tab (the UI plugin), in the browser.
+    browser.open_run(DAG_ID, ui_run["dag_run_id"])
+    mine = json.loads((folders[0] / "metrics.json").read_text())
+    low, high = mine["ci95"]["recall"]
+    report = browser.frame_text("Report", "Sensitivity")
+    assert f"Sensitivity {mine['recall']:.3f} (95 % CI {low:.3f}\u2013{high:.3f})" in report, report
+    mine_release = run_release(folders[0], results).name
+    assert f"published as {mine_release}" in report
+    assert ("(current release)" in report) == (mine_release == published.name)
+    assert f"Run {run_key(_date(ui_run['logical_date']), ui_run['dag_run_id'])}: " in report  # report.html
+    browser.screenshot("report-tab")
+    browser.open_run(DAG_ID, bad["dag_run_id"])
+    failed = browser.frame_text("Report", "Failed at")
+    assert "Failed at ensure_results_dir: unknown run parameter(s) 'c' (did you mean 'C'?)" in failed, failed
+    # The Model page in the navigation: the release history, the current release marked.
+    model = browser.frame_text("Model", "Published release")
+    assert f"current {published.name}" in model, model
+    assert all(r in model for r in run_ids) and "Recent runs" in model and "Releases" in model
+    browser.screenshot("model-page")
+    _keep_screenshots(tmp_path / "screenshots")
 
     # Scoring on the real scheduler: a file dropped into the inbox is scored with no trigger
     # (the inbox watcher in the triggerer claims it; the asset schedules breast_cancer_scoring).
@@ -177,6 +221,19 @@ def test_trigger_from_the_api_like_the_ui(stack):
     assert [t["dag_id"] for t in graph["breast_cancer_published_model"]["producing_tasks"]] == [DAG_ID]
     assert [d["dag_id"] for d in graph["breast_cancer_inbox"]["scheduled_dags"]] == ["breast_cancer_scoring"]
     assert _listening_addresses(int(api.base.rsplit(":", 1)[1])) == {"127.0.0.1"}
+
+
+def _date(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _keep_screenshots(folder: Path) -> None:
+    """Copy the screenshots to ``$UI_SCREENSHOTS`` when set (``make ui-screenshots``: docs/)."""
+    target = os.environ.get("UI_SCREENSHOTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        for shot in folder.glob("*.png"):
+            shutil.copy(shot, Path(target) / f"ui-{shot.name}")
 
 
 def _listening_addresses(port: int) -> set[str]:

@@ -75,3 +75,14 @@ def test_relative_paths_are_taken_from_the_project_root(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert resolve_path("data/wdbc.csv") == PROJECT_ROOT / "data" / "wdbc.csv"
     assert resolve_path(tmp_path / "x.csv") == tmp_path / "x.csv"
+
+
+def test_run_params_get_their_declared_types_whatever_the_form_sent():
+    """The UI's trigger form sends C = 1.0 as the JSON number 1: the run must build the same
+    estimator (and the same model bytes) as a run given 1.0."""
+    from etl.config import Settings
+
+    typed = Settings.typed_run_params({"C": 1, "max_iter": 1000.0, "random_state": 42.0, "test_size": 0.2,
+                                       "data_path": None})
+    assert typed == {"C": 1.0, "max_iter": 1000, "random_state": 42, "test_size": 0.2, "data_path": None}
+    assert [type(typed[k]) for k in ("C", "max_iter", "random_state", "test_size")] == [float, int, int, float]
