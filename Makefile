@@ -2,12 +2,13 @@
 #   make run    set up, then run the whole DAG once with `airflow dags test`
 #   make test   set up, then run the test suite (what CI runs; it installs Debian's
 #               postgresql, redis-server (the cluster check), chromium and chromium-driver (the
-#               browser test), as root or through sudo)
+#               browser test), docker.io, docker-compose and debootstrap (the container check),
+#               as root or through sudo)
 #   make check  the fast tier: ruff and the tests that start no Airflow process or server
 # Other targets: make airflow (the full Airflow stack and UI on 127.0.0.1:8080), make shell,
 # make cluster-test (the DAG on PostgreSQL + Celery + Redis + S3, and on PostgreSQL +
-# LocalExecutor), make bench (bench-ui), make ui-screenshots, make constraints, make dataset,
-# make clean.
+# LocalExecutor), make docker-up / docker-run / docker-test (containers), make bench (bench-ui),
+# make ui-screenshots, make constraints, make dataset, make clean.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -16,7 +17,8 @@ VENV := .venv
 ENV := source scripts/env.sh &&
 DAG_ID := breast_cancer_etl_pipeline
 
-.PHONY: run test check airflow shell db cluster-test cluster-up cluster-down bench bench-ui ui-screenshots constraints dataset clean
+.PHONY: run test check airflow shell db cluster-test cluster-up cluster-down bench bench-ui ui-screenshots constraints dataset clean \
+	docker-env docker-build docker-up docker-down docker-run docker-test
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +70,34 @@ cluster-up: $(VENV)/.installed-cluster
 
 cluster-down:
 	$(ENV) python deploy/cluster.py down --executor $(EXECUTOR)
+
+# Containers (docs/containers.md): the project image and the Compose stack (docker-compose.yaml).
+# They need Docker (and Docker Compose) only, not the venv.
+IMAGE ?= breast-cancer-pipeline
+COMPOSE := $(shell docker compose version > /dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+docker-env:
+	@$(PYTHON) deploy/docker/stack.py env
+
+docker-build:
+	DOCKER_BUILDKIT=1 docker build -t $(IMAGE) .
+
+docker-up: docker-env
+	@$(PYTHON) deploy/docker/stack.py preflight
+	$(COMPOSE) up -d
+	@echo "Airflow UI: http://127.0.0.1:$${AIRFLOW_PORT:-8080} (login admin, password AIRFLOW_ADMIN_PASSWORD in .env)"
+
+docker-down:
+	$(COMPOSE) down
+
+# The whole DAG once in a throw-away container (like make run), results in ./results.
+docker-run:
+	@mkdir -p results
+	docker run --rm --user "$$(id -u):0" -v "$(CURDIR)/results:/opt/project/results" $(if $(CONF),-e CONF='$(CONF)') $(IMAGE) run
+
+# The container check (make test runs it too: tests/e2e/test_docker.py): stand-in images built
+# here, the stack with host networking, a DAG run through REST, the one-shot run against make run.
+docker-test: $(VENV)/.installed-cluster
+	$(ENV) python deploy/docker/stack.py test
 
 # The benchmark (README, "Benchmark"): writes bench/results.json, bench/results.md and the
 # README's table. Run it on an otherwise idle machine.

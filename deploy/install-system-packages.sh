@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the tests need from Debian, if missing: postgresql and redis-server (the cluster
-# check), chromium and chromium-driver (the browser test of the UI).
+# check), chromium and chromium-driver (the browser test of the UI), docker.io, docker-compose and
+# debootstrap (the container check, deploy/docker/stack.py).
 # Uses apt-get as root, or through sudo; says what to install otherwise.
 set -euo pipefail
 missing=()
@@ -8,6 +9,9 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null || command -v initdb >
 command -v redis-server > /dev/null || missing+=(redis-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+command -v dockerd > /dev/null || [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
+command -v docker-compose > /dev/null || missing+=(docker-compose)
+command -v debootstrap > /dev/null || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo > /dev/null; then SUDO="sudo"; else
     echo "install these packages first (as root): apt-get install ${missing[*]}" >&2; exit 1

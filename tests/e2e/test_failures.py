@@ -69,6 +69,10 @@ def test_a_failing_task_leaves_the_published_results_and_a_rerun_succeeds(
         tries = 2 * (2 if task == "train_model" else 1)  # train_model: each mapped candidate
         assert len(re.findall(rf"starting task_id={task}\b", log)) == tries, log[-3000:]
         assert not any(f"starting task_id={later} " in log for later in ORDER[ORDER.index(task) + 1:])
+        # The failure is recorded in the run folder for the run's Report tab (etl.tasks.record_failure).
+        records = [json.loads(p.read_text()) for p in sorted((run / "failures").glob(f"{task}*.json"))]
+        assert records and all(r["task_id"] == task for r in records), records
+        assert all(r["error"] == f"injected fault in task {task}" for r in records), records
 
     if task == "upload_results":  # published before the failure: the run's own release, complete
         assert release_is_intact(current_release(results))
@@ -82,6 +86,7 @@ def test_a_failing_task_leaves_the_published_results_and_a_rerun_succeeds(
     assert release.name.startswith(run.name) and release_is_intact(release)
     assert json.loads((results / "manifest.json").read_text())["run"]["run_key"] == run.name
     assert not list(run.glob(".*.tmp"))  # leftovers of the killed write are gone
+    assert not list(run.glob("failures/*.json"))  # the rerun task cleared its failure record
     uploaded = fault_env["UPLOAD_URI"] + f"/{run.name}"
     for name in PUBLISHED:
         assert Path(uploaded, name).read_bytes() == (results / name).read_bytes()
