@@ -298,10 +298,11 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_readme(table: str) -> None:
+def update_readme(table: str, marker: str = "bench") -> None:
+    """Put ``table`` between docs/benchmark.md's ``<!-- {marker}:begin/end -->`` markers."""
     readme = PROJECT_ROOT / "docs" / "benchmark.md"
     text = readme.read_text()
-    begin, end = "<!-- bench:begin -->\n", "<!-- bench:end -->"
+    begin, end = f"<!-- {marker}:begin -->\n", f"<!-- {marker}:end -->"
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
         readme.write_text(head + begin + table + rest[rest.index(end):])

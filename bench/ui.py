@@ -150,12 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     result = measure(work / "results", args.runs)
     (PROJECT_ROOT / "bench" / "ui-results.json").write_text(json.dumps(result, indent=2) + "\n")
     table = markdown(result)
-    doc = PROJECT_ROOT / "docs" / "benchmark.md"
-    text = doc.read_text()
-    begin, end = "<!-- ui-bench:begin -->\n", "<!-- ui-bench:end -->"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        doc.write_text(head + begin + table + rest[rest.index(end):])
+    sys.path.insert(0, str(PROJECT_ROOT / "bench"))
+    from run import update_readme
+
+    update_readme(table, marker="ui-bench")
     print(table)
     return 0 if result["model_page"]["median_ms"] < TARGET_MS else 1
 

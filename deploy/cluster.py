@@ -374,6 +374,17 @@ class CheckFailed(AssertionError):
     """A check of the cluster test failed."""
 
 
+def listening_addresses(port: int) -> set[str]:
+    """IPv4 addresses with a socket listening on ``port`` on this machine (from /proc/net/tcp)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, local_port = local.split(":")
+        if state == "0A" and int(local_port, 16) == port:
+            found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return found
+
+
 def check(condition: Any, message: Any) -> None:
     """Fail the cluster test with ``message`` unless ``condition`` holds (an ``assert`` would
     vanish under ``python -O``)."""

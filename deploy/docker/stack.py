@@ -37,7 +37,7 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from deploy.cluster import Api, check  # noqa: E402  (the REST client and check of the cluster test)
+from deploy.cluster import Api, check, listening_addresses  # noqa: E402  (shared with the cluster test)
 
 DAG_ID = "breast_cancer_etl_pipeline"
 ENV_FILE = Path(os.environ.get("PIPELINE_ENV_FILE") or PROJECT_ROOT / ".env")  # the Compose env file
@@ -273,17 +273,6 @@ def volume_files(volume: str, image: str) -> dict[str, bytes]:
     return files
 
 
-def listening(port: int) -> set[str]:
-    """IPv4 addresses with a socket listening on ``port`` (host networking: the host's table)."""
-    found = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        local, state = line.split()[1], line.split()[3]
-        address, local_port = local.split(":")
-        if state == "0A" and int(local_port, 16) == port:
-            found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
-    return found
-
-
 def wait_for(condition, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -333,7 +322,7 @@ def check_stack(workdir: Path) -> None:
         wait_for(lambda: api.get("/api/v2/monitor/health")[0] == 200, 600, "the api-server")
         log(f"stack healthy in {time.monotonic() - started:.0f} s")
         for name in ("AIRFLOW_PORT", "POSTGRES_PORT", "REDIS_PORT"):
-            found = listening(ports[name])
+            found = listening_addresses(ports[name])
             check(found == {"127.0.0.1"}, f"{name} {ports[name]} listens on {sorted(found)}, not 127.0.0.1 only")
         check(api.get(f"/api/v2/dags/{DAG_ID}")[0] == 401, "the REST API answered without a token")
         api.login(values["AIRFLOW_ADMIN_PASSWORD"])

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -20,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from deploy.cluster import Api  # the REST client deploy/cluster.py uses
+from deploy.cluster import Api, listening_addresses  # the REST client deploy/cluster.py uses
 from etl.config import run_key
 from etl.releases import current_release, release_is_intact, run_release
 from tests.browser import browser as open_browser
@@ -220,7 +219,7 @@ def test_trigger_in_the_browser_and_see_the_report(stack, ui_browser):
     assert {"breast_cancer_published_model", "breast_cancer_inbox", "breast_cancer_scored_batches"} <= set(graph)
     assert [t["dag_id"] for t in graph["breast_cancer_published_model"]["producing_tasks"]] == [DAG_ID]
     assert [d["dag_id"] for d in graph["breast_cancer_inbox"]["scheduled_dags"]] == ["breast_cancer_scoring"]
-    assert _listening_addresses(int(api.base.rsplit(":", 1)[1])) == {"127.0.0.1"}
+    assert listening_addresses(int(api.base.rsplit(":", 1)[1])) == {"127.0.0.1"}
 
 
 def _date(value: str | None) -> datetime | None:
@@ -234,14 +233,3 @@ def _keep_screenshots(folder: Path) -> None:
         Path(target).mkdir(parents=True, exist_ok=True)
         for shot in folder.glob("*.png"):
             shutil.copy(shot, Path(target) / f"ui-{shot.name}")
-
-
-def _listening_addresses(port: int) -> set[str]:
-    """IPv4 addresses with a socket listening on ``port`` (from /proc/net/tcp)."""
-    found = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        local, state = line.split()[1], line.split()[3]
-        address, local_port = local.split(":")
-        if state == "0A" and int(local_port, 16) == port:
-            found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
-    return found
