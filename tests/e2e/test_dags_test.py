@@ -94,7 +94,12 @@ def test_a_mistyped_run_parameter_fails_the_first_task_in_one_line(airflow_db, e
             "C, data_path, max_iter, random_state, test_size") in log
     assert "starting task_id=ensure_results_dir" in log
     assert "starting task_id=load_data" not in log  # no task did any work
-    assert not (tmp_path / "results" / "runs").exists()
+    # Nothing written but the record of the failure, for the run's Report tab.
+    results = tmp_path / "results"
+    written = [p.relative_to(results).as_posix() for p in results.rglob("*") if p.is_file()]
+    assert written == ["runs/2024-03-05T000000Z/failures/ensure_results_dir.json"], written
+    record = json.loads((results / written[0]).read_text())
+    assert record["error"].startswith("unknown run parameter(s) 'c' (did you mean 'C'?)")
 
 
 def test_conf_overrides_the_params(airflow_db, env, tmp_path, small_csv):
