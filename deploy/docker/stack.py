@@ -73,6 +73,13 @@ def docker() -> str:
     return found
 
 
+def compose_env() -> dict[str, str]:
+    """The environment Compose runs in: only what finds the engine. Compose reads variables from
+    the shell before the env file, so a RESULTS_DIR or AIRFLOW_UID of the caller (the test
+    suite sets RESULTS_DIR) would otherwise change the stack under test."""
+    return {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG")}
+
+
 def compose() -> list[str]:
     """Docker Compose: the v2 plugin (``docker compose``) if it works, else v1 (``docker-compose``)."""
     if subprocess.run([docker(), "compose", "version"], capture_output=True, check=False).returncode == 0:
@@ -308,7 +315,7 @@ def check_stack(workdir: Path) -> None:
     # goes, as host networking has no ports to publish (Compose v1 refuses the two together).
     import yaml
 
-    rendered = yaml.safe_load(run([*base, "config"], capture=True, cwd=PROJECT_ROOT))
+    rendered = yaml.safe_load(run([*base, "config"], capture=True, cwd=PROJECT_ROOT, env=compose_env()))
     for service in rendered["services"].values():
         check(service.get("network_mode") == "host", "a service without host networking in the test")
         service.pop("ports", None)
@@ -317,7 +324,7 @@ def check_stack(workdir: Path) -> None:
     started = time.monotonic()
     try:
         log(f"compose up (project {project})")
-        run([*base, "up", "-d", "--no-build"], cwd=PROJECT_ROOT, timeout=1200)
+        run([*base, "up", "-d", "--no-build"], cwd=PROJECT_ROOT, timeout=1200, env=compose_env())
         api = Api(f"http://127.0.0.1:{ports['AIRFLOW_PORT']}")
         wait_for(lambda: api.get("/api/v2/monitor/health")[0] == 200, 600, "the api-server")
         log(f"stack healthy in {time.monotonic() - started:.0f} s")
@@ -352,7 +359,7 @@ def check_stack(workdir: Path) -> None:
         check(plugin.get("current") == release, f"the UI plugin shows {plugin.get('current')}, not {release}")
         log(f"release {release} in the results volume, hashes match the manifest; the UI plugin shows it")
         # No generated secret in any container's output or task log.
-        output = run([*base, "logs", "--no-color"], capture=True, cwd=PROJECT_ROOT)
+        output = run([*base, "logs", "--no-color"], capture=True, cwd=PROJECT_ROOT, env=compose_env())
         logs = {"compose logs": output.encode(),
                 **{f"logs/{k}": v for k, v in volume_files(f"{project}_logs", TEST_IMAGES["pipeline"]).items()}}
         check(any(k.startswith("logs/") for k in logs), "no task log in the logs volume")
@@ -361,10 +368,10 @@ def check_stack(workdir: Path) -> None:
             check(not leaked, f"{where} contains the generated {', '.join(leaked)}")
         log(f"no generated secret in the output of any container or in {len(logs) - 1} task log files")
     except BaseException:
-        print(run([*base, "logs", "--no-color", "--tail", "30"], capture=True, cwd=PROJECT_ROOT)[-6000:])
+        print(run([*base, "logs", "--no-color", "--tail", "30"], capture=True, cwd=PROJECT_ROOT, env=compose_env())[-6000:])
         raise
     finally:
-        run([*base, "down", "-v", "--remove-orphans"], cwd=PROJECT_ROOT, timeout=600)
+        run([*base, "down", "-v", "--remove-orphans"], cwd=PROJECT_ROOT, timeout=600, env=compose_env())
         left = run([docker(), "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"], capture=True)
         check(not left.strip(), f"containers left: {left.split()}")
         log("stack down, volumes removed")
