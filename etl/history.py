@@ -18,7 +18,6 @@ from typing import Any
 
 from etl import storage
 from etl.config import ReleasePaths, ResultsPaths, run_key
-from etl.errors import MissingInputError
 from etl.releases import current_release
 
 logger = logging.getLogger(__name__)
@@ -35,7 +34,7 @@ def _read(path: storage.Location) -> Any | None:
     """A JSON file's content, or None when it is missing or unreadable."""
     try:
         return storage.read_json(path)
-    except (MissingInputError, FileNotFoundError, ValueError):
+    except (FileNotFoundError, ValueError):  # (MissingInputError is a FileNotFoundError)
         return None
     except OSError as exc:
         logger.warning("cannot read %s: %s", path, exc)
@@ -141,7 +140,7 @@ def current_name(layout: ResultsPaths) -> str | None:
     """The name of the published release, or None when nothing is published."""
     try:
         return current_release(layout.root).name
-    except (MissingInputError, FileNotFoundError, KeyError, ValueError):
+    except (FileNotFoundError, KeyError, ValueError):
         return None
 
 

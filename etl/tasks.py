@@ -100,14 +100,19 @@ def _step(func: Callable[..., Outputs]) -> Callable[..., Outputs]:
     return wrapper
 
 
+def _run_folder(context: dict[str, Any], settings: Settings) -> RunPaths:
+    """This DAG run's folder (its name is the run key)."""
+    dag_run = context["dag_run"]
+    return settings.layout.run(run_key(getattr(dag_run, "logical_date", None), context.get("run_id") or dag_run.run_id))
+
+
 def _failure_record(context: dict[str, Any]) -> Target | None:
     """Where ``record_failure`` writes this task instance's failure (training runs only: the
     scoring DAG's runs have no run folder)."""
     ti, dag_run = context["ti"], context["dag_run"]
     if getattr(dag_run, "dag_id", TRAINING_DAG_ID) != TRAINING_DAG_ID:
         return None
-    key = run_key(getattr(dag_run, "logical_date", None), context.get("run_id") or dag_run.run_id)
-    return load_settings().layout.run(key).failure(ti.task_id, getattr(ti, "map_index", -1))
+    return _run_folder(context, load_settings()).failure(ti.task_id, getattr(ti, "map_index", -1))
 
 
 def _clear_failure(context: dict[str, Any]) -> None:
@@ -152,8 +157,7 @@ def _settings(context: dict[str, Any]) -> Settings:
 def _run(context: dict[str, Any], must_exist: bool = True) -> tuple[Settings, RunPaths]:
     """The settings (``_settings``) and this DAG run's folder (its name is the run key)."""
     settings = _settings(context)
-    key = run_key(getattr(context["dag_run"], "logical_date", None), context["run_id"])
-    run = settings.layout.run(key)
+    run = _run_folder(context, settings)
     if must_exist and is_local(run.root) and not run.root.is_dir():  # (object stores: no folders)
         raise MissingInputError(run.root, "ensure_results_dir")
     return settings, run

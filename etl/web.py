@@ -107,9 +107,13 @@ def _run_link(dag_id: str | None, run_id: str | None, text: str) -> str:
             f'{quote(run_id, safe="")}">{_e(text)}</a>')
 
 
+def _html(title: str, body: str) -> str:
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f'<title>{_e(title)}</title><style>{_CSS}</style></head><body>{body}</body></html>')
+
+
 def _page(title: str, body: str) -> HTMLResponse:
-    return HTMLResponse(f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-                        f'<title>{_e(title)}</title><style>{_CSS}</style></head><body>{body}</body></html>')
+    return HTMLResponse(_html(title, body))
 
 
 def _metrics_table(headline: dict[str, Any], expected: dict[str, Any]) -> str:
@@ -218,7 +222,7 @@ def report_page(layout: ResultsPaths, key: str) -> str:
             return report[:match.end()] + f"<style>{_CSS}</style>" + head + report[match.end():]
     note = ("<p class=muted>No report yet: the report is written by <code>make_report</code>, "
             "after evaluation and the quality gate.</p>")
-    return _page(f"Run {key}", head + note).body.decode()
+    return _html(f"Run {key}", head + note)
 
 
 def _empty_model_page() -> str:
@@ -234,7 +238,7 @@ def model_page(layout: ResultsPaths) -> str:
     runs = history.list_runs(layout)
     catalog = history.list_releases(layout)
     if not runs and not catalog["releases"]:
-        return _page("Breast cancer model", _empty_model_page()).body.decode()
+        return _html("Breast cancer model", _empty_model_page())
     parts = ["<h1>Breast cancer model</h1>"]
     current = next((r for r in catalog["releases"] if r["current"]), None)
     if current:
@@ -269,7 +273,7 @@ def model_page(layout: ResultsPaths) -> str:
         for r in runs)
     parts.append("<h2>Recent runs</h2><table><tr><th>started</th><th>run</th><th>outcome</th>"
                  + "".join(f"<th>{name}</th>" for name in _LABELS.values()) + "<th></th></tr>" + rows + "</table>")
-    return _page("Breast cancer model", "".join(parts)).body.decode()
+    return _html("Breast cancer model", "".join(parts))
 
 
 # -- the app ------------------------------------------------------------------------------------

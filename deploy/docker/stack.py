@@ -252,7 +252,7 @@ def image_size(name: str) -> int:
 
 def run(args: list[str], capture: bool = False, timeout: float = 900, **kwargs: Any) -> str:
     """Run a command; fail with its output's end when it fails."""
-    proc = subprocess.run(args, check=False, timeout=timeout, text=not kwargs.get("stdin"),
+    proc = subprocess.run(args, check=False, timeout=timeout, text=True,
                           stdout=subprocess.PIPE if capture else None,
                           stderr=subprocess.STDOUT if capture else None, **kwargs)
     if proc.returncode:
