@@ -340,7 +340,14 @@ def stop_recorded(root: Path) -> None:
 
 
 class Api:
-    """The Airflow REST API with a bearer token."""
+    """The Airflow REST API with a bearer token.
+
+    A request may wait ``timeout`` seconds for its answer: longer than the 60 s an api-server on
+    SQLite may wait for the database's write lock (etl/sqlite.py), so a busy machine, where a POST
+    was seen taking over 30 s, gets a slow answer and not a client-side timeout.
+    """
+
+    timeout: float = 180
 
     def __init__(self, base: str):
         self.base, self.token = base, None
@@ -352,7 +359,7 @@ class Api:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return response.status, json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"{}")

@@ -94,7 +94,7 @@ def ui_browser():
 
 def test_trigger_in_the_browser_and_see_the_report(stack, ui_browser):
     proc, api, tmp_path, log = stack
-    _wait(lambda: api.call("GET", "/api/v2/monitor/health")[0] == 200, 120, "the API", proc, log)
+    _wait(lambda: api.call("GET", "/api/v2/monitor/health")[0] == 200, 300, "the API", proc, log)  # room for a busy machine
 
     status, body = api.call("POST", "/auth/token", {"username": "admin", "password": "admin"})
     assert status == 201, body
@@ -102,7 +102,7 @@ def test_trigger_in_the_browser_and_see_the_report(stack, ui_browser):
     assert api.call("POST", "/auth/token", {"username": "admin", "password": "wrong"})[0] == 401
 
     dag = _wait(lambda: (lambda r: r[0] == 200 and r[1])(api.call("GET", f"/api/v2/dags/{DAG_ID}")),
-                120, "the DAG to be parsed", proc, log)
+                300, "the DAG to be parsed", proc, log)
     assert dag["is_paused"] is False
 
     # Two runs at once (max_active_runs=4, parallelism=4): they must not mix their files. The
@@ -110,7 +110,7 @@ def test_trigger_in_the_browser_and_see_the_report(stack, ui_browser):
     browser = ui_browser(api.base, tmp_path / "screenshots")
     browser.login("admin", "admin")
     browser.trigger(DAG_ID)
-    (ui_run,) = _wait(lambda: api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns")[1]["dag_runs"], 60,
+    (ui_run,) = _wait(lambda: api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns")[1]["dag_runs"], 180,
                       "the run triggered in the browser", proc, log)
     assert ui_run["run_type"] == "manual" and ui_run["triggered_by"] == "ui", ui_run
     status, run = api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {}})
