@@ -4,11 +4,12 @@ import hashlib
 import json
 import os
 import re
+import shutil
 
 import pytest
 
 from etl.releases import current_release, load_published
-from tests.conftest import AIRFLOW, CANDIDATES, DAG_ID, PROJECT_ROOT, run_command
+from tests.conftest import AIRFLOW, CANDIDATES, DAG_ID, PROJECT_ROOT, made_once, run_command
 
 pytestmark = pytest.mark.airflow_cli
 
@@ -28,8 +29,32 @@ def _dags_test(date: str, env: dict, *args: str) -> str:
     return proc.stdout + proc.stderr
 
 
-def test_full_run_publishes_model_scaler_metrics_and_manifest(airflow_db, env, tmp_path, shipped_csv):
-    log = _dags_test("2024-03-01", env)
+@pytest.fixture
+def full_run(airflow_db, tmp_path_factory):
+    """One whole run on 2024-03-01 with the tests' settings, made once for the session
+    (``made_once``): its folder (``results/``, ``uploads/``) and log. Tests that change the
+    results work on a copy (``copy_of``)."""
+
+    def make(root):
+        env = {**os.environ, "RESULTS_DIR": str(root / "results"), "UPLOAD_URI": str(root / "uploads"),
+               "SCORING_INBOX": str(root / "incoming")}
+        (root / "dags-test.log").write_text(_dags_test("2024-03-01", env))
+
+    root = made_once(tmp_path_factory, "full-run", make)
+    return root, (root / "dags-test.log").read_text()
+
+
+def copy_of(full_run, tmp_path) -> None:
+    """The full run's results and uploads, copied into this test's ``tmp_path`` (the ``env``
+    fixture's folders)."""
+    for name in ("results", "uploads"):
+        shutil.copytree(full_run[0] / name, tmp_path / name, symlinks=True)
+
+
+@pytest.mark.timeout(600)  # the shared full run is made here: room for a busy machine
+def test_full_run_publishes_model_scaler_metrics_and_manifest(full_run, tmp_path, shipped_csv):
+    copy_of(full_run, tmp_path)
+    log = full_run[1]
     # One mapped train_model task per enabled candidate, then one selection.
     # (Airflow runs the mapped instances in no fixed order)
     assert sorted(re.findall(r"starting task_id=train_model map_index=(\d+)", log)) == [str(i) for i in range(len(CANDIDATES))]
@@ -68,14 +93,14 @@ def test_full_run_publishes_model_scaler_metrics_and_manifest(airflow_db, env, t
     assert (uploaded / "manifest.json").read_bytes() == (results / "manifest.json").read_bytes()
 
 
-@pytest.mark.timeout(600)  # two DAG runs: 100 s idle, room for a machine twice as slow
-def test_two_runs_of_the_same_data_and_params_are_byte_identical(airflow_db, env, tmp_path):
+@pytest.mark.timeout(600)  # two DAG runs (with full_run): 100 s idle, room for a busy machine
+def test_two_runs_of_the_same_data_and_params_are_byte_identical(full_run, env, tmp_path):
     """Reproducible: metrics, test predictions and the pickles match byte for byte; only the
     run section of the manifest (ids, times) differs."""
-    _dags_test("2024-03-05", env)
+    copy_of(full_run, tmp_path)
     _dags_test("2024-03-06", env)
     runs = tmp_path / "results" / "runs"
-    first, second = runs / "2024-03-05T000000Z", runs / "2024-03-06T000000Z"
+    first, second = runs / "2024-03-01T000000Z", runs / "2024-03-06T000000Z"
     for name in ("metrics.json", "predictions.csv", "model.pkl", "scaler.pkl", "train.parquet", "test.parquet"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
     releases = sorted((tmp_path / "results" / "published").iterdir())
@@ -148,28 +173,29 @@ def test_bad_data_fails_at_once_without_retries(airflow_db, env, tmp_path, small
     assert not (tmp_path / "results" / "metrics.json").exists()
 
 
-def test_predict_on_the_shipped_data_reproduces_the_evaluated_test_predictions(airflow_db, env, tmp_path, shipped_csv):
+@pytest.mark.timeout(600)
+def test_predict_on_the_shipped_data_reproduces_the_evaluated_test_predictions(full_run, env, tmp_path, shipped_csv):
     import pandas as pd
 
     from tests.conftest import run_module
 
-    _dags_test("2024-03-07", env)
+    copy_of(full_run, tmp_path)
     out = tmp_path / "scored.csv"
     proc = run_module("etl.predict", "--input", str(shipped_csv), "--output", str(out), env=env)
     assert proc.returncode == 0, proc.stderr
     scored = pd.read_csv(out).set_index("id")
     assert len(scored) == 569
-    evaluated = pd.read_csv(tmp_path / "results" / "runs" / "2024-03-07T000000Z" / "predictions.csv").set_index("id")
+    evaluated = pd.read_csv(tmp_path / "results" / "runs" / "2024-03-01T000000Z" / "predictions.csv").set_index("id")
     assert (scored.loc[evaluated.index, "predicted"] == evaluated["predicted"]).all()
     assert scored.loc[evaluated.index, "malignant_probability"].to_numpy() == pytest.approx(
         evaluated["malignant_probability"].to_numpy(), abs=1e-12)
 
 
-@pytest.mark.timeout(600)  # three DAG runs: 130 s idle, room for a machine twice as slow
-def test_the_gate_keeps_the_published_model_when_a_worse_one_is_trained(airflow_db, env, tmp_path):
+@pytest.mark.timeout(600)
+def test_the_gate_keeps_the_published_model_when_a_worse_one_is_trained(full_run, env, tmp_path):
     from tests.conftest import with_config
 
-    _dags_test("2024-03-08", env)
+    copy_of(full_run, tmp_path)
     results = tmp_path / "results"
     before = {n: (results / n).read_bytes() for n in ("metrics.json", "model.pkl", "scaler.pkl", "manifest.json")}
     worse = tmp_path / "stump.toml"  # a single one-split tree: clearly worse than the published model
@@ -177,11 +203,11 @@ def test_the_gate_keeps_the_published_model_when_a_worse_one_is_trained(airflow_
                      "[gate]\nalpha = 0.05\n")
     log = _dags_test("2024-03-09", with_config(env, worse))  # the run succeeds: a clear state
     assert re.search(r"quality gate: not published \([^\n]*roc_auc not worse than published \(DeLong, one-sided p\): "
-                     r"0\.\d+ < 0\.0167[^\n]*\); the published model stays 2024-03-08T000000Z-", log)
+                     r"0\.\d+ < 0\.0167[^\n]*\); the published model stays 2024-03-01T000000Z-", log)
     assert {n: (results / n).read_bytes() for n in before} == before
     assert "new_state=skipped" in log  # save_results ends skipped, not failed
     assert "starting task_id=upload_results " not in log  # and nothing is uploaded
     assert not (tmp_path / "uploads" / "2024-03-09T000000Z").exists()
     gate = json.loads((results / "runs" / "2024-03-09T000000Z" / "gate.json").read_text())
-    assert gate["passed"] is False and gate["published_release"].startswith("2024-03-08T000000Z-")
+    assert gate["passed"] is False and gate["published_release"].startswith("2024-03-01T000000Z-")
     assert gate["comparison"]["decided"] and gate["comparison"]["rows"] == 114  # same split: all unseen
