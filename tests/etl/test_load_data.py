@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from etl.errors import DataValidationError, MissingInputError
+from etl.errors import DataValidationError, MissingInputError, PipelineError
 from etl.load_data import load_data, read_input, validate
 from etl.schema import FEATURE_COLUMNS, ID_COLUMN, TARGET_COLUMN
 from tests import input_shapes
@@ -38,6 +38,9 @@ def test_refused_inputs_raise_one_line(shape, frame, tmp_path):
         validate(read_input(path), source=str(path))
     assert str(info.value) == f"{path}: {input_shapes.REFUSED[shape][1]}"
     assert not (tmp_path / "data.parquet").exists()
+    # A PipelineError: the task wrapper fails the task at once, without retry (etl.tasks._step;
+    # real runs of a refusal of each kind: tests/e2e/test_input_contract.py).
+    assert isinstance(info.value, PipelineError)
 
 
 @pytest.mark.parametrize("shape", ["shared_trailing_comma", "uci_wdbc_data", "few_missing"])

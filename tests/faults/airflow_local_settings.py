@@ -2,10 +2,11 @@
 cluster policy (``task_policy``) in ``airflow_local_settings``.
 
 Airflow loads this module only when its folder is on ``PYTHONPATH``, which the failure tests set
-for the runs they break. ``ETL_FAULT="<task_id>:<error|kill>"`` picks the task and the failure:
-at the task's first artifact write, just before the write's commit (``etl.storage._commit``),
-or at its end if it writes no artifact, the task raises ``OSError`` (an I/O error, retried by
-Airflow) or its process is killed with SIGKILL (a worker lost mid-write).
+for the runs they break. ``ETL_FAULT="<task_id>:<error|kill|error-then-kill>"`` picks the task
+and the failure: at the task's first artifact write, just before the write's commit
+(``etl.storage._commit``), or at its end if it writes no artifact, the task raises ``OSError``
+(an I/O error, retried by Airflow) or its process is killed with SIGKILL (a worker lost
+mid-write); ``error-then-kill``: the first attempt raises, the retry is killed.
 """
 
 from __future__ import annotations
@@ -34,13 +35,18 @@ def task_policy(task: Any) -> None:
     def faulty(**context: Any) -> Any:
         from etl import storage
 
+        now = kind
+        if kind == "error-then-kill":  # (the callable may not take the context: ask for it)
+            from airflow.sdk import get_current_context
+
+            now = "error" if get_current_context()["ti"].try_number == 1 else "kill"
         real_commit = storage._commit
-        storage._commit = lambda tmp, target: _fail(task_id, kind)
+        storage._commit = lambda tmp, target: _fail(task_id, now)
         try:
             result = callable_(**context)
         finally:
             storage._commit = real_commit
-        _fail(task_id, kind)
+        _fail(task_id, now)
         return result
 
     if mapped is not None:
