@@ -12,7 +12,8 @@ triggers the DAG through the REST API and checks: every task succeeded on the wo
 the published files are in the results volume with the manifest's SHA-256, no generated secret
 is in any container's output or task log. Then ``down -v`` and the images it made are removed by
 name (``KEEP_IMAGES=1`` keeps them for a warm rerun). Last, the one-shot container run of the
-DAG (``docker run ... run``) must write a ``metrics.json`` byte-identical to ``make run``'s.
+DAG (``docker run ... run``) must write a ``metrics.json`` byte-identical to ``make run``'s
+(both with the tests' fast settings, tests/fast.toml).
 """
 
 from __future__ import annotations
@@ -377,23 +378,34 @@ def check_stack(workdir: Path) -> None:
         log("stack down, volumes removed")
 
 
+#: The tests' settings (fewer folds and trees; the same code paths), as in compose.test.yaml.
+FAST_CONFIG = PROJECT_ROOT / "tests" / "fast.toml"
+#: Thread limits of the numerical libraries: passed on to the container as they are set here,
+#: so that both runs of the comparison compute alike.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def check_one_shot(workdir: Path) -> None:
     """The one-shot container run prints the summary and writes the same metrics.json as
-    ``make run`` on the same data and seed. One after the other: side by side, the two
-    processes' numerical libraries oversubscribe the 2 cores and both crawl (seen: 8 minutes
-    instead of 1.5)."""
+    ``make run`` on the same data, seed and settings (the tests' fast settings, for both). One
+    after the other: side by side, the two processes' numerical libraries oversubscribe the 2
+    cores and both crawl (seen: 8 minutes instead of 1.5)."""
     results = workdir / "one-shot-results"
     results.mkdir()
     os.chown(results, 50000, 0)  # the image's user: the container runs as non-root
+    threads = [arg for name in THREAD_VARIABLES if name in os.environ for arg in ("-e", name)]
     started = time.monotonic()
     output = run([docker(), "run", "--rm", "--network", "host", "-v", f"{results}:/opt/project/results",
+                  "-v", f"{FAST_CONFIG}:/opt/project/tests-fast.toml:ro",
+                  "-e", "PIPELINE_CONFIG=/opt/project/tests-fast.toml", *threads,
                   TEST_IMAGES["pipeline"], "run"], capture=True, timeout=1800)
     log(f"one-shot container run in {time.monotonic() - started:.0f} s")
     check("Expected on unseen patients" in output and "Published artifacts" in output, output[-3000:])
     local = workdir / "make-run"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIPELINE_CONFIG", "RESULTS_", "UPLOAD_"))}
     env.update(PIPELINE_AIRFLOW_HOME=str(local / "airflow_home"), PIPELINE_SECRETS_DIR=str(local / "secrets"),
-               RESULTS_DIR=str(local / "results"), UPLOAD_URI=str(local / "uploads"))
+               RESULTS_DIR=str(local / "results"), UPLOAD_URI=str(local / "uploads"),
+               PIPELINE_CONFIG=str(FAST_CONFIG))
     started = time.monotonic()
     run(["make", "--no-print-directory", "run"], capture=True, env=env, cwd=PROJECT_ROOT, timeout=1800)
     log(f"make run in {time.monotonic() - started:.0f} s")
