@@ -43,9 +43,11 @@ run: db
 
 # pytest workers: the tests wait on Airflow subprocesses and servers much of the time, so three
 # workers on 2 cores finish sooner than two (10.5 min against 12 here).
+# --maxschedchunk 1: a worker holds at most two tests, so no test waits long behind one of the
+# longest, which tests/conftest.py puts first (LONGEST_FIRST).
 JOBS ?= 3
 test: $(VENV)/.installed-cluster  # the suite includes the cluster check (tests/e2e/test_cluster.py)
-	$(ENV) python -m pytest -n $(JOBS) $(PYTEST_ARGS)
+	$(ENV) python -m pytest -n $(JOBS) --maxschedchunk 1 $(PYTEST_ARGS)
 
 # The fast tier for the edit-test loop: the linter, then every test that starts no Airflow
 # process and no server (tests/etl, tests/dags, the README's commands), on the dev install.

@@ -66,14 +66,40 @@ CANDIDATES.extend(_enabled_candidates())
 SERVER_FIXTURES = {"s3_server", "smtp_server", "webhook_server", "drive"}
 
 
+#: The longest tests, longest first (minutes each). They start first, one per pytest worker, so
+#: that none begins late and leaves the other workers idle at the end: ``make test`` hands out
+#: tests in collection order, two at a time per worker (``--maxschedchunk 1``), so each long
+#: test is followed by a short one (``_longest_first``), not by another long one.
+LONGEST_FIRST = ("tests/e2e/test_docker.py::test_the_image_the_stack_and_the_one_shot_run",
+                 "tests/e2e/test_tasks_test.py::test_each_task_in_order_on_a_fresh_date",
+                 "tests/e2e/test_ui_trigger.py", "tests/e2e/test_tasks_test.py", "tests/e2e/test_cluster.py",
+                 "tests/e2e/test_gate_statistics.py")
+
+
+def _longest_first(items: list) -> list:
+    """``items`` with the ``LONGEST_FIRST`` ones first, in that order, each followed by one of
+    the fast tests (tests/dags, tests/etl); then the rest in their order."""
+    def rank(item) -> int:
+        return next((i for i, p in enumerate(LONGEST_FIRST) if item.nodeid.startswith(p)), len(LONGEST_FIRST))
+
+    long = sorted((i for i in items if rank(i) < len(LONGEST_FIRST)), key=rank)
+    fast = [i for i in items if rank(i) == len(LONGEST_FIRST) and "e2e" not in i.keywords][:len(long)]
+    ordered = []
+    for n, item in enumerate(long):
+        ordered += [item, *fast[n:n + 1]]
+    placed = {id(i) for i in ordered}
+    return ordered + [i for i in items if id(i) not in placed]
+
+
 def pytest_collection_modifyitems(config, items):
     """Tiers: ``e2e`` (tests/e2e: real Airflow processes, the cluster) and ``server`` (a test
-    server on 127.0.0.1); ``make check`` runs everything else."""
+    server on 127.0.0.1); ``make check`` runs everything else. The longest tests go first."""
     for item in items:
         if "e2e" in item.path.relative_to(PROJECT_ROOT).parts:
             item.add_marker(pytest.mark.e2e)
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.server)
+    items[:] = _longest_first(items)
 
 
 def pytest_sessionfinish(session, exitstatus):
