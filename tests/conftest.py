@@ -70,10 +70,10 @@ SERVER_FIXTURES = {"s3_server", "smtp_server", "webhook_server", "drive"}
 #: that none begins late and leaves the other workers idle at the end: ``make test`` hands out
 #: tests in collection order, two at a time per worker (``--maxschedchunk 1``), so each long
 #: test is followed by a short one (``_longest_first``), not by another long one.
+#: (Not the browser test: beside the image build at the start, its SQLite stack was seen stalling.)
 LONGEST_FIRST = ("tests/e2e/test_docker.py::test_the_image_the_stack_and_the_one_shot_run",
                  "tests/e2e/test_tasks_test.py::test_each_task_in_order_on_a_fresh_date",
-                 "tests/e2e/test_ui_trigger.py", "tests/e2e/test_tasks_test.py", "tests/e2e/test_cluster.py",
-                 "tests/e2e/test_gate_statistics.py")
+                 "tests/e2e/test_cluster.py", "tests/e2e/test_tasks_test.py", "tests/e2e/test_gate_statistics.py")
 
 
 def _longest_first(items: list) -> list:
