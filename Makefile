@@ -115,9 +115,9 @@ bench-ui: $(VENV)/.installed-dev
 ui-screenshots: $(VENV)/.installed-cluster
 	$(ENV) UI_SCREENSHOTS=docs/img python -m pytest -q tests/e2e/test_ui_trigger.py
 
+# airflow standalone, with the tasks' execution API in a process of its own (why: the script).
 airflow: db
-	$(ENV) echo "Airflow UI: http://$$AIRFLOW__API__HOST:$$AIRFLOW__API__PORT (login admin/admin, see secrets/README.md)" \
-	  && exec airflow standalone
+	exec scripts/airflow-stack.sh
 
 shell: $(VENV)/.installed-dev
 	@echo "Shell with the project's venv and AIRFLOW_HOME; exit to leave."

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `make airflow`: the whole Airflow stack on this machine, on SQLite: `airflow standalone`
+# (api-server with the UI and REST API, scheduler, dag-processor, triggerer; LocalExecutor),
+# plus the execution API, which the tasks report to, in an api-server process of its own.
+#
+# Why a process of its own: Airflow 3.3's api-server writes its audit log (the `log` row of
+# every UI or REST action) with a synchronous commit on its event loop. On SQLite, one writer at
+# a time, that commit can wait for the lock held by a task's execution-API call in the same
+# process, whose own commit needs the event loop: a deadlock that only SQLite's lock wait
+# (etl/sqlite.py) ends. Seen on a busy machine: the UI and REST API froze for 20-60 s and a
+# trigger failed with a 500 "Database error". With the execution API in another process, the
+# audit-log commit waits at most for that process's short transaction. (PostgreSQL locks rows,
+# not the database: the cluster and the containers run one api-server.)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+
+EXECUTION_PORT="${PIPELINE_EXECUTION_API_PORT:-8081}"
+for port in "$AIRFLOW__API__PORT" "$EXECUTION_PORT"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "error: port $port on 127.0.0.1 is taken: stop what listens there (an earlier make airflow?) or set" \
+             "AIRFLOW__API__PORT (the UI, now $AIRFLOW__API__PORT) or PIPELINE_EXECUTION_API_PORT (the tasks' API, now $EXECUTION_PORT)" >&2
+        exit 1
+    fi
+done
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$EXECUTION_PORT/execution/"
+
+PYTHONUNBUFFERED=1 airflow api-server --apps execution --host 127.0.0.1 --port "$EXECUTION_PORT" \
+    > >(sed -u 's/^/execution-api | /') 2>&1 &
+execution_api=$!
+trap 'kill "$execution_api" 2>/dev/null || true' EXIT
+
+echo "Airflow UI: $AIRFLOW__API__BASE_URL (login admin/admin, see secrets/README.md);" \
+     "the tasks' execution API: $AIRFLOW__CORE__EXECUTION_API_SERVER_URL"
+airflow standalone
