@@ -47,7 +47,7 @@ run: db
 # longest, which tests/conftest.py puts first (LONGEST_FIRST).
 JOBS ?= 3
 test: $(VENV)/.installed-cluster  # the suite includes the cluster check (tests/e2e/test_cluster.py)
-	$(ENV) python -m pytest -n $(JOBS) --maxschedchunk 1 $(PYTEST_ARGS)
+	$(ENV) python -m pytest -n $(JOBS) --maxschedchunk 1 --durations 15 $(PYTEST_ARGS)
 
 # The fast tier for the edit-test loop: the linter, then every test that starts no Airflow
 # process and no server (tests/etl, tests/dags, the README's commands), on the dev install.
