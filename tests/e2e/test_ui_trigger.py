@@ -60,13 +60,15 @@ def _server_said(body: dict, log: Path) -> str:
 
 @pytest.fixture
 def stack(tmp_path):
-    """``make airflow`` on a free port of 127.0.0.1, with its own Airflow home and secrets."""
+    """``make airflow`` on free ports of 127.0.0.1 (the UI's, the execution API's), with its own
+    Airflow home and secrets."""
     port = free_port()
     env = {
         **os.environ,
         "PIPELINE_AIRFLOW_HOME": str(tmp_path / "airflow_home"),
         "PIPELINE_SECRETS_DIR": str(tmp_path / "secrets"),
         "AIRFLOW__API__PORT": str(port),
+        "PIPELINE_EXECUTION_API_PORT": str(free_port()),
         "RESULTS_DIR": str(tmp_path / "results"),
         "UPLOAD_URI": str(tmp_path / "uploads"),
         "SCORING_INBOX": str(tmp_path / "incoming"),
