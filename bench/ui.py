@@ -52,13 +52,14 @@ def make_results(root: Path, runs: int) -> None:
     layout = ResultsPaths(root)
     run = RunPaths(layout.runs / "2026-01-01T000000Z")
     load_data(PROJECT_ROOT / "data" / "wdbc.csv", run.data, run.profile)
-    preprocess_data(run.data, run.train, run.test, run.scaler, run.preprocessing, 0.2, 42)
+    preprocess_data(run.data, run.train, run.test, run.scaler, run.preprocessing, 0.2, 42,
+                    settings.split_method, settings.split_salt)
     params = candidate_params(settings.candidates, settings.run_params)
     for name in settings.candidates:
-        train_candidate(run.train, name, params[name], run.candidate(name), settings.cv_folds,
+        train_candidate(run.data, run.train, name, params[name], run.candidate(name), settings.cv_folds,
                         settings.cv_repeats, 42)
-    select_model({n: run.candidate(n) for n in settings.candidates}, settings.selection_metric,
-                 settings.target_sensitivity, run.model, run.training, settings.threshold_confidence)
+    select_model({n: run.candidate(n) for n in settings.candidates}, run.model, run.training,
+                 **settings.selection_settings)
     evaluate_model(run.model, run.test, run.training, run.metrics, run.predictions,
                    settings.bootstrap_resamples, 42)
     make_report(run.root, run.report, 42)

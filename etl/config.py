@@ -72,6 +72,8 @@ class Settings:
     min_rows_per_class: int
     test_size: float
     random_state: int
+    split_method: str
+    split_salt: str
     C: float
     max_iter: int
     candidates: dict[str, dict[str, Any]]
@@ -79,12 +81,17 @@ class Settings:
     cv_folds: int
     cv_repeats: int
     target_sensitivity: float
+    threshold_rule: str
     threshold_confidence: float
     outer_folds: int
     outer_repeats: int
     bootstrap_resamples: int
     gate_min_roc_auc: float
     gate_alpha: float
+    gate_floor_confidence: float
+    gate_sensitivity_margin: float
+    gate_specificity_margin: float
+    gate_roc_auc_margin: float
     gate_min_unseen_positives: int
     gate_min_unseen_negatives: int
     keep_runs: int
@@ -141,6 +148,21 @@ class Settings:
         """The drift check's settings (``etl.drift.drift_report``'s keyword arguments)."""
         return {"alpha": self.drift_alpha, "min_statistic": self.drift_min_statistic,
                 "min_rows": self.drift_min_rows}
+
+    @property
+    def selection_settings(self) -> dict[str, Any]:
+        """How ``select_model`` chooses (its keyword arguments): ``[selection]``'s metric, the
+        target sensitivity and the operating-point rule with its confidence."""
+        return {"metric": self.selection_metric, "target_sensitivity": self.target_sensitivity,
+                "rule": self.threshold_rule, "confidence": self.threshold_confidence}
+
+    def procedure(self, random_state: int) -> Any:
+        """The training procedure of ``[selection]`` seeded by ``random_state``
+        (``etl.procedure.Procedure``; imported here only when asked for)."""
+        from etl.procedure import Procedure
+
+        return Procedure(self.cv_folds, self.cv_repeats, self.selection_metric, self.target_sensitivity,
+                         self.threshold_rule, self.threshold_confidence, random_state)
 
     @property
     def outer_fold_count(self) -> int:
@@ -219,6 +241,8 @@ def load_settings(
         min_rows_per_class=int(raw["validation"]["min_rows_per_class"]),
         test_size=float(raw["split"]["test_size"]),
         random_state=int(raw["split"]["random_state"]),
+        split_method=str(raw["split"]["method"]),
+        split_salt=str(raw["split"]["salt"]),
         C=float(raw["model"]["C"]),
         max_iter=int(raw["model"]["max_iter"]),
         candidates={name: dict(raw["candidates"].get(name, {})) for name in raw["candidates"]["enabled"]},
@@ -226,12 +250,17 @@ def load_settings(
         cv_folds=int(raw["selection"]["cv_folds"]),
         cv_repeats=int(raw["selection"]["cv_repeats"]),
         target_sensitivity=float(raw["selection"]["target_sensitivity"]),
+        threshold_rule=str(raw["selection"]["rule"]),
         threshold_confidence=float(raw["selection"]["threshold_confidence"]),
         outer_folds=int(raw["nested_cv"]["outer_folds"]),
         outer_repeats=int(raw["nested_cv"]["outer_repeats"]),
         bootstrap_resamples=int(raw["evaluation"]["bootstrap_resamples"]),
         gate_min_roc_auc=float(raw["gate"]["min_roc_auc"]),
         gate_alpha=float(raw["gate"]["alpha"]),
+        gate_floor_confidence=float(raw["gate"]["floor_confidence"]),
+        gate_sensitivity_margin=float(raw["gate"]["sensitivity_margin"]),
+        gate_specificity_margin=float(raw["gate"]["specificity_margin"]),
+        gate_roc_auc_margin=float(raw["gate"]["roc_auc_margin"]),
         gate_min_unseen_positives=int(raw["gate"]["min_unseen_positives"]),
         gate_min_unseen_negatives=int(raw["gate"]["min_unseen_negatives"]),
         keep_runs=int(raw["retention"]["keep_runs"]),

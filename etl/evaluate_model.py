@@ -15,14 +15,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from sklearn import metrics as skm
 
 from etl import cli, storage
-from etl.models import malignant_probability
-from etl.models import ranking_scores as ranking_metrics
-from etl.schema import BENIGN, FEATURE_COLUMNS, ID_COLUMN, MALIGNANT, TARGET_COLUMN
-from etl.train_model import features_and_labels
+from etl.procedure import (
+    features_and_labels,
+    malignant_probability,
+    predict_frame,
+    summarize_folds,
+    threshold_metrics,
+)
+from etl.procedure import ranking_scores as ranking_metrics
+from etl.schema import FEATURE_COLUMNS, ID_COLUMN, MALIGNANT, TARGET_COLUMN
 
 logger = logging.getLogger(__name__)
 
@@ -30,21 +33,6 @@ logger = logging.getLogger(__name__)
 #: Scores that depend on the threshold, and those that do not.
 THRESHOLD_METRICS = ("accuracy", "precision", "recall", "specificity", "f1")
 RANKING_METRICS = ("roc_auc", "pr_auc", "brier")
-
-
-def threshold_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, Any]:
-    """Scores of calling a tumour malignant when its probability is at least ``threshold``."""
-    y_pred = (p >= threshold).astype(int)
-    tn, fp, fn, tp = skm.confusion_matrix(y, y_pred, labels=[0, 1]).ravel()
-    return {
-        "threshold": float(threshold),
-        "accuracy": float(skm.accuracy_score(y, y_pred)),
-        "precision": float(skm.precision_score(y, y_pred, zero_division=0)),
-        "recall": float(skm.recall_score(y, y_pred, zero_division=0)),
-        "specificity": float(tn / (tn + fp)) if tn + fp else 0.0,
-        "f1": float(skm.f1_score(y, y_pred, zero_division=0)),
-        "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
-    }
 
 
 class RankedScores:
@@ -176,19 +164,6 @@ def compute_metrics(
     }
 
 
-def predict_frame(probabilities: Any, ids: Any, threshold: float) -> pd.DataFrame:
-    """One row per scored row: ``id``, the probability of malignancy and the label at
-    ``threshold``."""
-    p = np.asarray(probabilities, dtype=float)
-    return pd.DataFrame(
-        {
-            ID_COLUMN: np.asarray(ids),
-            "malignant_probability": p,
-            "predicted": np.where(p >= threshold, MALIGNANT, BENIGN),
-        }
-    )
-
-
 def evaluate_model(
     model_path: storage.Location,
     test_path: storage.Location,
@@ -209,8 +184,6 @@ def evaluate_model(
     Returns:
         ``{"metrics": metrics_path, "predictions": predictions_path}``
     """
-    from etl.nested_cv import summarize_folds
-
     model = storage.load_object(storage.require(model_path, "select_model"))
     training = storage.read_json(training_path, "select_model")
     test = storage.read_frame(test_path, "preprocess_data")
@@ -225,15 +198,18 @@ def evaluate_model(
     result["cross_validation"] = training["selection"]["cross_validation"]
     result["selection"] = {k: v for k, v in training["selection"].items() if k != "cross_validation"}
     result["operating_point"] = training["threshold"]
+    result["guarantee"] = training["threshold"]["guarantee"]
     if outer_fold_paths:
         expected = summarize_folds([storage.read_json(f, "nested_cv") for f in outer_fold_paths],
                                    training["threshold"]["target_sensitivity"])
         result = {"expected_performance": expected, **result}
-        sens = expected["scores"]["recall"]
-        logger.info("expected on unseen patients (%d outer folds): sensitivity %.4f (sd %.4f, min %.4f; "
-                    "%.0f %% of folds below %.2f), specificity %.4f", expected["outer_folds"],
-                    sens["mean"], sens["sd"], sens["min"], 100 * expected["share_below_target_sensitivity"],
-                    expected["target_sensitivity"], expected["scores"]["specificity"]["mean"])
+        pooled = expected["pooled"]
+        logger.info("expected on unseen patients (%d outer folds, %d repeats, pooled): caught %d of %d malignant, "
+                    "sensitivity %.4f [%.3f, %.3f]; cleared %d of %d benign, specificity %.4f [%.3f, %.3f]",
+                    expected["outer_folds"], expected["outer_repeats"], pooled["confusion_matrix"]["tp"],
+                    pooled["malignant"], pooled["sensitivity"], *pooled["sensitivity_ci95"],
+                    pooled["confusion_matrix"]["tn"], pooled["benign"], pooled["specificity"],
+                    *pooled["specificity_ci95"])
     logger.info(
         "test split (%d rows), %s at threshold %.4f: sensitivity %.4f [%.3f, %.3f], specificity %.4f, "
         "roc_auc %.4f [%.3f, %.3f]",

@@ -18,6 +18,7 @@ from typing import Any
 
 from etl import storage
 from etl.config import ReleasePaths, ResultsPaths, run_key
+from etl.headline import expected_line, guarantee_line
 from etl.releases import current_release
 
 logger = logging.getLogger(__name__)
@@ -67,11 +68,17 @@ def headline(metrics: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     return found
 
 
-def expected(metrics: dict[str, Any] | None) -> dict[str, dict[str, float]]:
-    """The nested cross-validation estimate of the whole procedure (mean and SD over outer
-    folds) for the headline metrics, when the run has one."""
-    scores = ((metrics or {}).get("expected_performance") or {}).get("scores") or {}
-    return {label: scores[key] for label, key in HEADLINE if key in scores}
+def expected(metrics: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The nested cross-validation estimate of the whole procedure for the headline metrics,
+    when the run has one: mean and SD over the outer folds, and for sensitivity and specificity
+    the pooled value over every row scored with its exact 95 % interval (``pooled``, ``ci95``)."""
+    found = (metrics or {}).get("expected_performance") or {}
+    scores, pooled = found.get("scores") or {}, found.get("pooled") or {}
+    out: dict[str, dict[str, Any]] = {label: dict(scores[key]) for label, key in HEADLINE if key in scores}
+    for label in ("sensitivity", "specificity"):
+        if label in pooled and label in out:
+            out[label].update(pooled=pooled[label], ci95=pooled[f"{label}_ci95"])
+    return out
 
 
 def _state(metrics: Any, release: Any, failures: list[dict[str, Any]]) -> tuple[str, str]:
@@ -163,6 +170,8 @@ def release_summary(layout: ResultsPaths, name: str, current: str | None) -> dic
         "code": manifest.get("code"),
         "headline": headline(metrics),
         "expected": expected(metrics),
+        "promise": guarantee_line(metrics),
+        "expected_line": expected_line((metrics or {}).get("expected_performance")),
     }
 
 

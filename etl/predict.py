@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 
 from etl import cli, storage
-from etl.evaluate_model import predict_frame
 from etl.load_data import read_input, validate
+from etl.procedure import predict_frame
 from etl.releases import Release, open_release
 
 logger = logging.getLogger(__name__)

@@ -1,5 +1,12 @@
 """Split the validated data into stratified train and test sets, impute and scale the features.
 
+The split (``[split] method``) is by default a *hash split*: a row is a test row when the
+SHA-256 of the salt and its id is among the lowest of its class (the test share of each class).
+It does not depend on ``random_state``, so runs with other seeds hold out the same patients,
+and runs on grown data nearly all of them (a new row with a low hash takes the place of the
+old row at its class's cut, which then trains), and the quality gate compares a new model with the published one on
+rows neither trained on. ``method = "random"`` keeps scikit-learn's seeded stratified split.
+
 The preprocessing (a median ``SimpleImputer`` for the few missing values ``load_data`` lets
 through, then a ``StandardScaler``) is fitted on the training split only, so no information
 from the test split leaks into training, and saved as ``scaler.pkl``, so prediction applies
@@ -8,37 +15,59 @@ exactly the same transformation.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 
 import pandas as pd
-from sklearn.impute import SimpleImputer
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 from etl import cli, storage
 from etl.errors import DataValidationError, ParameterError
-from etl.schema import FEATURE_COLUMNS, TARGET_COLUMN
+from etl.procedure import make_preprocessor
+from etl.schema import FEATURE_COLUMNS, ID_COLUMN, TARGET_COLUMN
 
 logger = logging.getLogger(__name__)
 
 
-def make_preprocessor() -> Pipeline:
-    """Median imputation, then standard scaling (``transform`` maps raw features to model input)."""
-    return Pipeline(
-        [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
-    ).set_output(transform="pandas")
+#: How a split may be drawn (``[split] method``).
+SPLIT_METHODS = ("hash", "random")
+
+
+def hash_split(df: pd.DataFrame, test_size: float, salt: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stratified split by a hash of each row's id: per class, the rows whose SHA-256 of
+    ``salt`` and id is lowest are the test rows (``ceil(test_size * rows)`` in all, shared out
+    between the classes by their size, largest remainder first). Both parts keep ``df``'s order.
+    """
+    keys = df[ID_COLUMN].astype(str).map(lambda i: hashlib.sha256(f"{salt}\0{i}".encode()).hexdigest())
+    counts = df[TARGET_COLUMN].value_counts().sort_index()
+    n_test = math.ceil(test_size * len(df) - 1e-9)
+    exact = counts * n_test / len(df)
+    quota = exact.apply(math.floor)
+    for label in (exact - quota).sort_values(ascending=False, kind="stable").index[: n_test - int(quota.sum())]:
+        quota[label] += 1
+    if ((quota < 1) | (counts - quota < 1)).any():
+        raise DataValidationError(
+            f"cannot split {len(df)} rows with test_size={test_size}: each class needs a row on both sides "
+            f"({', '.join(f'{k}: {v}' for k, v in counts.items())})")
+    test_rows = set()
+    for label, n in quota.items():
+        test_rows |= set(keys[df[TARGET_COLUMN] == label].sort_values(kind="stable").index[:n])
+    is_test = df.index.isin(list(test_rows))
+    return df[~is_test], df[is_test]
 
 
 def split_and_scale(
-    df: pd.DataFrame, test_size: float, random_state: int
+    df: pd.DataFrame, test_size: float, random_state: int, method: str, salt: str
 ) -> tuple[pd.DataFrame, pd.DataFrame, Pipeline]:
     """Stratified split of ``df``, then impute and scale with statistics of the train split.
 
     Args:
         df: validated data (``etl.load_data.validate``).
         test_size: share of rows held out, strictly between 0 and 1.
-        random_state: seed of the split.
+        random_state: seed of a ``random`` split.
+        method: ``hash`` (``hash_split`` with ``salt``) or ``random``.
 
     Returns:
         ``(train, test, preprocessor)``: both frames keep every column, features imputed and
@@ -46,6 +75,10 @@ def split_and_scale(
     """
     if not 0.0 < test_size < 1.0:
         raise ParameterError(f"test_size must be strictly between 0 and 1, got {test_size}")
+    if method not in SPLIT_METHODS:
+        raise ParameterError(f"split method {method!r} is not one of {', '.join(SPLIT_METHODS)}")
+    if method == "hash":
+        return fit_and_scale(*hash_split(df, test_size, salt))
     try:
         train, test = train_test_split(
             df, test_size=test_size, random_state=random_state, stratify=df[TARGET_COLUMN]
@@ -80,6 +113,8 @@ def preprocess_data(
     summary_path: storage.Location,
     test_size: float,
     random_state: int,
+    method: str,
+    salt: str,
 ) -> dict[str, str]:
     """Read validated data, split, impute and scale it; write both splits, the fitted
     preprocessing and a summary (split sizes, values imputed per column).
@@ -88,14 +123,15 @@ def preprocess_data(
         ``{"train": ..., "test": ..., "scaler": ..., "preprocessing": ...}`` paths.
     """
     data = storage.read_frame(data_path, "load_data")
-    train, test, scaler = split_and_scale(data, test_size, random_state)
+    train, test, scaler = split_and_scale(data, test_size, random_state, method, salt)
     by_id = data.set_index("id")
     imputed = {"train": _missing(by_id.loc[train["id"]]), "test": _missing(by_id.loc[test["id"]])}
     n_imputed = sum(sum(part.values()) for part in imputed.values())
     logger.info(
-        "split %d rows: %d train, %d test (test_size=%s, random_state=%s); imputer and scaler "
-        "fitted on train; %d missing value(s) imputed with train medians",
-        len(data), len(train), len(test), test_size, random_state, n_imputed,
+        "%s split of %d rows: %d train, %d test (test_size=%s%s); imputer and scaler "
+        "fitted on train; %d missing value(s) imputed with train medians", method,
+        len(data), len(train), len(test), test_size,
+        f", salt {salt!r}" if method == "hash" else f", random_state={random_state}", n_imputed,
     )
     storage.write_frame(train, train_path)
     storage.write_frame(test, test_path)
@@ -105,6 +141,7 @@ def preprocess_data(
             "rows": {"train": len(train), "test": len(test)},
             "test_size": test_size,
             "random_state": random_state,
+            "split": {"method": method, **({"salt": salt} if method == "hash" else {"random_state": random_state})},
             "imputed_values": imputed,
             "imputed_total": n_imputed,
             "train_medians": dict(zip(FEATURE_COLUMNS, map(float, scaler["impute"].statistics_), strict=True)),
@@ -130,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     return cli.run(
         p,
         lambda a: preprocess_data(
-            a.data, a.train, a.test, a.scaler, a.summary, a.test_size, a.random_state
+            a.data, a.train, a.test, a.scaler, a.summary, a.test_size, a.random_state,
+            settings.split_method, settings.split_salt,
         ),
         argv,
     )

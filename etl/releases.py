@@ -313,7 +313,7 @@ class Release:
     def probabilities(self, rows: Any) -> Any:
         """Probabilities of malignancy for raw ``rows`` (``load_data``'s columns), through the
         release's own preprocessing."""
-        from etl.models import malignant_probability
+        from etl.procedure import malignant_probability
         from etl.schema import FEATURE_COLUMNS
 
         return malignant_probability(self.model, self.scaler.transform(rows[list(FEATURE_COLUMNS)]))

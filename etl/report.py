@@ -21,8 +21,8 @@ import pandas as pd
 
 from etl import cli, storage
 from etl.config import RunPaths
-from etl.nested_cv import SCORES
-from etl.schema import FEATURE_COLUMNS, LABEL_CODES, TARGET_COLUMN
+from etl.headline import expected_line, guarantee_line
+from etl.schema import FEATURE_COLUMNS, LABEL_CODES, SCORES, TARGET_COLUMN
 
 logger = logging.getLogger(__name__)
 
@@ -117,13 +117,24 @@ def build_report(run: RunPaths, random_state: int = 0) -> str:
     expected = metrics.get("expected_performance")
     if expected:
         e = expected["scores"]
-        body = (f"<p>The whole procedure (preprocessing, every candidate's cross-validation, the selection, "
-                f"the threshold) run {expected['outer_folds']} times by nested cross-validation, each time on "
-                f"all rows but one outer fold and scored on that fold, which it never saw "
+        pooled = expected.get("pooled")
+        body = (f"<p>The whole procedure (every candidate's cross-validation with its preprocessing, the "
+                f"selection, the threshold) run {expected['outer_folds']} times by nested cross-validation, each "
+                f"time on all rows but one outer fold and scored on that fold, which it never saw "
                 f"({expected['rows_scored']} rows scored in all). This is what to expect on new patients; the "
-                f"test split below checks the one model published. Sensitivity fell below the target "
-                f"{expected['target_sensitivity']:.0%} in {expected['share_below_target_sensitivity']:.0%} of the "
-                f"folds. Chosen: {html.escape(', '.join(f'{k} x{v}' for k, v in expected['candidates_chosen'].items()))}.</p>"
+                f"test split below checks the one model published.</p>"
+                + (f"<p><b>Pooled over every row scored: {html.escape(expected_line(expected))}</b> (exact 95 % "
+                   f"intervals, at the number of patients).</p>" + _table(
+                       [[f"repeat {r['repeat']}", f"{r['confusion_matrix']['tp']} / {r['malignant']}",
+                         f"{r['sensitivity']:.3f} [{r['sensitivity_ci95'][0]:.3f}, {r['sensitivity_ci95'][1]:.3f}]",
+                         f"{r['confusion_matrix']['tn']} / {r['benign']}",
+                         f"{r['specificity']:.3f} [{r['specificity_ci95'][0]:.3f}, {r['specificity_ci95'][1]:.3f}]"]
+                        for r in expected.get("per_repeat", [])],
+                       ["outer repeat", "caught / malignant", "sensitivity", "cleared / benign", "specificity"])
+                   if pooled else "")
+                + f"<p>Per fold (spread; sensitivity below the target {expected['target_sensitivity']:.0%} in "
+                f"{expected['share_below_target_sensitivity']:.0%} of the folds). Chosen: "
+                f"{html.escape(', '.join(f'{k} x{v}' for k, v in expected['candidates_chosen'].items()))}.</p>"
                 + _table([[m, f"{e[m]['mean']:.4f}", f"{e[m]['sd']:.4f}", f"{e[m]['min']:.4f}", f"{e[m]['max']:.4f}"]
                           for m in SCORES], ["metric", "mean", "sd", "min", "max"]))
     else:
@@ -132,27 +143,33 @@ def build_report(run: RunPaths, random_state: int = 0) -> str:
 
     cv = training["selection"]["cross_validation"]
     sel = training["selection"]
+    means, margins = sel.get("means", {}), sel.get("margins", {})
     parts.append(("cross-validation", "Candidates (cross-validation on the training split)",
-                  f"<p>{sel['repeats']} x {sel['folds']}-fold stratified cross-validation. Rule: "
-                  f"{html.escape(sel.get('rule', 'best mean'))} by mean <b>{html.escape(sel['metric'])}</b>; best "
-                  f"{html.escape(sel.get('best', training['candidate']))}, margin (one standard error) "
-                  f"{sel.get('margin', 0):.4f}, within it: {html.escape(', '.join(sel.get('within_margin', [])))}; "
+                  f"<p>{sel['repeats']} x {sel['folds']}-fold stratified cross-validation, the imputer and scaler "
+                  f"refitted in every fold. Rule: {html.escape(sel.get('rule', 'best mean'))} by "
+                  f"<b>{html.escape(sel['metric'])}</b>"
+                  f"{' at each candidate&#39;s own threshold' if sel['metric'] == 'specificity' else ''}; best "
+                  f"{html.escape(sel.get('best', training['candidate']))}, within its margin: "
+                  f"{html.escape(', '.join(sel.get('within_margin', [])))}; "
                   f"selected <b>{html.escape(training['candidate'])}</b>.</p>"
-                  + _table([[name, *(f"{s[m]['mean']:.4f} ± {s[m]['sd']:.4f}" for m in ("roc_auc", "pr_auc", "brier"))]
-                            for name, s in cv.items()], ["candidate", "ROC AUC", "PR AUC", "Brier"])))
+                  + _table([[name, f"{means[name]:.4f}" if name in means else "", f"{margins[name]:.4f}" if name in margins
+                             else "", *(f"{s[m]['mean']:.4f} ± {s[m]['sd']:.4f}" for m in ("roc_auc", "pr_auc", "brier"))]
+                            for name, s in cv.items()],
+                           ["candidate", f"mean {sel['metric']}", "paired SE", "ROC AUC", "PR AUC", "Brier"])))
 
     t = training["threshold"]
-    plain = t.get("without_margin", t)
+    alternatives = t.get("alternatives", {})
     parts.append(("threshold", "Operating point",
-                  f"<p>Threshold <b>{threshold:.4f}</b>: the highest at which the exact lower "
-                  f"{t.get('confidence', 0):.0%}-confidence bound of the out-of-fold sensitivity on the training "
-                  f"split reaches the target {t['target_sensitivity']:.0%} (out of fold: sensitivity "
-                  f"{t['sensitivity']:.3f}, lower bound {t.get('lower_bound', t['sensitivity']):.3f}, specificity "
-                  f"{t['specificity']:.3f}). Without that margin the threshold would be {plain['threshold']:.4f} "
-                  f"(specificity {plain['specificity']:.3f}): the margin costs "
-                  f"{plain['specificity'] - t['specificity']:.3f} of specificity so that the promised sensitivity "
-                  "holds on patients the threshold was not fitted to. A tumour is called malignant when its "
-                  "probability is at or above the threshold.</p>"))
+                  f"<p><b>{html.escape(t.get('guarantee', ''))}</b></p>"
+                  f"<p>Threshold <b>{threshold:.4f}</b> ({html.escape(t.get('rule', ''))}): it may miss "
+                  f"{t.get('allowed_misses', 0)} of the {t.get('malignant', 0)} malignant out-of-fold rows of the "
+                  f"training split (out of fold: sensitivity {t['sensitivity']:.3f}, specificity "
+                  f"{t['specificity']:.3f}). A tumour is called malignant when its probability is at or above the "
+                  "threshold. The price of each promise in specificity, out of fold:</p>"
+                  + _table([[html.escape(name), f"{a['threshold']:.4f}", a["allowed_misses"], f"{a['sensitivity']:.3f}",
+                             f"{a['specificity']:.3f}"]
+                            for name, a in {t.get("rule", "chosen"): t, **alternatives}.items()],
+                           ["rule", "threshold", "misses allowed", "sensitivity", "specificity"])))
 
     methods = metrics.get("ci_method", {})
     parts.append(("metrics", f"Test split ({metrics['n_test']} rows)", _table(
@@ -225,9 +242,12 @@ def _headline(metrics: dict[str, Any]) -> str:
     expected = metrics.get("expected_performance")
     if not expected:
         return ""
-    e = expected["scores"]
-    return (f"Expected on unseen patients: sensitivity {e['recall']['mean']:.3f} (sd {e['recall']['sd']:.3f}), "
-            f"specificity {e['specificity']['mean']:.3f} (sd {e['specificity']['sd']:.3f}). This model on its test split: ")
+    line = expected_line(expected)
+    if not line:
+        e = expected["scores"]
+        line = f"sensitivity {e['recall']['mean']:.3f}, specificity {e['specificity']['mean']:.3f} (mean of the folds)"
+    return (f"{html.escape(guarantee_line(metrics))} Expected on unseen patients (nested CV, pooled): "
+            f"{html.escape(line)}. This model on its test split: ")
 
 
 def make_report(run_dir: storage.Location, report_path: storage.Location, random_state: int = 0) -> dict[str, str]:

@@ -29,3 +29,6 @@ MALIGNANT = "M"
 BENIGN = "B"
 #: Malignant is the positive class: recall is the sensitivity for malignant tumours.
 LABEL_CODES: dict[str, int] = {MALIGNANT: 1, BENIGN: 0}
+
+#: The scores of a model on rows it never saw, in the order reports show them.
+SCORES: tuple[str, ...] = ("recall", "specificity", "precision", "accuracy", "f1", "roc_auc", "pr_auc", "brier")

@@ -7,12 +7,16 @@
   sensitivity holds on new patients, not just on the rows it was chosen on.
 - ``mcnemar_worse``: whether one classifier misses significantly more of the same rows than
   another (exact McNemar test on the rows where they disagree).
-- ``delong``: DeLong's paired test of two ROC AUCs on the same rows.
+- ``noninferior_paired``: whether one classifier is shown to be no worse than another, on the
+  same rows, by more than a margin (exact test on the rows where they disagree).
+- ``delong``: DeLong's paired test of two ROC AUCs on the same rows (with a margin:
+  non-inferiority).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -54,16 +58,43 @@ def mcnemar_worse(a_right: np.ndarray, b_right: np.ndarray) -> dict[str, float]:
     return {"only_a": only_a, "only_b": only_b, "p_value": p}
 
 
+def noninferior_paired(old_right: np.ndarray, new_right: np.ndarray, margin: float) -> dict[str, Any]:
+    """Exact conditional test that the new classifier is no worse than the old one, on the same
+    ``n`` rows, by ``margin`` or more (a share of the rows).
+
+    Only the rows where they disagree carry evidence: ``only_old`` (old right, new wrong) and
+    ``only_new``, ``m`` in all. Given ``m``, ``only_old`` is binomial with ``pi``; the new model
+    is worse by ``m (2 pi - 1) / n``, so "worse by at least ``margin``" is ``pi >= pi0 = (1 +
+    margin n / m) / 2``. The p-value is ``P(only_old or fewer | m, pi0)``; when ``pi0 > 1`` (so
+    few disagreements that the new model cannot be worse by the margin on these rows) it is 0.
+
+    Returns:
+        ``only_old``, ``only_new``, ``rows``, ``difference`` (new minus old share right),
+        ``margin`` and ``p_value`` (small: shown non-inferior).
+    """
+    only_old = int(np.sum(old_right & ~new_right))
+    only_new = int(np.sum(new_right & ~old_right))
+    n, m = len(old_right), only_old + only_new
+    pi0 = (1 + margin * n / m) / 2 if m else math.inf
+    p = 0.0 if pi0 > 1 else float(stats.binom.cdf(only_old, m, pi0))
+    return {"only_old": only_old, "only_new": only_new, "rows": n,
+            "difference": (only_new - only_old) / n if n else 0.0, "margin": margin, "p_value": p}
+
+
 def _midrank(x: np.ndarray) -> np.ndarray:
     return stats.rankdata(x, method="average")
 
 
-def delong(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray) -> dict[str, float]:
-    """DeLong's test of ROC AUC(B) < ROC AUC(A), both scored on the same rows (labels ``y``).
+def delong(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, margin: float = 0.0) -> dict[str, float]:
+    """DeLong's test of ROC AUC(B) < ROC AUC(A) - ``margin``, both scored on the same rows
+    (labels ``y``).
 
     Returns:
         ``auc_a``, ``auc_b``, ``difference`` (B - A), its standard error ``se`` and the one-sided
-        ``p_value`` of B being worse (1 when the difference has no variance, e.g. both perfect).
+        ``p_value`` of B being worse by at least ``margin``. With ``margin`` 0 a small p-value
+        says B is worse; with a margin, a small p-value says B is *not* worse by the margin
+        (non-inferiority: ``1 - p`` of the other direction). With no variance (e.g. both perfect)
+        the difference itself decides.
     """
     y = np.asarray(y) == 1
     m, n = int(y.sum()), int((~y).sum())
@@ -79,6 +110,9 @@ def delong(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray) -> dict[str, float]:
     var = (s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / n + (s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]) / m
     diff = float(aucs[1] - aucs[0])
     se = math.sqrt(var) if var > 0 else 0.0
-    p_value = float(stats.norm.cdf(diff / se)) if se > 0 else (1.0 if diff >= 0 else 0.0)
+    if margin:  # H0: B worse by margin or more; small p: shown not worse by the margin
+        p_value = float(stats.norm.sf((diff + margin) / se)) if se > 0 else (0.0 if diff + margin > 0 else 1.0)
+    else:
+        p_value = float(stats.norm.cdf(diff / se)) if se > 0 else (1.0 if diff >= 0 else 0.0)
     return {"auc_a": float(aucs[0]), "auc_b": float(aucs[1]), "difference": diff, "se": se,
             "p_value": p_value}

@@ -9,8 +9,9 @@ import sys
 from etl import storage
 from etl.config import RELEASE_FILES, ReleasePaths, load_settings
 from etl.errors import PipelineError
-from etl.nested_cv import SCORES
+from etl.headline import expected_line, guarantee_line
 from etl.releases import current_release
+from etl.schema import SCORES
 
 
 def format_summary(metrics: dict, results_dir: str, release: str = "") -> str:
@@ -21,11 +22,14 @@ def format_summary(metrics: dict, results_dir: str, release: str = "") -> str:
     expected = metrics.get("expected_performance")
     ci = metrics.get("ci95", {})
     lines = []
+    if guarantee_line(metrics):
+        lines.append(f"Promise: {guarantee_line(metrics)}")
+    if expected_line(expected):
+        lines.append(f"Expected on unseen patients (nested CV, {expected['outer_folds']} outer folds, pooled):")
+        lines.append(f"  {expected_line(expected)}")
     if expected:
-        lines.append(f"Expected on unseen patients (nested CV, {expected['outer_folds']} outer folds; "
-                     f"sensitivity below {expected['target_sensitivity']:.2f} in "
-                     f"{expected['share_below_target_sensitivity']:.0%} of them) and the published model "
-                     f"on its test split ({metrics.get('n_test', '?')} rows):")
+        lines.append(f"Per outer fold (mean, sd, min) and the published model on its test split "
+                     f"({metrics.get('n_test', '?')} rows):")
         lines.append(f"  {'':<12} {'mean':>7} {'sd':>7} {'min':>7}   |  {'test':>7}  95 % CI")
     else:
         lines.append(f"Test-set metrics ({metrics.get('n_test', '?')} rows):")

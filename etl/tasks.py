@@ -218,7 +218,7 @@ def preprocess_data(**context: Any) -> Outputs:
     """Split and scale the validated data."""
     from etl.preprocess_data import preprocess_data as step
 
-    _, run = _run(context)
+    settings, run = _run(context)
     params = Settings.typed_run_params(context["params"])
     return step(
         _input(context, run, "load_data", "data"),
@@ -228,6 +228,8 @@ def preprocess_data(**context: Any) -> Outputs:
         run.preprocessing,
         test_size=float(params["test_size"]),
         random_state=int(params["random_state"]),
+        method=settings.split_method,
+        salt=settings.split_salt,
     )
 
 
@@ -243,6 +245,7 @@ def train_model(candidate: str, **context: Any) -> Outputs:
     if candidate not in settings.candidates:
         raise ParameterError(f"candidate {candidate!r} is not enabled in [candidates]")
     return train_candidate(
+        _input(context, run, "load_data", "data"),
         _input(context, run, "preprocess_data", "train"),
         candidate,
         candidate_params(settings.candidates, params)[candidate],
@@ -255,19 +258,17 @@ def train_model(candidate: str, **context: Any) -> Outputs:
 
 @_step
 def select_model(**context: Any) -> Outputs:
-    """Pick the best candidate by cross-validated score; choose its decision threshold on its
-    out-of-fold predictions for the target sensitivity."""
+    """Give each candidate its operating point by ``[selection] rule`` on its out-of-fold
+    predictions and pick one by its specificity there (one standard error, paired folds)."""
     from etl.train_model import select_model as step
 
     settings, run = _run(context)
     return step(
         {name: CandidatePaths(_input(context, run.candidate(name), "train_model", "cv", name).parent)
          for name in settings.candidates},
-        settings.selection_metric,
-        settings.target_sensitivity,
         run.model,
         run.training,
-        settings.threshold_confidence,
+        **settings.selection_settings,
     )
 
 
@@ -278,7 +279,6 @@ def nested_cv(fold: int, **context: Any) -> Outputs:
     on unseen patients."""
     from etl.models import candidate_params
     from etl.nested_cv import nested_cv as step
-    from etl.nested_cv import procedure_settings
 
     settings, run = _run(context)
     params = Settings.typed_run_params(context["params"])
@@ -287,7 +287,9 @@ def nested_cv(fold: int, **context: Any) -> Outputs:
         fold,
         run.outer_fold(fold),
         candidate_params(settings.candidates, params),
-        **procedure_settings(settings, int(params["random_state"])),
+        settings.procedure(int(params["random_state"])),
+        settings.outer_folds,
+        settings.outer_repeats,
     )
 
 

@@ -120,10 +120,15 @@ def _metrics_table(headline: dict[str, Any], expected: dict[str, Any]) -> str:
     rows = []
     for label, name in _LABELS.items():
         exp = expected.get(label)
+        if exp and "pooled" in exp:
+            cell = _interval({"value": exp["pooled"], "ci95": exp["ci95"]})
+        else:
+            cell = _num(exp["mean"]) + " ± " + _num(exp["sd"]) if exp else "&ndash;"
         rows.append(f"<tr><td>{name}</td><td class=num>{_interval(headline.get(label))}</td>"
-                    f"<td class=num>{_num(exp['mean']) + ' ± ' + _num(exp['sd']) if exp else '&ndash;'}</td></tr>")
+                    f"<td class=num>{cell}</td></tr>")
     return ("<table><tr><th>metric</th><th>test split (95 % CI)</th>"
-            "<th>expected on unseen patients (nested CV, mean ± SD)</th></tr>" + "".join(rows) + "</table>")
+            "<th>expected on unseen patients (nested CV: pooled, 95 % CI; ROC AUC mean ± SD)</th></tr>"
+            + "".join(rows) + "</table>")
 
 
 def _chart(runs: list[dict[str, Any]], releases: set[str]) -> str:
@@ -250,6 +255,9 @@ def model_page(layout: ResultsPaths) -> str:
             f"<p>Model <b>{_e(model.get('candidate'))}</b> ({_e(model.get('estimator'))}), decision threshold "
             f"{_num(current['threshold'])}. <a href=\"runs/{_e(current['run_key'])}/report\">Report</a> · "
             f"<a href=\"api/releases/{_e(current['name'])}/manifest\">Manifest</a></p>"
+            + (f'<p id="promise"><b>{_e(current["promise"])}</b></p>' if current.get("promise") else "")
+            + (f"<p>Expected on unseen patients (nested CV, pooled): {_e(current['expected_line'])}.</p>"
+               if current.get("expected_line") else "")
             + _metrics_table(current["headline"], current["expected"]))
     else:
         parts.append('<h2>Published release</h2><p id="current-release">None yet: no run has passed the '

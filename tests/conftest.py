@@ -180,7 +180,7 @@ def with_config(env: dict[str, str], path: Path) -> dict[str, str]:
 
 
 def build_run(run_dir, csv, C: float = 1.0, test_size: float = 0.25, random_state: int = 0,
-              candidates=("logistic_regression",), report: bool = True):
+              candidates=("logistic_regression",), report: bool = True, split: str | None = None):
     """Run the etl steps' cores from ``load_data`` to ``make_report`` into ``run_dir``."""
     from etl.config import RunPaths, load_settings
     from etl.evaluate_model import evaluate_model
@@ -193,13 +193,14 @@ def build_run(run_dir, csv, C: float = 1.0, test_size: float = 0.25, random_stat
     settings = load_settings()
     run = RunPaths(run_dir)
     load_data(csv, run.data, run.profile)
-    preprocess_data(run.data, run.train, run.test, run.scaler, run.preprocessing, test_size, random_state)
-    params = candidate_params(settings.candidates, {**settings.run_params, "C": C})
+    preprocess_data(run.data, run.train, run.test, run.scaler, run.preprocessing, test_size, random_state,
+                    split or settings.split_method, settings.split_salt)
+    params = candidate_params({**settings.candidates, **{n: {} for n in candidates if n not in settings.candidates}},
+                              {**settings.run_params, "C": C})
     for name in candidates:
-        train_candidate(run.train, name, params[name], run.candidate(name), settings.cv_folds,
+        train_candidate(run.data, run.train, name, params[name], run.candidate(name), settings.cv_folds,
                         settings.cv_repeats, random_state)
-    select_model({n: run.candidate(n) for n in candidates}, settings.selection_metric,
-                 settings.target_sensitivity, run.model, run.training, settings.threshold_confidence)
+    select_model({n: run.candidate(n) for n in candidates}, run.model, run.training, **settings.selection_settings)
     evaluate_model(run.model, run.test, run.training, run.metrics, run.predictions,
                    settings.bootstrap_resamples, random_state)
     if report:

@@ -15,18 +15,18 @@ def data(small_csv) -> pd.DataFrame:
 
 
 def test_split_is_stratified_and_seeded(data):
-    train, test, _ = split_and_scale(data, test_size=0.25, random_state=7)
+    train, test, _ = split_and_scale(data, test_size=0.25, random_state=7, method="random", salt="")
     assert (len(train), len(test)) == (45, 15)
     assert set(train["id"]).isdisjoint(test["id"])
     assert test[TARGET_COLUMN].value_counts().to_dict() == {"B": 10, "M": 5}
-    again, _, _ = split_and_scale(data, test_size=0.25, random_state=7)
+    again, _, _ = split_and_scale(data, test_size=0.25, random_state=7, method="random", salt="")
     pd.testing.assert_frame_equal(train, again)
-    other, _, _ = split_and_scale(data, test_size=0.25, random_state=8)
+    other, _, _ = split_and_scale(data, test_size=0.25, random_state=8, method="random", salt="")
     assert list(other["id"]) != list(train["id"])
 
 
 def test_preprocessing_is_fitted_on_the_training_split_only(data):
-    train, _test, preprocessor = split_and_scale(data, test_size=0.25, random_state=7)
+    train, _test, preprocessor = split_and_scale(data, test_size=0.25, random_state=7, method="random", salt="")
     raw_train = data.set_index("id").loc[train["id"], list(FEATURE_COLUMNS)]
     scaler = preprocessor["scale"]
     np.testing.assert_allclose(scaler.mean_, raw_train.mean().to_numpy())
@@ -37,10 +37,10 @@ def test_preprocessing_is_fitted_on_the_training_split_only(data):
 
 def test_missing_values_are_imputed_with_training_medians(data):
     data = data.copy()
-    test_ids = split_and_scale(data, test_size=0.25, random_state=7)[1]["id"]
+    test_ids = split_and_scale(data, test_size=0.25, random_state=7, method="random", salt="")[1]["id"]
     hole = test_ids.iloc[0]
     data.loc[data["id"] == hole, "texture_se"] = np.nan
-    train, test, preprocessor = split_and_scale(data, test_size=0.25, random_state=7)
+    train, test, preprocessor = split_and_scale(data, test_size=0.25, random_state=7, method="random", salt="")
     assert not train.isna().any().any() and not test.isna().any().any()
     median = data.set_index("id").loc[train["id"], "texture_se"].median()
     scale = preprocessor["scale"]
@@ -52,12 +52,28 @@ def test_missing_values_are_imputed_with_training_medians(data):
 @pytest.mark.parametrize("test_size", [0, 1, 1.5, -0.1])
 def test_test_size_out_of_range_is_refused(data, test_size):
     with pytest.raises(ParameterError, match="test_size"):
-        split_and_scale(data, test_size=test_size, random_state=0)
+        split_and_scale(data, test_size=test_size, random_state=0, method="hash", salt="s")
 
 
 def test_too_few_rows_for_the_split_is_refused(data):
-    with pytest.raises(DataValidationError, match="cannot split 60 rows"):
-        split_and_scale(data, test_size=0.01, random_state=0)
+    for method in ("hash", "random"):
+        with pytest.raises(DataValidationError, match="cannot split 60 rows"):
+            split_and_scale(data, test_size=0.01, random_state=0, method=method, salt="s")
+    with pytest.raises(ParameterError, match="split method 'fold'"):
+        split_and_scale(data, test_size=0.2, random_state=0, method="fold", salt="s")
+
+
+def test_the_hash_split_is_stratified_and_the_same_for_every_seed_and_grown_data(data):
+    train, test, _ = split_and_scale(data, test_size=0.25, random_state=7, method="hash", salt="s")
+    assert (len(train), len(test)) == (45, 15)
+    assert test[TARGET_COLUMN].value_counts().to_dict() == {"B": 10, "M": 5}
+    other_seed = split_and_scale(data, test_size=0.25, random_state=8, method="hash", salt="s")[1]
+    assert list(other_seed["id"]) == list(test["id"])
+    assert set(split_and_scale(data, 0.25, 7, "hash", "other salt")[1]["id"]) != set(test["id"])
+    grown = pd.concat([data, data.iloc[:12].assign(id=[f"new-{i}" for i in range(12)])], ignore_index=True)
+    grown_test = split_and_scale(grown, test_size=0.25, random_state=7, method="hash", salt="s")[1]
+    kept = set(test["id"]) & set(grown_test["id"])
+    assert len(kept) >= len(test) - 3, (sorted(test["id"]), sorted(grown_test["id"]))
 
 
 def test_preprocess_data_writes_splits_preprocessing_and_summary(data, tmp_path):
@@ -66,13 +82,14 @@ def test_preprocess_data_writes_splits_preprocessing_and_summary(data, tmp_path)
     storage.write_frame(data, tmp_path / "data.parquet")
     out = preprocess_data(
         tmp_path / "data.parquet", tmp_path / "train.parquet", tmp_path / "test.parquet",
-        tmp_path / "scaler.pkl", tmp_path / "prep.json", test_size=0.2, random_state=42,
+        tmp_path / "scaler.pkl", tmp_path / "prep.json", test_size=0.2, random_state=42, method="hash", salt="s",
     )
     assert len(pd.read_parquet(out["train"])) == 48
     assert len(pd.read_parquet(out["test"])) == 12
     assert storage.load_object(out["scaler"]).n_features_in_ == 30
     summary = storage.read_json(out["preprocessing"])
     assert summary["rows"] == {"train": 48, "test": 12}
+    assert summary["split"] == {"method": "hash", "salt": "s"}
     assert summary["imputed_total"] == 3
     imputed = summary["imputed_values"]
     assert imputed["train"].get("area_se", 0) + imputed["test"].get("area_se", 0) == 3

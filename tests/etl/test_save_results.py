@@ -86,11 +86,15 @@ def test_manifest_records_hashes_data_params_versions_code_and_run(results, smal
     assert (manifest["data"]["rows"], manifest["data"]["class_balance"]) == (60, {"B": 39, "M": 21})
     assert manifest["params"] == {
         "load_data": {"data_path": str(small_csv), "max_missing_share": 0.05, "min_rows_per_class": 5},
-        "preprocess_data": {"test_size": 0.25, "random_state": 0},
+        "preprocess_data": {"test_size": 0.25, "random_state": 0,
+                            "split": {"method": "hash", "salt": "wdbc-test-split-1"}},
         "train_model": {"estimator": "LogisticRegression", "C": 1.0, "max_iter": 1000, "random_state": 0},
-        "select_model": {"candidate": "logistic_regression", "metric": "roc_auc", "folds": 3, "repeats": 1,
-                         "rule": "one standard error, simplest first", "target_sensitivity": 0.97,
-                         "threshold_confidence": 0.7},
+        "select_model": {"candidate": "logistic_regression", "metric": "specificity", "folds": 3, "repeats": 1,
+                         "rule": "one standard error of the paired fold differences, simplest first",
+                         "threshold_rule": "risk_control",
+                         "guarantee": "Expected sensitivity on new patients of at least 97% (conformal risk "
+                                      "control on the out-of-fold malignant cases).",
+                         "target_sensitivity": 0.97, "threshold_confidence": None},
     }
     training = json.loads((results / "runs" / "new" / "training.json").read_text())
     assert manifest["model"] == {"candidate": "logistic_regression", "estimator": "LogisticRegression",

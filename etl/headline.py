@@ -1,0 +1,28 @@
+"""The headline numbers in words, written once for the report, ``make run``'s summary and the
+Model page: what the procedure is expected to do on new patients (the pooled nested estimate)
+and what the operating point promises. Standard library only (the UI plugin imports it)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def expected_line(expected: Mapping[str, Any] | None) -> str:
+    """``caught 206 of 212 malignant (sensitivity 0.972 [0.94, 0.99]), cleared ...``: the pooled
+    counts of the nested cross-validation, or an empty string when a run has none (or is older
+    than the pooled counts)."""
+    pooled = (expected or {}).get("pooled")
+    if not pooled:
+        return ""
+    cm, repeats = pooled["confusion_matrix"], expected.get("outer_repeats", 1)
+    per = f" over {repeats} repeats" if repeats > 1 else ""
+    return (f"caught {cm['tp']} of {pooled['malignant']} malignant (sensitivity {pooled['sensitivity']:.3f} "
+            f"[{pooled['sensitivity_ci95'][0]:.3f}, {pooled['sensitivity_ci95'][1]:.3f}]), cleared {cm['tn']} of "
+            f"{pooled['benign']} benign (specificity {pooled['specificity']:.3f} [{pooled['specificity_ci95'][0]:.3f}, "
+            f"{pooled['specificity_ci95'][1]:.3f}]){per}")
+
+
+def guarantee_line(metrics: Mapping[str, Any] | None) -> str:
+    """The operating point's guarantee sentence of ``metrics.json`` (empty for older runs)."""
+    return str((metrics or {}).get("guarantee") or "")

@@ -1,0 +1,137 @@
+"""The training procedure (etl.procedure): leak-free cross-validation, the operating-point rules
+and what each promises, the paired selection, the pooled nested estimate."""
+
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.impute import SimpleImputer
+
+from etl import procedure
+from etl.errors import ParameterError
+from etl.procedure import (
+    CrossValidation,
+    allowed_misses,
+    choose_threshold,
+    cross_validate,
+    make_pipeline,
+    pooled_counts,
+    select_candidate,
+)
+from etl.schema import FEATURE_COLUMNS
+
+
+def _frame(rows: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = (np.arange(rows) % 3 == 0).astype(int)
+    X = pd.DataFrame(rng.normal(size=(rows, len(FEATURE_COLUMNS))) + y[:, None], columns=list(FEATURE_COLUMNS))
+    return X, y
+
+
+class _SpyImputer(SimpleImputer):
+    """A median imputer that records which rows (by index label) every fit saw."""
+
+    fitted_on: ClassVar[list[set]] = []
+
+    def fit(self, X, y=None):
+        _SpyImputer.fitted_on.append(set(X.index))
+        return super().fit(X, y)
+
+
+def test_every_out_of_fold_score_comes_from_preprocessing_that_never_saw_its_row(monkeypatch):
+    """The imputer and scaler are refitted inside each CV fit, on that fit's rows only."""
+    spy = procedure.make_preprocessor()
+    spy.steps[0] = ("impute", _SpyImputer(strategy="median"))
+    monkeypatch.setattr(procedure, "make_preprocessor", lambda: spy)
+    _SpyImputer.fitted_on = []
+    X, y = _frame(60)
+    cv = cross_validate(make_pipeline("logistic_regression", {}, 0), X, y, folds=3, repeats=2, random_state=0)
+    assert len(_SpyImputer.fitted_on) == 6  # one preprocessing fit per CV fit, none on all rows
+    for i, fitted in enumerate(_SpyImputer.fitted_on):
+        held_out = set(X.index[cv.fold[i // 3] == i % 3])
+        assert held_out and not fitted & held_out
+        assert fitted | held_out == set(X.index)
+    assert not np.isnan(cv.oof).any() and cv.oof.shape == (2, 60)
+
+
+def test_the_risk_control_rule_allows_the_misses_the_target_and_the_count_give():
+    # (k + 1) / (n + 1) <= 1 - target: 4 of 170 at 0.97, 5 of 212, none of 32, too few below 33.
+    assert allowed_misses(170, 0.97, "risk_control") == 4
+    assert allowed_misses(212, 0.97, "risk_control") == 5
+    assert allowed_misses(33, 0.97, "risk_control") == 0
+    assert allowed_misses(30, 0.97, "risk_control") is None
+    # The exact bound at 0.7 allows fewer: P(sensitivity >= 0.97) >= 0.7 with 170 rows is 3 misses.
+    assert allowed_misses(170, 0.97, "exact_bound", 0.7) == 3
+    assert allowed_misses(170, 0.97, "none") == 5
+    with pytest.raises(ParameterError, match="threshold rule 'quantile'"):
+        allowed_misses(170, 0.97, "quantile")
+
+
+def test_the_threshold_sits_between_the_last_miss_and_the_first_catch_and_states_its_guarantee():
+    y = np.r_[np.ones(100), np.zeros(100)].astype(int)
+    malignant = np.linspace(0.3, 0.99, 100)
+    p = np.r_[malignant, np.linspace(0.0, 0.5, 100)]
+    point = choose_threshold(y, p[None, :], 0.97, "risk_control")
+    k = point["allowed_misses"]
+    assert k == allowed_misses(100, 0.97, "risk_control") == 2  # (2 + 1) / 101 <= 0.03
+    assert point["threshold"] == pytest.approx((malignant[1] + malignant[2]) / 2)
+    assert point["sensitivity"] == pytest.approx(0.98) and point["malignant"] == 100
+    assert point["guarantee"].startswith("Expected sensitivity on new patients of at least 97%")
+    assert set(point["alternatives"]) == {"exact_bound", "none"}
+    # The price of each rule in specificity is recorded beside it.
+    assert point["alternatives"]["none"]["specificity"] >= point["specificity"]
+    strict = choose_threshold(y, p[None, :], 0.97, "exact_bound", 0.7)
+    assert strict["threshold"] <= point["threshold"] and "with probability 70%" in strict["guarantee"]
+    few = choose_threshold(np.r_[np.ones(5), np.zeros(5)].astype(int), np.linspace(1, 0, 10)[None, :], 0.97)
+    assert few["reachable"] is False and few["sensitivity"] == 1.0  # catches all it can
+
+
+def test_the_threshold_of_several_repeats_is_the_median_of_theirs():
+    y = np.r_[np.ones(40), np.zeros(40)].astype(int)
+    rng = np.random.default_rng(1)
+    oof = np.clip(np.r_[rng.normal(0.8, 0.15, 40), rng.normal(0.2, 0.15, 40)][None, :]
+                  + rng.normal(0, 0.05, (3, 80)), 0, 1)
+    point = choose_threshold(y, oof, 0.95, "risk_control")
+    singles = [choose_threshold(y, row[None, :], 0.95, "risk_control")["threshold"] for row in oof]
+    assert point["threshold"] == pytest.approx(np.median(singles))
+    assert point["threshold_per_repeat"] == pytest.approx(singles)
+
+
+def _cv(spec_by_fold: list[float], y: np.ndarray) -> CrossValidation:
+    """A CrossValidation whose benign rows are cleared at threshold 0.5 with the given per-fold
+    specificities (5 folds, one repeat, 20 benign rows per fold)."""
+    fold = np.repeat(np.arange(5), len(y) // 5)
+    oof = np.where(y == 1, 0.9, 0.0)
+    for f, spec in enumerate(spec_by_fold):
+        benign = np.flatnonzero((fold == f) & (y == 0))
+        oof[benign[round(spec * len(benign)):]] = 0.6  # these are false alarms at 0.5
+    return CrossValidation(oof[None, :], fold[None, :], [{"roc_auc": 0.99, "pr_auc": 0.99, "brier": 0.05}] * 5)
+
+
+def test_selection_compares_fold_by_fold_and_prefers_the_simplest_within_the_paired_noise():
+    y = np.tile(np.r_[np.ones(4), np.zeros(20)], 5).astype(int)
+    best = [0.95, 0.90, 1.00, 0.85, 0.95]
+    cvs = {"soft_vote": _cv(best, y),
+           "svm": _cv([s - 0.05 for s in best], y),              # 5 points worse in every fold
+           "logistic_regression": _cv([0.95, 0.95, 0.95, 0.85, 0.90], y)}  # about as good, noisily
+    thresholds = dict.fromkeys(cvs, 0.5)
+    choice = select_candidate(cvs, y, thresholds, "specificity")
+    assert choice["best"] == "soft_vote"
+    # Paired: the SVM's differences have no spread, so 5 points is far outside its margin,
+    # though unpaired its folds overlap the best's.
+    assert choice["margins"]["svm"] == pytest.approx(0.0, abs=1e-9) and "svm" not in choice["within_margin"]
+    assert choice["within_margin"] == ["soft_vote", "logistic_regression"]
+    assert choice["winner"] == "logistic_regression"  # the simpler of the two
+    with pytest.raises(ParameterError, match="selection metric 'accuracy'"):
+        select_candidate(cvs, y, thresholds, "accuracy")
+
+
+def test_the_pooled_counts_add_up_the_folds_with_intervals_at_the_patients_count():
+    fold = {"scores": {"confusion_matrix": {"tp": 40, "fn": 2, "tn": 70, "fp": 2}}}
+    one = pooled_counts([fold])
+    assert (one["malignant"], one["sensitivity"]) == (42, 40 / 42)
+    twice = pooled_counts([fold, fold], repeats=2)  # the same 114 patients scored twice
+    assert twice["confusion_matrix"]["tp"] == 80 and twice["sensitivity"] == one["sensitivity"]
+    assert twice["sensitivity_ci95"] == pytest.approx(one["sensitivity_ci95"])  # not narrowed
+    assert pooled_counts([fold, fold])["sensitivity_ci95"][0] > one["sensitivity_ci95"][0]
