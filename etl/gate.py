@@ -73,8 +73,13 @@ def floors(metrics: dict[str, Any], gate: Gate) -> list[dict[str, Any]]:
     from etl.stats import clopper_pearson
 
     cm = metrics["confusion_matrix"]
-    level = 2 * gate.floor_confidence - 1  # the two-sided interval whose upper end is the one-sided bound
-    upper = clopper_pearson(cm["tp"], cm["tp"] + cm["fn"], level)[1] if level > 0 else cm["tp"] / max(1, cm["tp"] + cm["fn"])
+    # The one-sided upper bound at floor_confidence: the upper end of the two-sided interval at
+    # 2 * confidence - 1. floor_confidence 0 turns the floor off.
+    level = 2 * gate.floor_confidence - 1
+    if gate.floor_confidence <= 0:
+        upper = 1.0
+    else:
+        upper = clopper_pearson(cm["tp"], cm["tp"] + cm["fn"], level)[1] if level > 0 else cm["tp"] / max(1, cm["tp"] + cm["fn"])
     return [
         _check("roc_auc >= min_roc_auc", metrics["roc_auc"], gate.min_roc_auc,
                metrics["roc_auc"] >= gate.min_roc_auc),
@@ -119,7 +124,10 @@ def compare_with_published(run: RunPaths, release: Target, gate: Gate) -> dict[s
     theirs_t = published.threshold
     ours_p = ours["malignant_probability"].to_numpy()
     ours_t = storage.read_json(run.metrics, "evaluate_model")["threshold"]
-    level = gate.alpha  # all three must be shown (intersection-union): each at alpha
+    level = gate.alpha  # all three must be shown (intersection-union): each at alpha; 0 turns them off
+
+    def shown(p_value: float) -> bool:
+        return p_value < level if level > 0 else True
     auc = delong(y, theirs_p, ours_p, gate.roc_auc_margin)
     pos, neg = y == 1, y == 0
     sens = noninferior_paired(theirs_p[pos] >= theirs_t, ours_p[pos] >= ours_t, gate.sensitivity_margin)
@@ -128,15 +136,15 @@ def compare_with_published(run: RunPaths, release: Target, gate: Gate) -> dict[s
     # the published one by the margin (value: p, limit: alpha).
     checks = [
         _check(f"roc_auc not worse than published by {gate.roc_auc_margin:g} (DeLong non-inferiority, p < alpha)",
-               auc["p_value"], level, auc["p_value"] < level, "<", published=auc["auc_a"], new=auc["auc_b"],
+               auc["p_value"], level, shown(auc["p_value"]), "<", published=auc["auc_a"], new=auc["auc_b"],
                margin=gate.roc_auc_margin),
         _check(f"sensitivity not worse than published by {gate.sensitivity_margin:g} (exact paired "
-               "non-inferiority, p < alpha)", sens["p_value"], level, sens["p_value"] < level, "<",
+               "non-inferiority, p < alpha)", sens["p_value"], level, shown(sens["p_value"]), "<",
                published=float(np.mean(theirs_p[pos] >= theirs_t)), new=float(np.mean(ours_p[pos] >= ours_t)),
                missed_only_by_new=sens["only_old"], missed_only_by_published=sens["only_new"],
                margin=gate.sensitivity_margin),
         _check(f"specificity not worse than published by {gate.specificity_margin:g} (exact paired "
-               "non-inferiority, p < alpha)", spec["p_value"], level, spec["p_value"] < level, "<",
+               "non-inferiority, p < alpha)", spec["p_value"], level, shown(spec["p_value"]), "<",
                published=float(np.mean(theirs_p[neg] < theirs_t)), new=float(np.mean(ours_p[neg] < ours_t)),
                false_alarms_only_by_new=spec["only_old"], false_alarms_only_by_published=spec["only_new"],
                margin=gate.specificity_margin),

@@ -25,7 +25,9 @@ def format_summary(metrics: dict, results_dir: str, release: str = "") -> str:
     if guarantee_line(metrics):
         lines.append(f"Promise: {guarantee_line(metrics)}")
     if expected_line(expected):
-        lines.append(f"Expected on unseen patients (nested CV, {expected['outer_folds']} outer folds, pooled):")
+        repeats = expected.get("outer_repeats", 1)
+        lines.append(f"Expected on unseen patients (nested CV, {expected['outer_folds'] // repeats} outer folds x "
+                     f"{repeats} repeats, pooled):")
         lines.append(f"  {expected_line(expected)}")
     if expected:
         lines.append(f"Per outer fold (mean, sd, min) and the published model on its test split "

@@ -180,8 +180,10 @@ def with_config(env: dict[str, str], path: Path) -> dict[str, str]:
 
 
 def build_run(run_dir, csv, C: float = 1.0, test_size: float = 0.25, random_state: int = 0,
-              candidates=("logistic_regression",), report: bool = True, split: str | None = None):
-    """Run the etl steps' cores from ``load_data`` to ``make_report`` into ``run_dir``."""
+              candidates=("logistic_regression",), report: bool = True, split: str | None = None,
+              nested: bool = False):
+    """Run the etl steps' cores from ``load_data`` to ``make_report`` into ``run_dir`` (with
+    ``nested``, the nested cross-validation's outer folds too, as the DAG runs them)."""
     from etl.config import RunPaths, load_settings
     from etl.evaluate_model import evaluate_model
     from etl.load_data import load_data
@@ -201,8 +203,15 @@ def build_run(run_dir, csv, C: float = 1.0, test_size: float = 0.25, random_stat
         train_candidate(run.data, run.train, name, params[name], run.candidate(name), settings.cv_folds,
                         settings.cv_repeats, random_state)
     select_model({n: run.candidate(n) for n in candidates}, run.model, run.training, **settings.selection_settings)
+    folds = []
+    if nested:
+        from etl.nested_cv import nested_cv
+
+        folds = [nested_cv(run.data, i, run.outer_fold(i), {n: params[n] for n in candidates},
+                           settings.procedure(random_state), settings.outer_folds, settings.outer_repeats)["fold"]
+                 for i in range(settings.outer_fold_count)]
     evaluate_model(run.model, run.test, run.training, run.metrics, run.predictions,
-                   settings.bootstrap_resamples, random_state)
+                   settings.bootstrap_resamples, random_state, folds)
     if report:
         make_report(run.root, run.report, random_state)
     return run
@@ -210,9 +219,11 @@ def build_run(run_dir, csv, C: float = 1.0, test_size: float = 0.25, random_stat
 
 @pytest.fixture(scope="session")
 def evaluated_runs(tmp_path_factory, small_csv) -> dict[str, Path]:
-    """Two evaluated run folders of the small data set, ``old`` (C=0.1) and ``new`` (C=1).
+    """Two evaluated run folders of the small data set, ``old`` (C=0.1, with its nested
+    cross-validation) and ``new`` (C=1).
 
     Copy them (``shutil.copytree``) before changing anything in them.
     """
     root = tmp_path_factory.mktemp("evaluated-runs")
-    return {key: build_run(root / key, small_csv, C=C).root for key, C in (("old", 0.1), ("new", 1.0))}
+    return {key: build_run(root / key, small_csv, C=C, nested=key == "old").root
+            for key, C in (("old", 0.1), ("new", 1.0))}

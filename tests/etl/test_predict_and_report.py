@@ -1,3 +1,5 @@
+import html as html_module
+import json
 import re
 import shutil
 from pathlib import Path
@@ -69,6 +71,10 @@ def test_report_has_every_section_and_embedded_images_only(evaluated_runs):
     assert not re.search(r'(src|href)="(?!data:)', html)  # nothing to fetch: opens offline
     for text in ("logistic_regression", "Threshold <b>", "95 % CI", "Logistic regression coefficients"):
         assert text in html, text
+    metrics = json.loads((evaluated_runs["old"] / "metrics.json").read_text())
+    old = (evaluated_runs["old"] / "report.html").read_text()
+    assert html_module.escape(metrics["guarantee"]) in old and "Pooled over every row scored: caught " in old
+    assert "<th>outer repeat</th>" in old and "exact_bound" in old  # per repeat; the other rule's price
 
 
 @pytest.mark.parametrize(("candidate", "drivers"), [

@@ -87,15 +87,16 @@ def test_the_threshold_sits_between_the_last_miss_and_the_first_catch_and_states
     assert few["reachable"] is False and few["sensitivity"] == 1.0  # catches all it can
 
 
-def test_the_threshold_of_several_repeats_is_the_median_of_theirs():
+def test_the_threshold_of_several_repeats_is_read_from_their_averaged_probabilities():
     y = np.r_[np.ones(40), np.zeros(40)].astype(int)
     rng = np.random.default_rng(1)
     oof = np.clip(np.r_[rng.normal(0.8, 0.15, 40), rng.normal(0.2, 0.15, 40)][None, :]
                   + rng.normal(0, 0.05, (3, 80)), 0, 1)
     point = choose_threshold(y, oof, 0.95, "risk_control")
+    assert point["threshold"] == pytest.approx(choose_threshold(y, oof.mean(axis=0)[None, :], 0.95)["threshold"])
     singles = [choose_threshold(y, row[None, :], 0.95, "risk_control")["threshold"] for row in oof]
-    assert point["threshold"] == pytest.approx(np.median(singles))
     assert point["threshold_per_repeat"] == pytest.approx(singles)
+    assert point["sensitivity"] == pytest.approx(np.mean(oof.mean(axis=0)[y == 1] >= point["threshold"]))
 
 
 def _cv(spec_by_fold: list[float], y: np.ndarray) -> CrossValidation:

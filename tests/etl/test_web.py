@@ -188,6 +188,10 @@ def test_model_page_shows_the_release_history_and_every_run(client, results):
     text = _text(page.text)
     release = json.loads((results / "manifest.json").read_text())["release"]
     assert f"current {release}" in text
+    metrics = json.loads((results / "metrics.json").read_text())
+    assert metrics["guarantee"] in text  # the promise, then the pooled nested estimate as counts
+    pooled = metrics["expected_performance"]["pooled"]
+    assert f"caught {pooled['confusion_matrix']['tp']} of {pooled['malignant']} malignant" in text
     assert "<svg" in page.text and "polyline" in page.text  # the chart: two runs with metrics
     for run_id in (PUBLISHED, REFUSED, FAILED, RUNNING):
         assert run_id in text

@@ -1,0 +1,75 @@
+"""The import graph of ``etl``: no cycle anywhere, counting the imports inside functions too
+(a cycle hidden in a function body is still a cycle), and the procedure imports no step."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from etl.config import PROJECT_ROOT
+
+PACKAGE = PROJECT_ROOT / "etl"
+#: The modules behind a DAG task: they may use the procedure and the foundation modules.
+STEPS = {"load_data", "preprocess_data", "train_model", "nested_cv", "evaluate_model", "report",
+         "save_results", "upload_results", "predict", "score"}
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = {path.stem for path in PACKAGE.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name in modules:
+        deps = set()
+        for node in ast.walk(ast.parse((PACKAGE / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "etl":
+                deps |= {alias.name for alias in node.names if alias.name in modules}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("etl."):
+                deps.add(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                deps |= {a.name.split(".")[1] for a in node.names if a.name.startswith("etl.")}
+        graph[name] = deps - {name}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                return [*path[path.index(dep):], dep] if dep in path else [*path, dep]
+            if dep not in state and (found := visit(dep, [*path, dep])):
+                return found
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start, [start])):
+            return found
+    return None
+
+
+def test_the_etl_package_has_no_import_cycle():
+    assert _cycle(_graph()) is None, " -> ".join(_cycle(_graph()) or [])
+
+
+def test_the_cycle_finder_finds_one():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_procedure_and_the_models_import_no_step():
+    graph = _graph()
+    for module in ("procedure", "models", "stats", "schema"):
+        assert not graph[module] & STEPS, (module, graph[module] & STEPS)
+
+
+def test_training_steps_import_no_other_step():
+    """The training steps share code through ``etl.procedure``, never through each other."""
+    graph = _graph()
+    for step in ("preprocess_data", "train_model", "nested_cv", "evaluate_model", "report"):
+        assert not graph[step] & STEPS, (step, graph[step] & STEPS)
+
+
+def test_the_package_is_where_the_test_looks():
+    assert (PACKAGE / "procedure.py").is_file() and Path(__file__).parent.parent == PROJECT_ROOT
