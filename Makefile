@@ -35,11 +35,14 @@ $(VENV)/.installed-dev: $(VENV)/.installed-run requirements-dev.txt
 	touch $@
 
 db: $(VENV)/.installed-run
-	$(ENV) airflow db migrate > /dev/null
+	@$(ENV) airflow db migrate > /dev/null
 
+# One line per task, then the summary; Airflow's full log goes to $AIRFLOW_HOME/logs/make-run/
+# (airflow_home/logs/make-run/; VERBOSE=1 shows it on the terminal too).
 run: db
-	$(ENV) airflow dags test $(DAG_ID) $(if $(CONF),--conf '$(CONF)')
-	$(ENV) python -m etl.summary
+	@$(ENV) python -m etl.progress --log-dir "$$AIRFLOW_HOME/logs/make-run" $(if $(VERBOSE),--verbose) -- \
+		airflow dags test $(DAG_ID) $(if $(CONF),--conf '$(CONF)')
+	@$(ENV) python -m etl.summary
 
 # pytest workers: the tests wait on Airflow subprocesses and servers much of the time, so three
 # workers on 2 cores finish sooner than two (10.5 min against 12 here).
@@ -94,7 +97,8 @@ docker-down:
 # The whole DAG once in a throw-away container (like make run), results in ./results.
 docker-run:
 	@mkdir -p results
-	docker run --rm --user "$$(id -u):0" -v "$(CURDIR)/results:/opt/project/results" $(if $(CONF),-e CONF='$(CONF)') $(IMAGE) run
+	docker run --rm --user "$$(id -u):0" -v "$(CURDIR)/results:/opt/project/results" $(if $(CONF),-e CONF='$(CONF)') \
+		$(if $(VERBOSE),-e VERBOSE=1) $(IMAGE) run
 
 # The container check (make test runs it too: tests/e2e/test_docker.py): stand-in images built
 # here, the stack with host networking, a DAG run through REST, the one-shot run against make run.

@@ -45,9 +45,9 @@ def format_summary(metrics: dict, results_dir: str, release: str = "") -> str:
             left = f" {e['mean']:>7.4f} {e['sd']:>7.4f} {e['min']:>7.4f}   | "
         interval = f"  [{ci[name][0]:.3f}, {ci[name][1]:.3f}]" if name in ci else ""
         lines.append(f"  {name:<12}{left} {metrics[name]:>7.4f}{interval}")
-    lines.append(f"Positive class: malignant. Model {model} at threshold {metrics.get('threshold', 0.5):.4f}.")
-    lines.append(f"Published artifacts{f' (release {release})' if release else ''} in {results_dir}/:")
-    lines.append(f"  {', '.join(RELEASE_FILES)}")
+    lines.append(f"Model {model} at threshold {metrics.get('threshold', 0.5):.4f} (positive class: malignant).")
+    lines.append(f"Published artifacts{f' (release {release})' if release else ''} in {results_dir}/: "
+                 f"{', '.join(RELEASE_FILES)}")
     return "\n".join(lines)
 
 

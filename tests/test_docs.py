@@ -138,13 +138,15 @@ def test_the_summary_printed_by_make_run_has_the_readme_layout(evaluated_runs):
     from etl.storage import read_json
     from etl.summary import format_summary
 
-    sample = re.search(r"```\n(Promise: .*?)```", _text(README), flags=re.S).group(1)
+    terminal = re.search(r"```\n(Airflow's log: .*?)```", _text(README), flags=re.S).group(1)
+    assert len(terminal.splitlines()) < 30  # what make run prints: a line per task, the summary
+    sample = terminal[terminal.index("Promise: "):]
     printed = format_summary(read_json(evaluated_runs["new"] / "metrics.json"), "/r", "rel")
 
     def shape(text: str) -> list[str]:  # each line's words, numbers and paths blanked
         return [re.sub(r"[\d.]+|/\S*|\(release \S+\)", "#", line).split()[0] for line in text.splitlines()]
 
-    assert shape(printed)[-2:] == shape(sample)[-3:-1]  # the artifacts lines
+    assert shape(printed)[-2:] == shape(sample)[-3:-1]  # the model and artifacts lines
     guarantee = read_json(evaluated_runs["new"] / "metrics.json")["guarantee"]
     assert printed.splitlines()[0] == sample.splitlines()[0] == f"Promise: {guarantee}"
     assert "Published artifacts" in printed and "metrics.json, model.pkl, scaler.pkl, manifest.json" in printed

@@ -22,11 +22,9 @@ case "${1:-}" in
         # SQLite: wait for its write lock as `make run` does (etl/sqlite.py).
         export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS=etl.sqlite.CONNECT_ARGS
         airflow db migrate > /dev/null
-        if [ -n "${CONF:-}" ]; then
-            airflow dags test breast_cancer_etl_pipeline --conf "$CONF"
-        else
-            airflow dags test breast_cancer_etl_pipeline
-        fi
+        # One line per task; Airflow's full log in results/logs/ (VERBOSE=1: here too).
+        python -m etl.progress --log-dir results/logs ${VERBOSE:+--verbose} -- \
+            airflow dags test breast_cancer_etl_pipeline ${CONF:+--conf "$CONF"}
         exec python -m etl.summary
         ;;
     bash | sh | python | python3)

@@ -385,6 +385,16 @@ FAST_CONFIG = PROJECT_ROOT / "tests" / "fast.toml"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+def check_terminal(output: str, log_dir: Path) -> None:
+    """What ``make run`` and the one-shot run print: under 30 lines, one per task and the
+    summary, naming the file that holds Airflow's full log (written into ``log_dir``)."""
+    lines = output.strip().splitlines()
+    check(len(lines) < 30, f"{len(lines)} lines on the terminal:\n{output[-3000:]}")
+    named = [line.split(": ", 1)[1].split(" (")[0] for line in lines if line.startswith("Airflow's log: ")]
+    check(len(named) == 1 and any(log_dir.glob(Path(named[0]).name)), f"no log file named in {log_dir}: {lines[:2]}")
+    check(any(line.split()[:2] == ["save_results", "success"] for line in lines), output[-3000:])
+
+
 def check_one_shot(workdir: Path) -> None:
     """The one-shot container run prints the summary and writes the same metrics.json as
     ``make run`` on the same data, seed and settings (the tests' fast settings, for both). One
@@ -401,14 +411,16 @@ def check_one_shot(workdir: Path) -> None:
                   TEST_IMAGES["pipeline"], "run"], capture=True, timeout=1800)
     log(f"one-shot container run in {time.monotonic() - started:.0f} s")
     check("Expected on unseen patients" in output and "Published artifacts" in output, output[-3000:])
+    check_terminal(output, results / "logs")
     local = workdir / "make-run"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIPELINE_CONFIG", "RESULTS_", "UPLOAD_"))}
     env.update(PIPELINE_AIRFLOW_HOME=str(local / "airflow_home"), PIPELINE_SECRETS_DIR=str(local / "secrets"),
                RESULTS_DIR=str(local / "results"), UPLOAD_URI=str(local / "uploads"),
                PIPELINE_CONFIG=str(FAST_CONFIG))
     started = time.monotonic()
-    run(["make", "--no-print-directory", "run"], capture=True, env=env, cwd=PROJECT_ROOT, timeout=1800)
+    printed = run(["make", "--no-print-directory", "run"], capture=True, env=env, cwd=PROJECT_ROOT, timeout=1800)
     log(f"make run in {time.monotonic() - started:.0f} s")
+    check_terminal(printed, local / "airflow_home" / "logs" / "make-run")
     mine, theirs = (results / "metrics.json").read_bytes(), (local / "results" / "metrics.json").read_bytes()
     check(mine == theirs, "the container's metrics.json differs from make run's")
     log(f"metrics.json byte-identical to make run's ({len(mine)} bytes, "
