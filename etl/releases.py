@@ -59,7 +59,6 @@ from etl.config import (
     RunPaths,
 )
 from etl.errors import IntegrityError, MissingInputError, ParameterError, first_line
-from etl.manifest import build_manifest
 from etl.storage import Location, Target
 
 logger = logging.getLogger(__name__)
@@ -166,6 +165,10 @@ def publish(
     release = f"{run.root.name}-{content}"
 
     def manifest() -> dict[str, Any]:
+        # The manifest builder reads the training rows (pandas): imported by publishing only, so
+        # the readers of releases (the UI plugin, the summary) stay light.
+        from etl.manifest import build_manifest
+
         return build_manifest(run, artifacts, release, run_info or {"run_id": CLI_RUN_KEY})
 
     store_and_switch = _publish_locally if storage.is_local(results_dir) else _publish_to_object_store

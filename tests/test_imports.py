@@ -73,3 +73,35 @@ def test_training_steps_import_no_other_step():
 
 def test_the_package_is_where_the_test_looks():
     assert (PACKAGE / "procedure.py").is_file() and Path(__file__).parent.parent == PROJECT_ROOT
+
+
+#: What the UI plugin, the release reader and the inbox watcher (in the triggerer) import: they
+#: run in Airflow's long-lived processes and must not load the numerical stack.
+LIGHT = ("etl.config", "etl.releases", "etl.history", "etl.web", "etl.headline", "etl.inbox",
+         "etl.inbox_trigger", "etl.progress", "breast_cancer_ui")
+HEAVY = ("pandas", "numpy", "scipy", "sklearn", "matplotlib", "joblib")
+
+
+def test_light_modules_import_no_numerical_library():
+    """Each light module in turn, in one fresh interpreter: the first that pulls a heavy library
+    in is named with it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = f"""
+import importlib, json, sys
+sys.path.insert(0, {str(PROJECT_ROOT / 'plugins')!r})
+found = {{}}
+for name in {list(LIGHT)!r}:
+    importlib.import_module(name)
+    found[name] = sorted(m for m in {list(HEAVY)!r} if m in sys.modules)
+print(json.dumps(found))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          check=False, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert list(found) == list(LIGHT)
+    assert all(not heavy for heavy in found.values()), found
