@@ -54,6 +54,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script too
+from deploy import net
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "breast_cancer_etl_pipeline"
 DEFAULT_DIR = Path(os.environ.get("CLUSTER_DIR", "/tmp/breast-cancer-cluster"))
@@ -64,34 +67,6 @@ RUN_TIMEOUT = 600
 
 def log(message: str) -> None:
     print(f"[cluster {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(condition, timeout: float, what: str, cluster: Cluster | None = None) -> Any:
-    """Poll ``condition`` until it returns something true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cluster is not None:
-            cluster.check_alive()
-        try:
-            value = condition()
-            if value:
-                return value
-        except (OSError, urllib.error.URLError, ValueError):
-            pass
-        time.sleep(1)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def postgres_bindir() -> Path:
@@ -120,7 +95,7 @@ class Cluster:
             shutil.rmtree(self.root)
         self.root.mkdir(parents=True, mode=0o755)
         self.logs.mkdir()
-        ports = {name: free_port() for name in ("postgres", "redis", "s3", "api", *WORKERS)}
+        ports = {name: net.free_port() for name in ("postgres", "redis", "s3", "api", *WORKERS)}
         secret = {name: secrets.token_hex(16) for name in
                   ("postgres", "redis", "s3_key", "s3_secret", "admin", "jwt", "api")}
         from cryptography.fernet import Fernet
@@ -193,12 +168,12 @@ class Cluster:
         self.start("postgres", [str(bindir / "postgres"), "-D", str(data), "-p", str(port),
                                 "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={data}",
                                 "-c", "max_connections=200", "-c", "fsync=on"], user=user)
-        wait_for(lambda: port_open(port), 60, "PostgreSQL", self)
+        net.wait_for(lambda: net.port_open(port), 60, "PostgreSQL", alive=self.check_alive)
         env = {**os.environ, "PGPASSWORD": self.secrets["postgres"]}
-        wait_for(lambda: subprocess.run(
+        net.wait_for(lambda: subprocess.run(
             [str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "airflow", "-d", "postgres",
              "-qc", "CREATE DATABASE airflow"], check=False, env=env, capture_output=True).returncode == 0,
-            60, "the airflow database", self)
+            60, "the airflow database", alive=self.check_alive)
 
     def start_redis(self) -> None:
         redis = shutil.which("redis-server")
@@ -209,12 +184,12 @@ class Cluster:
             "appendonly no", "protected-mode yes", f"requirepass {self.secrets['redis']}", "",
         ]))
         self.start("redis", [redis, str(conf)])
-        wait_for(lambda: port_open(self.ports["redis"]), 30, "Redis", self)
+        net.wait_for(lambda: net.port_open(self.ports["redis"]), 30, "Redis", alive=self.check_alive)
 
     def start_s3(self) -> None:
         self.start("s3", [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1",
                           "-p", str(self.ports["s3"])])
-        wait_for(lambda: port_open(self.ports["s3"]), 60, "the S3 server", self)
+        net.wait_for(lambda: net.port_open(self.ports["s3"]), 60, "the S3 server", alive=self.check_alive)
         self.s3_client().create_bucket(Bucket=BUCKET)
 
     def s3_client(self):
@@ -298,7 +273,7 @@ class Cluster:
                 self.start(name, ["airflow", "celery", "worker", "--celery-hostname", f"{name}@%h",
                                   "--queues", "default"], worker_env)
         api = Api(f"http://127.0.0.1:{self.ports['api']}")
-        wait_for(lambda: api.get("/api/v2/monitor/health")[0] == 200, 180, "the api-server", self)
+        net.wait_for(lambda: api.get("/api/v2/monitor/health")[0] == 200, 180, "the api-server", alive=self.check_alive)
         log(f"Airflow UI: http://127.0.0.1:{self.ports['api']} (user admin, password in "
             f"{self.root / 'passwords.json'})")
 
@@ -404,7 +379,7 @@ def trigger_and_wait(cluster: Cluster) -> tuple[str, list[dict[str, Any]]]:
     """Unpause and trigger the DAG through REST; wait for the run; return its id and tasks."""
     api = Api(f"http://127.0.0.1:{cluster.ports['api']}")
     api.login(cluster.secrets["admin"])
-    wait_for(lambda: api.get(f"/api/v2/dags/{DAG_ID}")[0] == 200, 180, "the DAG to be parsed", cluster)
+    net.wait_for(lambda: api.get(f"/api/v2/dags/{DAG_ID}")[0] == 200, 180, "the DAG to be parsed", alive=cluster.check_alive)
     status, body = api.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
     check(status == 200, (status, body))
     status, run = api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {}})
@@ -417,7 +392,7 @@ def trigger_and_wait(cluster: Cluster) -> tuple[str, list[dict[str, Any]]]:
         state = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")[1]["state"]
         return state if state in ("success", "failed") else None
 
-    state = wait_for(finished, RUN_TIMEOUT, f"run {run_id}", cluster)
+    state = net.wait_for(finished, RUN_TIMEOUT, f"run {run_id}", alive=cluster.check_alive)
     tasks = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=100")[1]["task_instances"]
     log(f"run {run_id}: {state} in {time.monotonic() - started:.0f} s")
     for ti in sorted(tasks, key=lambda t: (t["start_date"] or "", t["map_index"])):

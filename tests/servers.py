@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -20,25 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from deploy.net import free_port, wait_for_port
+
 MOTO_SERVER = str(Path(sys.executable).parent / "moto_server")
 BUCKET = "pipeline-results"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port}")
 
 
 @dataclass

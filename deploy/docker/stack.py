@@ -38,6 +38,7 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from deploy import net  # noqa: E402
 from deploy.cluster import Api, check, listening_addresses  # noqa: E402  (shared with the cluster test)
 
 DAG_ID = "breast_cancer_etl_pipeline"
@@ -262,12 +263,6 @@ def run(args: list[str], capture: bool = False, timeout: float = 900, **kwargs: 
     return proc.stdout or ""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def volume_files(volume: str, image: str) -> dict[str, bytes]:
     """Every file of a named volume, read through a container of ``image``."""
     data = subprocess.run([docker(), "run", "--rm", "--network", "none", "-v", f"{volume}:/volume:ro",
@@ -281,22 +276,9 @@ def volume_files(volume: str, image: str) -> dict[str, bytes]:
     return files
 
 
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-            if value:
-                return value
-        except OSError:
-            pass
-        time.sleep(3)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def check_stack(workdir: Path) -> None:
     """Bring the stack up with the test override, run the DAG through REST, check, take it down."""
-    ports = {k: free_port() for k in ("AIRFLOW_PORT", "POSTGRES_PORT", "REDIS_PORT", "SCHEDULER_HEALTH_PORT",
+    ports = {k: net.free_port() for k in ("AIRFLOW_PORT", "POSTGRES_PORT", "REDIS_PORT", "SCHEDULER_HEALTH_PORT",
                                       "WORKER_LOG_PORT", "TRIGGER_LOG_PORT")}
     values = {
         **generate_secrets(),
@@ -327,20 +309,20 @@ def check_stack(workdir: Path) -> None:
         log(f"compose up (project {project})")
         run([*base, "up", "-d", "--no-build"], cwd=PROJECT_ROOT, timeout=1200, env=compose_env())
         api = Api(f"http://127.0.0.1:{ports['AIRFLOW_PORT']}")
-        wait_for(lambda: api.get("/api/v2/monitor/health")[0] == 200, 600, "the api-server")
+        net.wait_for(lambda: api.get("/api/v2/monitor/health")[0] == 200, 600, "the api-server")
         log(f"stack healthy in {time.monotonic() - started:.0f} s")
         for name in ("AIRFLOW_PORT", "POSTGRES_PORT", "REDIS_PORT"):
             found = listening_addresses(ports[name])
             check(found == {"127.0.0.1"}, f"{name} {ports[name]} listens on {sorted(found)}, not 127.0.0.1 only")
         check(api.get(f"/api/v2/dags/{DAG_ID}")[0] == 401, "the REST API answered without a token")
         api.login(values["AIRFLOW_ADMIN_PASSWORD"])
-        wait_for(lambda: api.get(f"/api/v2/dags/{DAG_ID}")[0] == 200, 600, "the DAG to be parsed")
+        net.wait_for(lambda: api.get(f"/api/v2/dags/{DAG_ID}")[0] == 200, 600, "the DAG to be parsed")
         check(api.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})[0] == 200, "unpause")
         status, dag_run = api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {}})
         check(status == 200, (status, dag_run))
         run_id = dag_run["dag_run_id"]
         log(f"triggered {run_id}")
-        state = wait_for(lambda: (lambda s: s if s in ("success", "failed") else None)(
+        state = net.wait_for(lambda: (lambda s: s if s in ("success", "failed") else None)(
             api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")[1]["state"]), RUN_TIMEOUT, f"run {run_id}")
         tasks = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=100")[1]["task_instances"]
         log(f"run {run_id}: {state} in {time.monotonic() - started:.0f} s since up")
