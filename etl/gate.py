@@ -228,18 +228,3 @@ def refusal(verdict: dict[str, Any]) -> str:
     failed = "; ".join(f"{c['check']}: {c['value']:.4f} {'>=' if c.get('passes_if') == '<' else '<'} "
                        f"{c['limit']:.4f}" for c in verdict["checks"] if not c["passed"])
     return f"quality gate: not published ({failed})"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
-    from etl import cli
-
-    p, settings, run = cli.parser(__doc__)
-    p.add_argument("--run-dir", type=cli.path_arg, default=run.root, help="evaluated run folder")
-    p.add_argument("--results-dir", type=cli.path_arg, default=settings.results_dir,
-                   help="results folder whose published release the run is compared with")
-    return cli.run(p, lambda a: check_run(a.run_dir, a.results_dir, gate_from(settings)), argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

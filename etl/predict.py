@@ -13,32 +13,12 @@ import logging
 import os
 from typing import Any
 
-import pandas as pd
-
 from etl import cli, storage
-from etl.load_data import read_input, validate
-from etl.procedure import predict_frame
-from etl.releases import Release, open_release
+from etl.contract import read_rows
+from etl.procedure import score_rows
+from etl.releases import open_release
 
 logger = logging.getLogger(__name__)
-
-
-def read_rows(input_path: storage.Location) -> Any:
-    """The rows of a CSV to score, checked against ``load_data``'s contract (``diagnosis``
-    optional and ignored).
-
-    Raises:
-        DataValidationError: the file breaks the contract (one line).
-    """
-    rows, _ = validate(read_input(input_path), str(input_path), labelled=False)
-    return rows
-
-
-def score_rows(release: Release, rows: Any) -> pd.DataFrame:
-    """One output row per input row: ``id``, ``malignant_probability``, ``predicted`` (``M``
-    or ``B`` at the release's threshold) and ``release`` (the release that scored it)."""
-    out = predict_frame(release.probabilities(rows), rows["id"].to_numpy(), release.threshold)
-    return out.assign(release=release.name)
 
 
 def predict(

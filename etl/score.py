@@ -27,9 +27,10 @@ from typing import Any
 
 from etl import cli, drift, storage
 from etl.config import InboxPaths, ResultsPaths
+from etl.contract import read_rows
 from etl.errors import DataValidationError
 from etl.inbox import SUFFIX, claim, queued
-from etl.predict import read_rows, score_rows
+from etl.procedure import score_rows
 from etl.releases import Release, open_release
 from etl.storage import Location
 

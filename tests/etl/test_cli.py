@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import CANDIDATES, run_module
 
-STEPS = ["load_data", "preprocess_data", "train_model", "nested_cv", "evaluate_model", "gate", "report",
+STEPS = ["load_data", "preprocess_data", "train_model", "nested_cv", "evaluate_model", "quality_gate", "report",
          "save_results", "upload_results", "summary", "predict"]
 
 

@@ -1,0 +1,24 @@
+"""The ``quality_gate`` step from the command line: decide whether an evaluated run may be
+published and write its ``gate.json`` (``python -m etl.quality_gate``).
+
+The decision itself is ``etl.gate``, which ``save_results`` shares; see its docstring for every
+check.
+"""
+
+from __future__ import annotations
+
+from etl import cli
+from etl.gate import check_run, gate_from
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    p, settings, run = cli.parser(__doc__)
+    p.add_argument("--run-dir", type=cli.path_arg, default=run.root, help="evaluated run folder")
+    p.add_argument("--results-dir", type=cli.path_arg, default=settings.results_dir,
+                   help="results folder whose published release the run is compared with")
+    return cli.run(p, lambda a: check_run(a.run_dir, a.results_dir, gate_from(settings)), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
