@@ -5,8 +5,6 @@
   sample size, and is never zero-width: catching 42 of 42 malignant tumours gives [0.916, 1].
 - ``lower_bound``: the one-sided version, used to choose an operating point whose promised
   sensitivity holds on new patients, not just on the rows it was chosen on.
-- ``mcnemar_worse``: whether one classifier misses significantly more of the same rows than
-  another (exact McNemar test on the rows where they disagree).
 - ``noninferior_paired``: whether one classifier is shown to be no worse than another, on the
   same rows, by more than a margin (exact test on the rows where they disagree).
 - ``delong``: DeLong's paired test of two ROC AUCs on the same rows (with a margin:
@@ -39,23 +37,6 @@ def lower_bound(k: int, n: int, confidence: float) -> float:
     if confidence <= 0:
         return k / n
     return float(stats.beta.ppf(1 - confidence, k, n - k + 1)) if k > 0 else 0.0
-
-
-def mcnemar_worse(a_right: np.ndarray, b_right: np.ndarray) -> dict[str, float]:
-    """Exact one-sided McNemar test that classifier B is worse than A on the same rows.
-
-    Args:
-        a_right, b_right: per row, whether A (and B) classified it correctly.
-
-    Returns:
-        ``only_a`` (rows A gets right and B wrong), ``only_b`` and ``p_value``: the chance of
-        ``only_a`` disagreements or more going A's way if the two were equally good.
-    """
-    only_a = int(np.sum(a_right & ~b_right))
-    only_b = int(np.sum(b_right & ~a_right))
-    n = only_a + only_b
-    p = float(stats.binomtest(only_a, n, 0.5, alternative="greater").pvalue) if n else 1.0
-    return {"only_a": only_a, "only_b": only_b, "p_value": p}
 
 
 def noninferior_paired(old_right: np.ndarray, new_right: np.ndarray, margin: float) -> dict[str, Any]:

@@ -2,10 +2,11 @@
 
 import numpy as np
 import pytest
+from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from etl.evaluate_model import confidence_intervals
-from etl.stats import clopper_pearson, delong, lower_bound, mcnemar_worse
+from etl.stats import clopper_pearson, delong, lower_bound, noninferior_paired
 
 
 def test_the_sensitivity_interval_covers_at_least_93_percent_of_simulated_test_sets():
@@ -59,9 +60,19 @@ def test_delong_standard_error_agrees_with_a_paired_bootstrap():
     assert delong(y, a, b)["se"] == pytest.approx(np.std(diffs), rel=0.15)
 
 
-def test_mcnemar_counts_only_the_disagreements():
-    a = np.array([True] * 12 + [False] * 3)
-    b = np.array([False] * 8 + [True] * 4 + [True, True, False])
-    result = mcnemar_worse(a, b)
-    assert (result["only_a"], result["only_b"]) == (8, 2)
-    assert result["p_value"] == pytest.approx(56 / 1024)  # P(X >= 8), X ~ Bin(10, 0.5)
+def test_non_inferiority_reads_only_the_disagreements_and_their_margin():
+    old = np.array([True] * 40 + [False] * 2)
+    same = noninferior_paired(old, old.copy(), margin=0.05)
+    assert (same["only_old"], same["only_new"], same["p_value"]) == (0, 0, 0.0)
+    two_more = old.copy()
+    two_more[:2] = False  # 2 of 42 = 4.8 points worse: cannot be 5 points worse on these rows
+    assert noninferior_paired(old, two_more, 0.05)["p_value"] == 0.0
+    four_more = old.copy()
+    four_more[:4] = False  # 4 disagreements, all the old model's way: not shown non-inferior
+    result = noninferior_paired(old, four_more, 0.05)
+    assert (result["only_old"], result["only_new"]) == (4, 0)
+    assert result["p_value"] == pytest.approx(1.0) and result["difference"] == pytest.approx(-4 / 42)
+    mixed = np.array([True] * 36 + [False] * 6)
+    mixed_new = mixed.copy()
+    mixed_new[:2], mixed_new[36:38] = False, True  # 2 each way: m = 4, pi0 = (1 + 2.1 / 4) / 2
+    assert noninferior_paired(mixed, mixed_new, 0.05)["p_value"] == pytest.approx(stats.binom.cdf(2, 4, 0.7625))
