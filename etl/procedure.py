@@ -1,7 +1,8 @@
 """What a run does with data: the training procedure, once, for every step that runs it.
 
 ``train_model`` / ``select_model`` run it on the training split, ``nested_cv`` on each outer
-fold, ``evaluate_model`` and the gate score with it. Nothing here reads or writes files.
+fold; ``evaluate_model``, ``etl.predict`` and the scoring DAG score with it. Nothing here reads or
+writes files.
 
 1. **Fit a candidate with its preprocessing** (``make_pipeline``): the median imputer and the
    standard scaler are a step of a scikit-learn ``Pipeline``, so every cross-validation fit
