@@ -38,33 +38,20 @@ def log(message: str) -> None:
 
 def make_results(root: Path, runs: int) -> None:
     """One real published run, copied to ``runs`` run folders and 20 releases."""
+    from dataclasses import replace
+
+    from etl import steps
     from etl.config import ResultsPaths, RunPaths, load_settings
-    from etl.evaluate_model import evaluate_model
-    from etl.load_data import load_data
-    from etl.models import candidate_params
-    from etl.preprocess_data import preprocess_data
-    from etl.report import make_report
-    from etl.save_results import gate_from, save_results
     from etl.storage import read_json, write_json
-    from etl.train_model import select_model, train_candidate
 
     settings = load_settings()
+    settings = replace(settings, paths=replace(settings.paths, results_dir=str(root)),
+                       nested_cv=replace(settings.nested_cv, outer_folds=0))
     layout = ResultsPaths(root)
     run = RunPaths(layout.runs / "2026-01-01T000000Z")
-    load_data(PROJECT_ROOT / "data" / "wdbc.csv", run.data, run.profile)
-    preprocess_data(run.data, run.train, run.test, run.scaler, run.preprocessing, 0.2, 42,
-                    settings.split_method, settings.split_salt)
-    params = candidate_params(settings.candidates, settings.run_params)
-    for name in settings.candidates:
-        train_candidate(run.data, run.train, name, params[name], run.candidate(name), settings.cv_folds,
-                        settings.cv_repeats, 42)
-    select_model({n: run.candidate(n) for n in settings.candidates}, run.model, run.training,
-                 **settings.selection_settings)
-    evaluate_model(run.model, run.test, run.training, run.metrics, run.predictions,
-                   settings.bootstrap_resamples, 42)
-    make_report(run.root, run.report, 42)
-    save_results(run.root, root, {"dag_id": "breast_cancer_etl_pipeline", "run_id": "bench__0"},
-                 gate=gate_from(settings))
+    steps.run_tasks(steps.Run.of_folder(settings, run, {"random_state": 42},
+                                        {"dag_id": "breast_cancer_etl_pipeline", "run_id": "bench__0"}),
+                    [task for task in steps.catalog.TASKS if task != "upload_results"])
     (release,) = list(layout.releases.iterdir())
     metrics = read_json(run.metrics)
     for i in range(1, runs):

@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Param, chain
 
-from etl import alerts, assets, tasks
+from etl import alerts, assets, steps, tasks
 from etl.config import TRAINING_DAG_ID as DAG_ID
 from etl.config import load_settings
 
@@ -54,10 +54,10 @@ with DAG(
             None,
             type=["null", "string"],
             title="Input CSV",
-            description=f"Input CSV, absolute or relative to the project root; empty uses {settings.data_path}.",
+            description=f"Input CSV, absolute or relative to the project root; empty uses {settings.paths.data_path}.",
         ),
         "test_size": Param(
-            settings.test_size,
+            settings.split.test_size,
             type="number",
             exclusiveMinimum=0,
             exclusiveMaximum=1,
@@ -65,21 +65,21 @@ with DAG(
             description="Share of rows held out for the test split (stratified).",
         ),
         "random_state": Param(
-            settings.random_state,
+            settings.split.random_state,
             type="integer",
             minimum=0,
             title="Random seed",
             description="Seed of the split and the model.",
         ),
         "C": Param(
-            settings.C,
+            settings.model.C,
             type="number",
             exclusiveMinimum=0,
             title="C",
             description="Inverse regularisation strength of the logistic regression.",
         ),
         "max_iter": Param(
-            settings.max_iter,
+            settings.model.max_iter,
             type="integer",
             minimum=1,
             title="Max iterations",
@@ -97,7 +97,7 @@ with DAG(
         python_callable=tasks.train_model,
         doc_md=tasks.train_model.__doc__,
         map_index_template="{{ task.op_kwargs['candidate'] }}",  # the UI shows the candidate's name
-    ).expand(op_kwargs=[{"candidate": name} for name in settings.candidates])
+    ).expand(op_kwargs=steps.expand("train_model", settings))
 
     # The expected performance of the whole procedure: one outer fold of nested CV per task,
     # beside the main path (both start from load_data's table), summarised by evaluate_model.
@@ -106,7 +106,7 @@ with DAG(
         python_callable=tasks.nested_cv,
         doc_md=tasks.nested_cv.__doc__,
         map_index_template="fold {{ task.op_kwargs['fold'] }}",
-    ).expand(op_kwargs=[{"fold": i} for i in range(settings.outer_fold_count)])
+    ).expand(op_kwargs=steps.expand("nested_cv", settings))
 
     load, evaluate = step(tasks.load_data), step(tasks.evaluate_model)
     load >> nested >> evaluate
@@ -122,6 +122,6 @@ with DAG(
         step(tasks.save_results, outlets=[assets.PUBLISHED_MODEL]),  # an event only when it publishes
         # The last task succeeding is the run succeeding: announce it if [alerts] says so.
         step(tasks.upload_results,
-             on_success_callback=alerts.on_run_success if settings.alert_on_success else None),
+             on_success_callback=alerts.on_run_success if settings.alerts.on_success else None),
     ]
     chain(*steps)

@@ -49,18 +49,18 @@ def message(context: dict[str, Any], state: str) -> tuple[str, str]:
 def notifiers(settings: Settings, subject: str, body: str) -> list[Any]:
     """The configured notifiers, with the message already written (no templates rendered)."""
     found: list[Any] = []
-    if settings.alert_emails:
+    if settings.alerts.email_to:
         from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
         found.append(SmtpNotifier(
-            to=list(settings.alert_emails), subject=subject, smtp_conn_id=settings.smtp_conn_id,
+            to=list(settings.alerts.email_to), subject=subject, smtp_conn_id=settings.alerts.smtp_conn_id,
             html_content=f"<pre>{html.escape(body)}</pre>",
         ))
-    if settings.webhook_conn_id:
+    if settings.alerts.webhook_conn_id:
         from airflow.providers.http.notifications.http import HttpNotifier
 
         found.append(HttpNotifier(
-            http_conn_id=settings.webhook_conn_id, endpoint="",
+            http_conn_id=settings.alerts.webhook_conn_id, endpoint="",
             json={"text": f"{subject}\n{body}"},
         ))
     return found

@@ -23,5 +23,5 @@ SCORED_BATCHES = Asset("breast_cancer_scored_batches")
 
 def inbox_asset(settings: Settings) -> Asset:
     """The inbox asset, watched by an ``InboxTrigger`` on ``[scoring] inbox``."""
-    trigger = InboxTrigger(settings.scoring_inbox, settings.results_conn_id, settings.inbox_poll_seconds)
+    trigger = InboxTrigger(settings.scoring.inbox, settings.paths.results_conn_id, settings.scoring.poll_seconds)
     return Asset("breast_cancer_inbox", watchers=[AssetWatcher(name="breast_cancer_inbox_watcher", trigger=trigger)])

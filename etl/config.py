@@ -19,13 +19,14 @@ import functools
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 import tomllib
 
+from etl import catalog
 from etl.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -54,69 +55,234 @@ TRAINING_DAG_ID = "breast_cancer_etl_pipeline"
 #: The scoring DAG's id.
 SCORING_DAG_ID = "breast_cancer_scoring"
 
-#: The type of each numeric run parameter. The UI's trigger form sends JSON numbers as typed, so
-#: ``C`` = 1.0 arrives as the integer 1; a run must not depend on how a number was written (an
-#: estimator built with ``C=1`` pickles to other bytes than one with ``C=1.0``).
-RUN_PARAM_TYPES: dict[str, type] = {"test_size": float, "random_state": int, "C": float, "max_iter": int}
+def _input_path(value: Any) -> Any:
+    """The run parameter ``data_path``: a path made absolute (an ``ObjectStoragePath`` as given)."""
+    return resolve_path(value) if isinstance(value, (str, os.PathLike)) and "://" not in str(value) else value
+
+
+#: The run parameters: what a DAG run's params (the trigger form, ``--conf``) or a step's flags
+#: set over the config file, each ``name: (section, key, type)``. A run's settings are the config's
+#: with these replaced (``Settings.with_run_params``), so the steps read every setting, run
+#: parameter or not, from its section. A new one is a line here, its key in ``pipeline.toml`` and
+#: its ``Param`` in the DAG (``docs/model.md``). Each is coerced to its type: the UI's trigger form
+#: sends JSON numbers as typed, so ``C`` = 1.0 arrives as the integer 1, and a run must not depend
+#: on how a number was written (an estimator built with ``C=1`` pickles to other bytes than one
+#: with ``C=1.0``).
+RUN_PARAMS: dict[str, tuple[str, str, Any]] = {
+    "data_path": ("paths", "data_path", _input_path),
+    "test_size": ("split", "test_size", float),
+    "random_state": ("split", "random_state", int),
+    "C": ("model", "C", float),
+    "max_iter": ("model", "max_iter", int),
+}
+
+
+def _location(value: Any) -> str:
+    """A results or inbox location: a local path made absolute, or a URI as given."""
+    return _results_location(str(value))
+
+
+def _addresses(value: Any) -> tuple[str, ...]:
+    """A comma-separated list of addresses, as a tuple (empty: none)."""
+    return tuple(a.strip() for a in str(value).split(",") if a.strip())
+
+
+def _upload_uri(value: Any) -> str:
+    """An upload destination: a plain local path made absolute, a URI as given."""
+    return str(value) if "://" in str(value) else str(resolve_path(str(value)))
+
+
+#: How a value of the config file becomes a setting, by the field's declared type (or the
+#: ``convert`` of its metadata). Every default lives in ``pipeline.toml``, nowhere else.
+_CONVERT: dict[str, Any] = {"float": float, "int": int, "str": str, "bool": bool, "Path": lambda v: resolve_path(v)}
+
+
+def _setting(convert: Any) -> Any:
+    """A section field whose config value is turned into the setting by ``convert``."""
+    return field(metadata={"convert": convert})
+
+
+@dataclass(frozen=True)
+class PathsSettings:
+    """``[paths]``: the input, the results folder, the upload destination."""
+
+    data_path: Path
+    results_dir: str = _setting(_location)  # an absolute path, or a URI such as s3://bucket/prefix
+    results_conn_id: str
+    upload_uri: str = _setting(_upload_uri)
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    """``[validation]``: what ``load_data`` accepts."""
+
+    max_missing_share: float
+    min_rows_per_class: int
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """``[split]``: the test split (a run parameter: test_size, random_state)."""
+
+    test_size: float
+    random_state: int
+    method: str
+    salt: str
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """``[model]``: the run parameters of the candidates that take them."""
+
+    C: float
+    max_iter: int
+
+
+@dataclass(frozen=True)
+class SelectionSettings:
+    """``[selection]``: cross-validation on the training split, the operating-point rule and
+    the choice between candidates."""
+
+    metric: str
+    cv_folds: int
+    cv_repeats: int
+    target_sensitivity: float
+    rule: str
+    threshold_confidence: float
+
+    def procedure(self, random_state: int) -> Any:
+        """The training procedure of this section seeded by ``random_state``
+        (``etl.procedure.Procedure``; imported here only when asked for)."""
+        from etl.procedure import Procedure
+
+        return Procedure(self.cv_folds, self.cv_repeats, self.metric, self.target_sensitivity,
+                         self.rule, self.threshold_confidence, random_state)
+
+
+@dataclass(frozen=True)
+class NestedCVSettings:
+    """``[nested_cv]``: the expected performance on unseen patients."""
+
+    outer_folds: int
+    outer_repeats: int
+
+    @property
+    def count(self) -> int:
+        """How many outer folds run (one mapped ``nested_cv`` task each)."""
+        return self.outer_folds * self.outer_repeats
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """``[evaluation]``: the test split's confidence intervals."""
+
+    bootstrap_resamples: int
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """``[gate]``: what a new model must clear to be published (``etl.gate``). The sensitivity
+    floor is the target the model's threshold was chosen for (``[selection]``, recorded in the
+    run's metrics)."""
+
+    min_roc_auc: float
+    floor_confidence: float
+    alpha: float
+    sensitivity_margin: float
+    specificity_margin: float
+    roc_auc_margin: float
+    min_unseen_positives: int
+    min_unseen_negatives: int
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """``[retention]``: the run folders and releases ``save_results`` keeps."""
+
+    keep_runs: int
+    prune_min_age_hours: float
+
+
+@dataclass(frozen=True)
+class AirflowSettings:
+    """``[airflow]``: task retries (I/O errors only)."""
+
+    retries: int
+    retry_delay_seconds: float
+
+
+@dataclass(frozen=True)
+class UploadSettings:
+    """``[upload]``: the credentials of ``[paths] upload_uri``."""
+
+    conn_id: str
+    drive_service_account: Path
+    drive_user_credentials: Path
+
+    @property
+    def drive_credentials(self) -> dict[str, Path]:
+        """Google Drive credential files (``etl.gdrive``): a service account, saved user OAuth."""
+        return {"service_account": self.drive_service_account, "user": self.drive_user_credentials}
+
+
+@dataclass(frozen=True)
+class ScoringSettings:
+    """``[scoring]``: the scoring DAG's inbox and drift check."""
+
+    inbox: str = _setting(_location)  # an absolute path, or a URI such as s3://bucket/prefix
+    poll_seconds: float
+    drift_alpha: float
+    drift_min_statistic: float
+    drift_min_rows: int
+
+
+@dataclass(frozen=True)
+class AlertsSettings:
+    """``[alerts]``: where failures (and, if asked, successes) are announced."""
+
+    email_to: tuple[str, ...] = _setting(_addresses)
+    smtp_conn_id: str
+    webhook_conn_id: str
+    on_success: bool
+
+
+#: The config file's sections, each a dataclass of its keys (``[candidates]`` is free-form).
+SECTIONS: dict[str, type] = {
+    "paths": PathsSettings, "validation": ValidationSettings, "split": SplitSettings,
+    "model": ModelSettings, "selection": SelectionSettings, "nested_cv": NestedCVSettings,
+    "evaluation": EvaluationSettings, "gate": GateSettings, "retention": RetentionSettings,
+    "airflow": AirflowSettings, "upload": UploadSettings, "scoring": ScoringSettings,
+    "alerts": AlertsSettings,
+}
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Resolved settings; paths are absolute."""
+    """Resolved settings, by section of ``pipeline.toml`` (``settings.split.test_size``,
+    ``settings.gate.alpha``, ...); paths are absolute. ``candidates``: each enabled candidate's
+    parameters from ``[candidates]``, in the order of ``enabled``."""
 
-    data_path: Path
-    results_location: str  # an absolute path, or a URI such as s3://bucket/prefix
-    results_conn_id: str
-    upload_uri: str
-    max_missing_share: float
-    min_rows_per_class: int
-    test_size: float
-    random_state: int
-    split_method: str
-    split_salt: str
-    C: float
-    max_iter: int
+    paths: PathsSettings
+    validation: ValidationSettings
+    split: SplitSettings
+    model: ModelSettings
     candidates: dict[str, dict[str, Any]]
-    selection_metric: str
-    cv_folds: int
-    cv_repeats: int
-    target_sensitivity: float
-    threshold_rule: str
-    threshold_confidence: float
-    outer_folds: int
-    outer_repeats: int
-    bootstrap_resamples: int
-    gate_min_roc_auc: float
-    gate_alpha: float
-    gate_floor_confidence: float
-    gate_sensitivity_margin: float
-    gate_specificity_margin: float
-    gate_roc_auc_margin: float
-    gate_min_unseen_positives: int
-    gate_min_unseen_negatives: int
-    keep_runs: int
-    prune_min_age_hours: float
-    retries: int
-    retry_delay_seconds: float
-    upload_conn_id: str
-    drive_service_account: Path
-    drive_user_credentials: Path
-    alert_emails: tuple[str, ...]
-    smtp_conn_id: str
-    webhook_conn_id: str
-    alert_on_success: bool
-    scoring_inbox: str  # an absolute path, or a URI such as s3://bucket/prefix
-    drift_alpha: float
-    drift_min_statistic: float
-    drift_min_rows: int
-    inbox_poll_seconds: float
+    selection: SelectionSettings
+    nested_cv: NestedCVSettings
+    evaluation: EvaluationSettings
+    gate: GateSettings
+    retention: RetentionSettings
+    airflow: AirflowSettings
+    upload: UploadSettings
+    scoring: ScoringSettings
+    alerts: AlertsSettings
 
     @functools.cached_property
     def results_dir(self) -> StoragePath:
         """The results folder: a ``Path``, or an Airflow ``ObjectStoragePath`` when
-        ``results_location`` is a URI such as ``s3://bucket/prefix`` (credentials from the
+        ``[paths] results_dir`` is a URI such as ``s3://bucket/prefix`` (credentials from the
         connection ``results_conn_id``): the artifact root workers on several machines share."""
-        return results_root(self.results_location, self.results_conn_id)
+        return results_root(self.paths.results_dir, self.paths.results_conn_id)
 
     @property
     def layout(self) -> ResultsPaths:
@@ -125,54 +291,38 @@ class Settings:
 
     @property
     def run_params(self) -> dict[str, Any]:
-        """The run parameters' defaults: what a run's params (the DAG's trigger form, ``--conf``)
-        or a step's flags override. ``C`` and ``max_iter`` set the parameters of the same name
-        of the candidates that take them (``etl.models.Candidate.run_params``)."""
-        return {"data_path": None, "test_size": self.test_size, "random_state": self.random_state,
-                "C": self.C, "max_iter": self.max_iter}
+        """The run parameters (``RUN_PARAMS``) of these settings. ``C`` and ``max_iter`` set the
+        parameters of the same name of the candidates that take them
+        (``etl.models.Candidate.run_params``)."""
+        return {name: getattr(getattr(self, section), key) for name, (section, key, _) in RUN_PARAMS.items()}
 
     @staticmethod
     def typed_run_params(values: Mapping[str, Any]) -> dict[str, Any]:
-        """``values`` with each numeric run parameter as its type (``RUN_PARAM_TYPES``)."""
-        return {key: RUN_PARAM_TYPES[key](value) if key in RUN_PARAM_TYPES and value is not None else value
-                for key, value in values.items()}
+        """``values`` with each run parameter as its type (``RUN_PARAMS``); None and "" (the
+        form's empty field: the configured value) are left out."""
+        return {key: RUN_PARAMS[key][2](value) if key in RUN_PARAMS else value
+                for key, value in values.items() if value is not None and value != ""}
+
+    def with_run_params(self, values: Mapping[str, Any]) -> Settings:
+        """These settings with a run's parameters (``RUN_PARAMS``) in their sections.
+
+        Raises:
+            ParameterError: a name that is not a run parameter.
+        """
+        unknown = sorted(set(values) - set(RUN_PARAMS))
+        if unknown:
+            raise ParameterError(f"unknown run parameter(s) {', '.join(unknown)}; valid: {', '.join(RUN_PARAMS)}")
+        changes: dict[str, dict[str, Any]] = {}
+        for name, value in self.typed_run_params(values).items():
+            section, key, _ = RUN_PARAMS[name]
+            changes.setdefault(section, {})[key] = value
+        return replace(self, **{section: replace(getattr(self, section), **keys) for section, keys in changes.items()})
 
     @property
     def inbox(self) -> InboxPaths:
         """The scoring inbox: new CSVs arrive at its top; ``queued/``, ``processed/``,
-        ``rejected/`` inside it (an ``s3://`` inbox through ``results_conn_id``)."""
-        return InboxPaths(results_root(self.scoring_inbox, self.results_conn_id))
-
-    @property
-    def drift_settings(self) -> dict[str, Any]:
-        """The drift check's settings (``etl.drift.drift_report``'s keyword arguments)."""
-        return {"alpha": self.drift_alpha, "min_statistic": self.drift_min_statistic,
-                "min_rows": self.drift_min_rows}
-
-    @property
-    def selection_settings(self) -> dict[str, Any]:
-        """How ``select_model`` chooses (its keyword arguments): ``[selection]``'s metric, the
-        target sensitivity and the operating-point rule with its confidence."""
-        return {"metric": self.selection_metric, "target_sensitivity": self.target_sensitivity,
-                "rule": self.threshold_rule, "confidence": self.threshold_confidence}
-
-    def procedure(self, random_state: int) -> Any:
-        """The training procedure of ``[selection]`` seeded by ``random_state``
-        (``etl.procedure.Procedure``; imported here only when asked for)."""
-        from etl.procedure import Procedure
-
-        return Procedure(self.cv_folds, self.cv_repeats, self.selection_metric, self.target_sensitivity,
-                         self.threshold_rule, self.threshold_confidence, random_state)
-
-    @property
-    def outer_fold_count(self) -> int:
-        """How many outer folds the nested cross-validation runs (one mapped task each)."""
-        return self.outer_folds * self.outer_repeats
-
-    @property
-    def drive_credentials(self) -> dict[str, Path]:
-        """Google Drive credential files (``etl.gdrive``): a service account, saved user OAuth."""
-        return {"service_account": self.drive_service_account, "user": self.drive_user_credentials}
+        ``rejected/`` inside it (an ``s3://`` inbox through ``[paths] results_conn_id``)."""
+        return InboxPaths(results_root(self.scoring.inbox, self.paths.results_conn_id))
 
 
 def resolve_path(path: str | os.PathLike[str]) -> Path:
@@ -199,6 +349,16 @@ def results_root(location: str, conn_id: str) -> StoragePath:
     return ObjectStoragePath(location, conn_id=conn_id)
 
 
+def _section(name: str, values: Mapping[str, Any]) -> Any:
+    """``[name]`` of the config as its dataclass, each value converted by its field's type."""
+    cls = SECTIONS[name]
+    kwargs = {}
+    for f in fields(cls):
+        convert = f.metadata.get("convert") or _CONVERT[str(f.type)]
+        kwargs[f.name] = convert(values[f.name])
+    return cls(**kwargs)
+
+
 def load_settings(
     config_file: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -209,6 +369,10 @@ def load_settings(
         config_file: TOML file(s) read over ``pipeline.toml``, in order, separated by ``:``;
             default ``$PIPELINE_CONFIG``.
         environ: environment to read overrides from; default ``os.environ``.
+
+    Raises:
+        ParameterError: one line, for a section or key a config file has that
+            ``pipeline.toml`` does not.
     """
     environ = os.environ if environ is None else environ
     with open(DEFAULT_CONFIG_FILE, "rb") as fh:
@@ -228,63 +392,20 @@ def load_settings(
     for (section, key), var in ENV_VARS.items():
         if environ.get(var):
             raw[section][key] = environ[var]
-    paths = raw["paths"]
-    upload_uri = paths["upload_uri"]
-    if "://" not in upload_uri:  # a plain local path: make it absolute like the others
-        upload_uri = str(resolve_path(upload_uri))
-    return Settings(
-        data_path=resolve_path(paths["data_path"]),
-        results_location=_results_location(str(paths["results_dir"])),
-        results_conn_id=str(paths["results_conn_id"]),
-        upload_uri=upload_uri,
-        max_missing_share=float(raw["validation"]["max_missing_share"]),
-        min_rows_per_class=int(raw["validation"]["min_rows_per_class"]),
-        test_size=float(raw["split"]["test_size"]),
-        random_state=int(raw["split"]["random_state"]),
-        split_method=str(raw["split"]["method"]),
-        split_salt=str(raw["split"]["salt"]),
-        C=float(raw["model"]["C"]),
-        max_iter=int(raw["model"]["max_iter"]),
-        candidates={name: dict(raw["candidates"].get(name, {})) for name in raw["candidates"]["enabled"]},
-        selection_metric=str(raw["selection"]["metric"]),
-        cv_folds=int(raw["selection"]["cv_folds"]),
-        cv_repeats=int(raw["selection"]["cv_repeats"]),
-        target_sensitivity=float(raw["selection"]["target_sensitivity"]),
-        threshold_rule=str(raw["selection"]["rule"]),
-        threshold_confidence=float(raw["selection"]["threshold_confidence"]),
-        outer_folds=int(raw["nested_cv"]["outer_folds"]),
-        outer_repeats=int(raw["nested_cv"]["outer_repeats"]),
-        bootstrap_resamples=int(raw["evaluation"]["bootstrap_resamples"]),
-        gate_min_roc_auc=float(raw["gate"]["min_roc_auc"]),
-        gate_alpha=float(raw["gate"]["alpha"]),
-        gate_floor_confidence=float(raw["gate"]["floor_confidence"]),
-        gate_sensitivity_margin=float(raw["gate"]["sensitivity_margin"]),
-        gate_specificity_margin=float(raw["gate"]["specificity_margin"]),
-        gate_roc_auc_margin=float(raw["gate"]["roc_auc_margin"]),
-        gate_min_unseen_positives=int(raw["gate"]["min_unseen_positives"]),
-        gate_min_unseen_negatives=int(raw["gate"]["min_unseen_negatives"]),
-        keep_runs=int(raw["retention"]["keep_runs"]),
-        prune_min_age_hours=float(raw["retention"]["prune_min_age_hours"]),
-        retries=int(raw["airflow"]["retries"]),
-        retry_delay_seconds=float(raw["airflow"]["retry_delay_seconds"]),
-        upload_conn_id=str(raw["upload"]["conn_id"]),
-        drive_service_account=resolve_path(raw["upload"]["drive_service_account"]),
-        drive_user_credentials=resolve_path(raw["upload"]["drive_user_credentials"]),
-        alert_emails=tuple(a.strip() for a in raw["alerts"]["email_to"].split(",") if a.strip()),
-        smtp_conn_id=str(raw["alerts"]["smtp_conn_id"]),
-        webhook_conn_id=str(raw["alerts"]["webhook_conn_id"]),
-        alert_on_success=bool(raw["alerts"]["on_success"]),
-        scoring_inbox=_results_location(str(raw["scoring"]["inbox"])),
-        drift_alpha=float(raw["scoring"]["drift_alpha"]),
-        drift_min_statistic=float(raw["scoring"]["drift_min_statistic"]),
-        drift_min_rows=int(raw["scoring"]["drift_min_rows"]),
-        inbox_poll_seconds=float(raw["scoring"]["poll_seconds"]),
-    )
+    candidates = {name: dict(raw["candidates"].get(name, {})) for name in raw["candidates"]["enabled"]}
+    return Settings(candidates=candidates, **{name: _section(name, raw[name]) for name in SECTIONS})
+
+
+def _template_fields(path: str) -> list[str]:
+    """The placeholders of a catalog path (``candidates/{candidate}/cv.json``: ``candidate``)."""
+    return re.findall(r"\{([a-z]+)\}", path)
 
 
 @dataclass(frozen=True)
 class CandidatePaths:
-    """The files of one candidate model in a run (written by its ``train_model`` task)."""
+    """The files of one candidate model in a run (its ``train_model`` task), from the
+    catalog's ``candidates/{candidate}/...`` entries: ``model`` (fitted on the whole training
+    split), ``cv`` (its cross-validated scores), ``oof`` (its out-of-fold probabilities)."""
 
     root: StoragePath
 
@@ -298,122 +419,52 @@ class CandidatePaths:
         return cls(location(folder))
 
     @property
-    def model(self) -> StoragePath:
-        """The candidate fitted on the whole training split."""
-        return self.root / "model.pkl"
+    def name(self) -> str:
+        """The candidate's name."""
+        return self.root.name
 
-    @property
-    def cv(self) -> StoragePath:
-        """Its cross-validated scores and parameters."""
-        return self.root / "cv.json"
-
-    @property
-    def oof(self) -> StoragePath:
-        """Its out-of-fold predicted probabilities on the training split."""
-        return self.root / "oof.parquet"
+    def __getattr__(self, name: str) -> StoragePath:
+        entry = catalog.BY_NAME.get("candidate_" + name) or catalog.BY_NAME.get(name)
+        if entry is None or _template_fields(entry.path) != ["candidate"]:
+            raise AttributeError(f"a candidate has no file {name!r} (etl.catalog)")
+        return self.root / entry.path.rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)
 class RunPaths:
-    """The file layout of one run's folder: the catalog of every artifact a step writes.
+    """The file layout of one run's folder: each file the catalog (``etl.catalog.FILES``)
+    declares is an attribute of that name (``run.data``, ``run.metrics``, ...); the files of
+    mapped tasks through ``candidate(name)`` and ``outer_fold(index)``.
 
     Steps never spell each other's file names; the Airflow glue and the command-line defaults
-    take them from here. An attribute's name is also the key under which the step that writes
-    the file returns its path (``etl.tasks`` resolves inputs by it).
+    take them from here.
     """
 
     root: StoragePath
 
-    @property
-    def data(self) -> StoragePath:
-        """Validated input data (written by ``load_data``)."""
-        return self.root / "data.parquet"
-
-    @property
-    def profile(self) -> StoragePath:
-        """Structure analysis of the input data (written by ``load_data``)."""
-        return self.root / "profile.json"
-
-    @property
-    def preprocessing(self) -> StoragePath:
-        """Split sizes and imputation counts (written by ``preprocess_data``)."""
-        return self.root / "preprocessing.json"
-
-    @property
-    def train(self) -> StoragePath:
-        """Scaled training split (written by ``preprocess_data``)."""
-        return self.root / "train.parquet"
-
-    @property
-    def test(self) -> StoragePath:
-        """Scaled test split (written by ``preprocess_data``)."""
-        return self.root / "test.parquet"
-
-    @property
-    def scaler(self) -> StoragePath:
-        """Imputer + ``StandardScaler`` fitted on the training split (by ``preprocess_data``)."""
-        return self.root / "scaler.pkl"
-
-    @property
-    def model(self) -> StoragePath:
-        """The selected classifier, refitted on the whole training split (``select_model``)."""
-        return self.root / "model.pkl"
+    def __getattr__(self, name: str) -> StoragePath:
+        entry = catalog.BY_NAME.get(name)
+        if entry is None or entry.mapped:
+            raise AttributeError(f"a run folder has no file {name!r} (etl.catalog declares the run's files)")
+        return self.root / entry.path
 
     def candidate(self, name: str) -> CandidatePaths:
         """The files of one candidate (``train_model``)."""
-        return CandidatePaths(self.root / "candidates" / name)
+        return CandidatePaths((self.root / catalog.path_of("cv", candidate=name)).parent)
 
     def outer_fold(self, index: int) -> StoragePath:
-        """One outer fold's result of the nested cross-validation (written by ``nested_cv``)."""
-        return self.root / "nested" / f"fold-{index:02d}.json"
-
-    @property
-    def gate(self) -> StoragePath:
-        """The quality gate's decision: what was compared, on which rows, why (``quality_gate``)."""
-        return self.root / "gate.json"
-
-    @property
-    def training(self) -> StoragePath:
-        """The winner, its parameters, threshold and every candidate's CV scores (written by
-        ``select_model``)."""
-        return self.root / "training.json"
-
-    @property
-    def report(self) -> StoragePath:
-        """The run's self-contained HTML report (written by ``make_report``)."""
-        return self.root / "report.html"
-
-    @property
-    def metrics(self) -> StoragePath:
-        """Test-split metrics (written by ``evaluate_model``)."""
-        return self.root / "metrics.json"
-
-    @property
-    def predictions(self) -> StoragePath:
-        """Test-split predictions, one row per test row (written by ``evaluate_model``)."""
-        return self.root / "predictions.csv"
-
-    @property
-    def release_record(self) -> StoragePath:
-        """What ``save_results`` did: the release it published, or why it published none."""
-        return self.root / "release.json"
-
-    @property
-    def run_record(self) -> StoragePath:
-        """Which DAG run the folder belongs to: DAG id, run id, logical date, start
-        (``ensure_results_dir``)."""
-        return self.root / "run.json"
+        """One outer fold's result of the nested cross-validation (``nested_cv``)."""
+        return self.root / catalog.path_of("outer_fold", fold=index)
 
     @property
     def failures(self) -> StoragePath:
-        """One ``<task>.json`` per task that failed for good: its one-line error
-        (``etl.tasks.record_failure``)."""
-        return self.root / "failures"
+        """The folder of failure records (``etl.tasks.record_failure``)."""
+        return (self.root / catalog.path_of("failure", task="x")).parent
 
     def failure(self, task_id: str, map_index: int = -1) -> StoragePath:
         """The failure record of one task instance."""
         suffix = f"-{map_index}" if map_index is not None and map_index >= 0 else ""
-        return self.failures / f"{task_id}{suffix}.json"
+        return self.root / catalog.path_of("failure", task=f"{task_id}{suffix}")
 
     def artifacts(self) -> dict[str, StoragePath]:
         """The run's files a release publishes, by their published name."""

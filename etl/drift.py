@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from etl.config import ScoringSettings
 from etl.schema import FEATURE_COLUMNS
 
 #: Quantile levels kept per feature (0 %, 1 %, ..., 100 %).
@@ -53,11 +54,10 @@ def _cdf(quantiles: list[float]):
 def drift_report(
     rows: pd.DataFrame,
     reference: Mapping[str, Mapping[str, Any]] | None,
-    alpha: float = 0.01,
-    min_statistic: float = 0.2,
-    min_rows: int = 20,
+    check: ScoringSettings,
 ) -> dict[str, Any]:
-    """Compare a batch's raw features with the reference.
+    """Compare a batch's raw features with the reference, by ``check``'s ``drift_alpha``,
+    ``drift_min_statistic`` and ``drift_min_rows`` (``[scoring]``).
 
     Returns:
         ``drifted`` (True, False, or None when not tested, with ``reason``), ``moved`` (the
@@ -67,6 +67,7 @@ def drift_report(
     """
     from scipy import stats
 
+    alpha, min_statistic, min_rows = check.drift_alpha, check.drift_min_statistic, check.drift_min_rows
     settings = {"method": METHOD, "alpha": alpha, "min_statistic": min_statistic, "min_rows": min_rows,
                 "rows": len(rows)}
     if not reference:

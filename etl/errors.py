@@ -36,6 +36,10 @@ class MissingInputError(PipelineError, FileNotFoundError):
     """A step's input file does not exist, usually because an upstream step has not run."""
 
     def __init__(self, path: object, producer: str | None = None) -> None:
+        if producer is None:  # the catalog knows who writes a run's or a release's files
+            from etl.catalog import producer_of
+
+            producer = producer_of(path)
         message = f"missing input {path}"
         if producer:
             message += f" (written by task {producer!r}: run it first)"
@@ -52,3 +56,8 @@ class IntegrityError(PipelineError):
 class UploadError(PipelineError):
     """The upload destination refused the upload for a reason retrying will not fix: wrong
     credentials, a missing bucket or folder."""
+
+
+class Skipped(Exception):
+    """A step decided there is nothing for it to do (the gate kept the model unpublished, so
+    there is no release to upload): the task ends skipped, with this reason, not failed."""

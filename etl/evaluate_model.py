@@ -170,8 +170,8 @@ def evaluate_model(
     training_path: storage.Location,
     metrics_path: storage.Location,
     predictions_path: storage.Location,
-    bootstrap_resamples: int = 1000,
-    random_state: int = 0,
+    bootstrap_resamples: int,
+    random_state: int,
     outer_fold_paths: Sequence[storage.Location] = (),
 ) -> dict[str, str]:
     """Score the selected model (after checking its SHA-256) on the test split at the threshold
@@ -184,9 +184,9 @@ def evaluate_model(
     Returns:
         ``{"metrics": metrics_path, "predictions": predictions_path}``
     """
-    model = storage.load_object(storage.require(model_path, "select_model"))
-    training = storage.read_json(training_path, "select_model")
-    test = storage.read_frame(test_path, "preprocess_data")
+    model = storage.load_object(storage.require(model_path))
+    training = storage.read_json(training_path)
+    test = storage.read_frame(test_path)
     _, y = features_and_labels(test)
     threshold = training["threshold"]["threshold"]
     predictions = predict_frame(malignant_probability(model, test[list(FEATURE_COLUMNS)]),
@@ -200,7 +200,7 @@ def evaluate_model(
     result["operating_point"] = training["threshold"]
     result["guarantee"] = training["threshold"]["guarantee"]
     if outer_fold_paths:
-        expected = summarize_folds([storage.read_json(f, "nested_cv") for f in outer_fold_paths],
+        expected = summarize_folds([storage.read_json(f) for f in outer_fold_paths],
                                    training["threshold"]["target_sensitivity"])
         result = {"expected_performance": expected, **result}
         pooled = expected["pooled"]
@@ -231,13 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics", type=cli.path_arg, default=run.metrics, help="JSON to write")
     p.add_argument("--predictions", type=cli.path_arg, default=run.predictions,
                    help="test predictions CSV to write")
-    p.add_argument("--bootstrap", type=int, default=settings.bootstrap_resamples, help="resamples")
-    p.add_argument("--random-state", type=int, default=settings.random_state)
+    p.add_argument("--bootstrap", type=int, default=settings.evaluation.bootstrap_resamples, help="resamples")
+    p.add_argument("--random-state", type=int, default=settings.split.random_state)
     p.add_argument("--outer-fold", type=cli.path_arg, action="append", dest="outer_folds",
                    help="a nested_cv fold record (repeatable; default: those in the run folder)")
 
     def action(a):
-        folds = a.outer_folds or [f for f in map(run.outer_fold, range(settings.outer_fold_count))
+        folds = a.outer_folds or [f for f in map(run.outer_fold, range(settings.nested_cv.count))
                                   if storage.exists(f)]
         return evaluate_model(a.model, a.test, a.training, a.metrics, a.predictions, a.bootstrap,
                               a.random_state, folds)

@@ -22,44 +22,22 @@ The decision, every check, and the rows compared go to the run's ``gate.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from etl import storage
-from etl.config import ReleasePaths, RunPaths
+from etl.config import GateSettings, ReleasePaths
 from etl.errors import MissingInputError
+from etl.inputs import StepInputs
 from etl.releases import current_release, open_release
 from etl.schema import ID_COLUMN, LABEL_CODES, TARGET_COLUMN
 from etl.storage import Location, Target
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Gate:
-    """What a new model must clear to be published (``[gate]`` and the target sensitivity)."""
-
-    min_roc_auc: float = 0.95
-    target_sensitivity: float = 0.97
-    alpha: float = 0.05
-    min_unseen_positives: int = 15
-    min_unseen_negatives: int = 15
-    floor_confidence: float = 0.8
-    sensitivity_margin: float = 0.05
-    specificity_margin: float = 0.10
-    roc_auc_margin: float = 0.02
-
-
-def gate_from(settings: Any) -> Gate:
-    """The quality gate of the settings' ``[gate]`` and ``[selection] target_sensitivity``."""
-    return Gate(settings.gate_min_roc_auc, settings.target_sensitivity, settings.gate_alpha,
-                settings.gate_min_unseen_positives, settings.gate_min_unseen_negatives,
-                settings.gate_floor_confidence, settings.gate_sensitivity_margin,
-                settings.gate_specificity_margin, settings.gate_roc_auc_margin)
 
 
 def _check(name: str, value: float, limit: float, passed: bool, passes_if: str = ">=", **detail: Any) -> dict[str, Any]:
@@ -68,11 +46,12 @@ def _check(name: str, value: float, limit: float, passed: bool, passes_if: str =
             "passes_if": passes_if, **detail}
 
 
-def floors(metrics: dict[str, Any], gate: Gate) -> list[dict[str, Any]]:
-    """The checks of the run's test metrics alone."""
+def floors(metrics: dict[str, Any], gate: GateSettings) -> list[dict[str, Any]]:
+    """The checks of the run's test metrics alone. The sensitivity floor is the target the
+    model's threshold was chosen for (its ``operating_point``): the floor follows the target."""
     from etl.stats import clopper_pearson
 
-    cm = metrics["confusion_matrix"]
+    cm, target = metrics["confusion_matrix"], metrics["operating_point"]["target_sensitivity"]
     # The one-sided upper bound at floor_confidence: the upper end of the two-sided interval at
     # 2 * confidence - 1. floor_confidence 0 turns the floor off.
     level = 2 * gate.floor_confidence - 1
@@ -84,7 +63,7 @@ def floors(metrics: dict[str, Any], gate: Gate) -> list[dict[str, Any]]:
         _check("roc_auc >= min_roc_auc", metrics["roc_auc"], gate.min_roc_auc,
                metrics["roc_auc"] >= gate.min_roc_auc),
         _check(f"sensitivity's upper {100 * gate.floor_confidence:g} % bound >= target_sensitivity", upper,
-               gate.target_sensitivity, upper >= gate.target_sensitivity - 1e-12,
+               target, upper >= target - 1e-12,
                sensitivity=metrics["recall"], caught=cm["tp"], malignant=cm["tp"] + cm["fn"]),
     ]
 
@@ -95,17 +74,17 @@ def unseen_rows(test_ids: Iterable[str], trained_on: Iterable[str]) -> list[str]
     return [i for i in map(str, test_ids) if i not in seen]
 
 
-def compare_with_published(run: RunPaths, release: Target, gate: Gate) -> dict[str, Any]:
+def compare_with_published(run: StepInputs, release: Target, gate: GateSettings) -> dict[str, Any]:
     """Both models on the run's test rows that neither trained on; ``decided`` is False, with the
     reason, when the published release does not list its training rows or too few remain."""
     from etl.stats import delong, noninferior_paired
 
-    manifest = storage.read_json(ReleasePaths(release).manifest, "save_results")
+    manifest = storage.read_json(ReleasePaths(release).manifest)
     trained_on = manifest.get("data", {}).get("train_ids")
     if trained_on is None:
         return {"decided": False, "reason": "the published release does not list the rows it trained on"}
-    test = storage.read_frame(run.test, "preprocess_data")  # ids and labels, in predictions' order
-    predictions = storage.read_frame(run.predictions, "evaluate_model")
+    test = storage.read_frame(run.test)  # ids and labels, in predictions' order
+    predictions = storage.read_frame(run.predictions)
     ours = test[[ID_COLUMN, TARGET_COLUMN]].assign(
         malignant_probability=predictions["malignant_probability"].to_numpy()).set_index(ID_COLUMN)
     ids = unseen_rows(ours.index, trained_on)
@@ -118,12 +97,12 @@ def compare_with_published(run: RunPaths, release: Target, gate: Gate) -> dict[s
                 "reason": f"only {record['malignant']} malignant and {record['benign']} benign test rows that "
                           f"neither model trained on (need {gate.min_unseen_positives} and "
                           f"{gate.min_unseen_negatives}): too few to tell the two models apart"}
-    data = storage.read_frame(run.data, "load_data")
+    data = storage.read_frame(run.data)
     published = open_release(release)
     theirs_p = published.probabilities(data.set_index(ID_COLUMN).loc[ids])
     theirs_t = published.threshold
     ours_p = ours["malignant_probability"].to_numpy()
-    ours_t = storage.read_json(run.metrics, "evaluate_model")["threshold"]
+    ours_t = storage.read_json(run.metrics)["threshold"]
     level = gate.alpha  # all three must be shown (intersection-union): each at alpha; 0 turns them off
 
     def shown(p_value: float) -> bool:
@@ -152,7 +131,7 @@ def compare_with_published(run: RunPaths, release: Target, gate: Gate) -> dict[s
     return {"decided": True, **record, "checks": checks}
 
 
-def quality_gate(run: RunPaths, results_dir: Location, gate: Gate) -> dict[str, Any]:
+def quality_gate(run: StepInputs, results_dir: Location, gate: GateSettings) -> dict[str, Any]:
     """Check the run against the floors and, on rows neither trained on, the published model.
 
     Returns:
@@ -160,16 +139,16 @@ def quality_gate(run: RunPaths, results_dir: Location, gate: Gate) -> dict[str, 
         and ``comparison`` (what was compared with the published model, on which rows, or why
         nothing was).
     """
-    metrics = storage.read_json(run.metrics, "evaluate_model")
+    metrics = storage.read_json(run.metrics)
     checks = floors(metrics, gate)
-    record: dict[str, Any] = {"gate": gate.__dict__, "published_release": None, "comparison": None}
+    record: dict[str, Any] = {"gate": dataclasses.asdict(gate), "published_release": None, "comparison": None}
     try:
         published = current_release(results_dir)
     except MissingInputError:
         published = None
     if published is None:
         record["comparison"] = {"decided": False, "reason": "nothing is published yet"}
-    elif ReleasePaths(published).run_key == run.root.name:
+    elif ReleasePaths(published).run_key == run.run_key:
         record["comparison"] = {"decided": False, "reason": "the published release is this run's"}
     else:
         record["published_release"] = published.name
@@ -181,23 +160,25 @@ def quality_gate(run: RunPaths, results_dir: Location, gate: Gate) -> dict[str, 
     return record
 
 
-def check_run(run_dir: Location, results_dir: Location, gate: Gate) -> dict[str, Any]:
-    """The ``quality_gate`` step: decide on the run in ``run_dir`` and write its ``gate.json``.
+def check_run(inputs: StepInputs, gate_path: Location, results_dir: Location, gate: GateSettings) -> dict[str, Any]:
+    """The ``quality_gate`` step: decide on the run's model and write the decision to
+    ``gate_path`` (``gate.json``). The only place the decision is made: ``save_results``
+    publishes by it, or not at all.
 
     Returns:
-        ``{"gate": path of gate.json, "passed": ...}``
+        ``{"gate": gate_path, "passed": ...}``
     """
-    run = RunPaths(storage.location(run_dir))
-    if storage.exists(run.gate) and _published_run_key(results_dir) == run.root.name:
+    gate_path = storage.location(gate_path)
+    if storage.exists(gate_path) and _published_run_key(results_dir) == inputs.run_key:
         # This run's model was published on this decision: a rerun keeps it (idempotent).
-        verdict = storage.read_json(run.gate)
+        verdict = storage.read_json(gate_path)
         logger.info("this run's model is the published one: its gate decision stands")
-        return {"gate": str(run.gate), "passed": verdict["passed"]}
-    verdict = quality_gate(run, storage.location(results_dir), gate)
-    storage.write_json(verdict, run.gate)
+        return {"gate": str(gate_path), "passed": verdict["passed"]}
+    verdict = quality_gate(inputs, storage.location(results_dir), gate)
+    storage.write_json(verdict, gate_path)
     logger.info("quality gate %s: %s", "passed" if verdict["passed"] else "refused",
                 "; ".join(f"{c['check']}: {c['value']:.4f} (limit {c['limit']:.4f})" for c in verdict["checks"]))
-    return {"gate": str(run.gate), "passed": verdict["passed"]}
+    return {"gate": str(gate_path), "passed": verdict["passed"]}
 
 
 def _published_run_key(results_dir: Location) -> str | None:
@@ -207,20 +188,22 @@ def _published_run_key(results_dir: Location) -> str | None:
         return None
 
 
-def current_verdict(run: RunPaths, results_dir: Location, gate: Gate) -> dict[str, Any]:
-    """The run's ``gate.json`` if the release it compared with is still the published one;
-    otherwise (another run published since) the gate is checked again and ``gate.json`` rewritten."""
-    verdict = storage.read_json(run.gate, "quality_gate")
+def publishable(verdict: dict[str, Any], run_key: str, results_dir: Location) -> str | None:
+    """Why the run may not be published on its gate decision ``verdict``, or None if it may:
+    the gate refused it, or it was compared with a release that is no longer the published one
+    (another run published since; the decision is not made again here: rerun quality_gate)."""
+    if not verdict["passed"]:
+        return refusal(verdict)
     try:
-        published = current_release(results_dir).name
+        current = current_release(results_dir)
     except MissingInputError:
-        published = None
-    if verdict.get("published_release") != published and not (
-            published is not None and ReleasePaths(current_release(results_dir)).run_key == run.root.name):
-        logger.info("the published release changed since the gate was checked: checking again")
-        check_run(run.root, results_dir, gate)
-        verdict = storage.read_json(run.gate, "quality_gate")
-    return verdict
+        current = None
+    if current is None or ReleasePaths(current).run_key == run_key:
+        return None  # nothing published, or this run's own release (a rerun)
+    if verdict.get("published_release") != current.name:
+        return (f"quality gate: not published (it compared with {verdict.get('published_release') or 'nothing'}, "
+                f"but {current.name} was published since: clear quality_gate to decide again)")
+    return None
 
 
 def refusal(verdict: dict[str, Any]) -> str:

@@ -22,7 +22,7 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 class InboxTrigger(BaseEventTrigger):
     """Fire when new CSVs arrive in ``inbox`` (after claiming them into ``inbox/queued/``)."""
 
-    def __init__(self, inbox: str, conn_id: str = "aws_default", poll_seconds: float = 10.0) -> None:
+    def __init__(self, inbox: str, conn_id: str, poll_seconds: float) -> None:
         super().__init__()
         self.inbox, self.conn_id, self.poll_seconds = inbox, conn_id, poll_seconds
 

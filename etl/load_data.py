@@ -30,8 +30,8 @@ def load_data(
     data_path: storage.Location,
     output_path: storage.Location,
     profile_path: storage.Location,
-    max_missing_share: float = 0.05,
-    min_rows_per_class: int = 5,
+    max_missing_share: float,
+    min_rows_per_class: int,
 ) -> dict[str, str]:
     """Read and validate ``data_path``; write the validated table and its profile.
 
@@ -58,11 +58,11 @@ def load_data(
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     p, settings, run = cli.parser(__doc__)
-    p.add_argument("--data-path", type=cli.path_arg, default=settings.data_path, help="input CSV")
+    p.add_argument("--data-path", type=cli.path_arg, default=settings.paths.data_path, help="input CSV")
     p.add_argument("--output", type=cli.path_arg, default=run.data, help="validated table to write (Parquet)")
     p.add_argument("--profile", type=cli.path_arg, default=run.profile, help="profile JSON to write")
-    p.add_argument("--max-missing-share", type=float, default=settings.max_missing_share)
-    p.add_argument("--min-rows-per-class", type=int, default=settings.min_rows_per_class)
+    p.add_argument("--max-missing-share", type=float, default=settings.validation.max_missing_share)
+    p.add_argument("--min-rows-per-class", type=int, default=settings.validation.min_rows_per_class)
     return cli.run(
         p,
         lambda a: load_data(

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from etl import storage
-from etl.config import PROJECT_ROOT, RunPaths
+from etl.config import PROJECT_ROOT
 from etl.drift import feature_reference
+from etl.inputs import StepInputs
 
 #: Libraries whose versions go into the manifest.
 VERSIONED = ("apache-airflow", "pandas", "numpy", "scikit-learn", "joblib")
@@ -50,7 +51,7 @@ def code_revision(root: Path = PROJECT_ROOT) -> dict[str, Any]:
 
 
 def build_manifest(
-    run: RunPaths, artifacts: Mapping[str, Mapping[str, Any]], release: str,
+    run: StepInputs, artifacts: Mapping[str, Mapping[str, Any]], release: str,
     run_info: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The manifest of a release, from the records the run's steps wrote.
@@ -58,11 +59,11 @@ def build_manifest(
     Times and run ids are under ``run`` only; everything else is the same for the same data,
     parameters and code.
     """
-    profile = storage.read_json(run.profile, "load_data")
-    split = storage.read_json(run.preprocessing, "preprocess_data")
-    training = storage.read_json(run.training, "select_model")
-    train_ids = storage.read_frame(run.train, "preprocess_data")["id"].astype(str).tolist()
-    data = storage.read_frame(run.data, "load_data")
+    profile = storage.read_json(run.profile)
+    split = storage.read_json(run.preprocessing)
+    training = storage.read_json(run.training)
+    train_ids = storage.read_frame(run.train)["id"].astype(str).tolist()
+    data = storage.read_frame(run.data)
     train_rows = data[data["id"].astype(str).isin(set(train_ids))]
     return {
         "manifest_version": 1,
@@ -99,7 +100,7 @@ def build_manifest(
         "feature_reference": feature_reference(train_rows),
         "versions": library_versions(),
         "code": code_revision(),
-        "run": {**run_info, "run_key": run.root.name,
+        "run": {**run_info, "run_key": run.run_key,
                 "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
     }
 

@@ -35,11 +35,11 @@ def nested_cv(
     record to ``out_path``.
 
     Returns:
-        ``{"fold": out_path}``
+        ``{"fold": index, "outer_fold": out_path}``
     """
-    data = storage.read_frame(data_path, "load_data")
+    data = storage.read_frame(data_path)
     storage.write_json(run_outer_fold(data, index, candidates, procedure, outer_folds, outer_repeats), out_path)
-    return {"fold": str(out_path)}
+    return {"fold": index, "outer_fold": str(out_path)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,16 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     p, settings, run = cli.parser(__doc__)
     p.add_argument("--data", type=cli.path_arg, default=run.data, help="validated table (load_data)")
     p.add_argument("--fold", type=int, action="append",
-                   help=f"outer fold to run (repeatable; default: all {settings.outer_fold_count})")
-    p.add_argument("--C", dest="C", type=float, default=settings.C, help="logistic regression C")
-    p.add_argument("--max-iter", type=int, default=settings.max_iter, help="logistic regression iterations")
-    p.add_argument("--random-state", type=int, default=settings.random_state)
+                   help=f"outer fold to run (repeatable; default: all {settings.nested_cv.count})")
+    p.add_argument("--C", dest="C", type=float, default=settings.model.C, help="logistic regression C")
+    p.add_argument("--max-iter", type=int, default=settings.model.max_iter, help="logistic regression iterations")
+    p.add_argument("--random-state", type=int, default=settings.split.random_state)
 
     def action(a):
         candidates = candidate_params(settings.candidates, vars(a))
-        folds = a.fold if a.fold is not None else range(settings.outer_fold_count)
-        written = [nested_cv(a.data, i, run.outer_fold(i), candidates, settings.procedure(a.random_state),
-                             settings.outer_folds, settings.outer_repeats)["fold"] for i in folds]
+        folds = a.fold if a.fold is not None else range(settings.nested_cv.count)
+        written = [nested_cv(a.data, i, run.outer_fold(i), candidates, settings.selection.procedure(a.random_state),
+                             settings.nested_cv.outer_folds, settings.nested_cv.outer_repeats)["outer_fold"] for i in folds]
         return {"folds": written}
 
     return cli.run(p, action, argv)

@@ -122,7 +122,7 @@ def preprocess_data(
     Returns:
         ``{"train": ..., "test": ..., "scaler": ..., "preprocessing": ...}`` paths.
     """
-    data = storage.read_frame(data_path, "load_data")
+    data = storage.read_frame(data_path)
     train, test, scaler = split_and_scale(data, test_size, random_state, method, salt)
     by_id = data.set_index("id")
     imputed = {"train": _missing(by_id.loc[train["id"]]), "test": _missing(by_id.loc[test["id"]])}
@@ -162,13 +162,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="fitted imputer and scaler to write")
     p.add_argument("--summary", type=cli.path_arg, default=run.preprocessing,
                    help="preprocessing summary JSON to write")
-    p.add_argument("--test-size", type=float, default=settings.test_size)
-    p.add_argument("--random-state", type=int, default=settings.random_state)
+    p.add_argument("--test-size", type=float, default=settings.split.test_size)
+    p.add_argument("--random-state", type=int, default=settings.split.random_state)
     return cli.run(
         p,
         lambda a: preprocess_data(
             a.data, a.train, a.test, a.scaler, a.summary, a.test_size, a.random_state,
-            settings.split_method, settings.split_salt,
+            settings.split.method, settings.split.salt,
         ),
         argv,
     )

@@ -75,7 +75,7 @@ def _map_counts() -> dict[str, int]:
         settings = load_settings()
     except (ParameterError, OSError, ValueError):  # the DAG run will say what is wrong
         return {}
-    return {"train_model": len(settings.candidates), "nested_cv": settings.outer_fold_count}
+    return {"train_model": len(settings.candidates), "nested_cv": settings.nested_cv.count}
 
 
 def run(command: list[str], log_dir: Path, verbose: bool = False, out: IO[str] = sys.stdout) -> int:

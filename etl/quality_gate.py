@@ -1,14 +1,15 @@
 """The ``quality_gate`` step from the command line: decide whether an evaluated run may be
 published and write its ``gate.json`` (``python -m etl.quality_gate``).
 
-The decision itself is ``etl.gate``, which ``save_results`` shares; see its docstring for every
-check.
+The decision itself is ``etl.gate`` (see its docstring for every check); ``save_results``
+publishes by it and never decides again.
 """
 
 from __future__ import annotations
 
-from etl import cli
-from etl.gate import check_run, gate_from
+from etl import cli, inputs
+from etl.config import RunPaths
+from etl.gate import check_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,7 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run-dir", type=cli.path_arg, default=run.root, help="evaluated run folder")
     p.add_argument("--results-dir", type=cli.path_arg, default=settings.results_dir,
                    help="results folder whose published release the run is compared with")
-    return cli.run(p, lambda a: check_run(a.run_dir, a.results_dir, gate_from(settings)), argv)
+    return cli.run(p, lambda a: check_run(inputs.of_folder("quality_gate", a.run_dir), RunPaths(a.run_dir).gate,
+                                          a.results_dir, settings.gate), argv)
 
 
 if __name__ == "__main__":

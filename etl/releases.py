@@ -59,6 +59,7 @@ from etl.config import (
     RunPaths,
 )
 from etl.errors import IntegrityError, MissingInputError, ParameterError, first_line
+from etl.inputs import StepInputs
 from etl.storage import Location, Target
 
 logger = logging.getLogger(__name__)
@@ -109,13 +110,12 @@ def ensure_results_dir(*folders: Location) -> list[str]:
 # -- publishing ---------------------------------------------------------------------------------
 
 
-def _run_artifacts(run: RunPaths) -> dict[str, Path]:
-    """The run's files to publish, pickles verified against their checksums."""
-    files = run.artifacts()
-    producers = {run.metrics.name: "evaluate_model", run.model.name: "select_model",
-                 run.scaler.name: "preprocess_data"}
+def _run_artifacts(run: StepInputs) -> dict[str, Target]:
+    """The run's files to publish, by their published name, pickles verified against their
+    checksums."""
+    files = {path.name: path for path in (run.metrics, run.model, run.scaler)}
     for name, path in files.items():
-        storage.require(path, producers[name])
+        storage.require(path)
         if name.endswith(".pkl"):
             storage.verify(path, storage.recorded_sha256(path), str(storage.checksum_file(path)))
     return files
@@ -144,25 +144,26 @@ def _symlink(target: str, link: Path) -> None:
 
 
 def publish(
-    run_dir: Location,
+    run: StepInputs,
     results_dir: Location,
     run_info: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
-    """Publish the evaluated run in ``run_dir`` to ``results_dir``, all or nothing.
+    """Publish the evaluated run to ``results_dir``, all or nothing.
 
     Args:
-        run_dir: the run folder (``results/runs/<run key>``).
+        run: ``save_results``' inputs (``etl.catalog``): the artifacts, and what the manifest
+            records.
         results_dir: the results folder.
         run_info: what identifies the run (DAG id, run id, logical date, start time).
 
     Returns:
         ``release`` (the release folder), ``manifest`` and each published file's path.
     """
-    run, results_dir = RunPaths(storage.location(run_dir)), storage.location(results_dir)
+    results_dir = storage.location(results_dir)
     sources = _run_artifacts(run)
     artifacts = {name: storage.describe(path) for name, path in sources.items()}
     content = hashlib.sha256(json.dumps(artifacts, sort_keys=True).encode()).hexdigest()[:12]
-    release = f"{run.root.name}-{content}"
+    release = f"{run.run_key}-{content}"
 
     def manifest() -> dict[str, Any]:
         # The manifest builder reads the training rows (pandas): imported by publishing only, so
@@ -173,7 +174,6 @@ def publish(
 
     store_and_switch = _publish_locally if storage.is_local(results_dir) else _publish_to_object_store
     release_dir = store_and_switch(results_dir, release, sources, manifest)
-    storage.write_json({"release": release, "published": True}, run.release_record)
     logger.info("published release %s to %s: %s", release, storage.uri(results_dir), ", ".join(RELEASE_FILES))
     layout = ResultsPaths(results_dir)
     return {"release": str(release_dir), **{name: str(layout.top(name)) for name in RELEASE_FILES}}
@@ -246,7 +246,7 @@ def current_release(results_dir: Location) -> Target:
     """The folder of the published release (resolved once, so later reads are consistent)."""
     layout = ResultsPaths(storage.location(results_dir))
     if not storage.is_local(layout.root):
-        record = storage.read_json(layout.current_object, "save_results")
+        record = storage.read_json(layout.current_object)
         return layout.release(record["release"]).root
     pointer = layout.current
     if not pointer.is_symlink():
@@ -257,7 +257,13 @@ def current_release(results_dir: Location) -> Target:
 def run_release(run_dir: Location, results_dir: Location) -> Target | None:
     """The release folder a run published (from its ``release.json``); ``None`` when the
     quality gate kept the run from being published."""
-    record = storage.read_json(RunPaths(storage.location(run_dir)).release_record, "save_results")
+    return recorded_release(RunPaths(storage.location(run_dir)).release_record, results_dir)
+
+
+def recorded_release(record_path: Location, results_dir: Location) -> Target | None:
+    """The release folder a ``release.json`` at ``record_path`` names; ``None`` when it says
+    nothing was published."""
+    record = storage.read_json(record_path)
     if not record["published"]:
         return None
     return ResultsPaths(storage.location(results_dir)).release(record["release"]).root
@@ -271,7 +277,7 @@ def verified_files(release_dir: Location) -> dict[str, Target]:
     """
     release = ReleasePaths(storage.location(release_dir))
     manifest_path = release.manifest
-    manifest = storage.read_json(manifest_path, "save_results")
+    manifest = storage.read_json(manifest_path)
     files = {}
     for name in PUBLISHED_ARTIFACTS:
         expected = manifest["artifacts"][name]
@@ -284,7 +290,7 @@ def load_from_release(release_dir: Location, name: str, manifest: Mapping[str, A
     """Load a release's pickle (``model.pkl``, ``scaler.pkl``) after checking its SHA-256
     against the release's manifest (read unless given)."""
     release = ReleasePaths(storage.location(release_dir))
-    manifest = manifest or storage.read_json(release.manifest, "save_results")
+    manifest = manifest or storage.read_json(release.manifest)
     return storage.load_object(
         release.file(name), manifest["artifacts"][name]["sha256"], str(release.manifest)
     )
@@ -329,7 +335,7 @@ def open_release(release_dir: Location | None = None, results_dir: Location | No
             raise ValueError("open_release needs a release folder or a results folder")
         release_dir = current_release(results_dir)
     paths = ReleasePaths(storage.location(release_dir))
-    manifest = storage.read_json(paths.manifest, "save_results")
+    manifest = storage.read_json(paths.manifest)
     return Release(paths, manifest, load_from_release(paths.root, paths.model.name, manifest),
                    load_from_release(paths.root, paths.scaler.name, manifest))
 

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from etl import cli, storage
+from etl import cli, inputs, storage
 from etl.config import RunPaths
 from etl.headline import expected_line, guarantee_line
+from etl.inputs import StepInputs
 from etl.schema import FEATURE_COLUMNS, LABEL_CODES, SCORES, TARGET_COLUMN
 
 logger = logging.getLogger(__name__)
@@ -68,10 +69,8 @@ def _drivers(model: Any, X: pd.DataFrame, y: np.ndarray, random_state: int) -> t
         pd.Series(result.importances_mean, index=FEATURE_COLUMNS)
 
 
-def _gate_section(run: RunPaths) -> str:
-    """The quality gate's decision (``gate.json``), or that it has not been checked yet."""
-    if not storage.exists(run.gate):
-        return "<p>Not checked yet (the quality_gate step writes gate.json).</p>"
+def _gate_section(run: StepInputs) -> str:
+    """The quality gate's decision (``gate.json``)."""
     verdict = storage.read_json(run.gate)
     comparison = verdict.get("comparison") or {}
     if comparison.get("decided"):
@@ -87,16 +86,17 @@ def _gate_section(run: RunPaths) -> str:
     return f"<p>Decision: <b>{decision}</b>. {compared}</p>" + _table(rows, ["check", "value", "limit", "result"])
 
 
-def build_report(run: RunPaths, random_state: int = 0) -> str:
-    """The report of the evaluated run in ``run``, as one HTML document."""
+def build_report(run: StepInputs, random_state: int) -> str:
+    """The report of the evaluated run whose files are ``run`` (``make_report``'s inputs), as one
+    HTML document."""
     from sklearn.calibration import calibration_curve
     from sklearn.metrics import precision_recall_curve, roc_curve
 
-    profile = storage.read_json(run.profile, "load_data")
-    training = storage.read_json(run.training, "select_model")
-    metrics = storage.read_json(run.metrics, "evaluate_model")
-    predictions = storage.read_frame(run.predictions, "evaluate_model")
-    test = storage.read_frame(run.test, "preprocess_data")
+    profile = storage.read_json(run.profile)
+    training = storage.read_json(run.training)
+    metrics = storage.read_json(run.metrics)
+    predictions = storage.read_frame(run.predictions)
+    test = storage.read_frame(run.test)
     model = storage.load_object(run.model)
     y = predictions[TARGET_COLUMN].map(LABEL_CODES).to_numpy(dtype=int)
     p = predictions["malignant_probability"].to_numpy()
@@ -227,11 +227,11 @@ def build_report(run: RunPaths, random_state: int = 0) -> str:
     sections = "".join(f'<section id="{sid}"><h2>{html.escape(h)}</h2>{body}</section>' for sid, h, body in parts)
     return (
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>Breast cancer model report: {html.escape(run.root.name)}</title>"
+        f"<title>Breast cancer model report: {html.escape(run.run_key)}</title>"
         "<style>body{font-family:sans-serif;max-width:60em;margin:auto;padding:1em}"
         "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}"
         "img{max-width:100%}</style></head><body>"
-        f"<h1>Run {html.escape(run.root.name)}: {html.escape(training['candidate'])}</h1>"
+        f"<h1>Run {html.escape(run.run_key)}: {html.escape(training['candidate'])}</h1>"
         f"<p>Malignant is the positive class. {_headline(metrics)}Sensitivity {metrics['recall']:.3f}, specificity "
         f"{metrics['specificity']:.3f}, ROC AUC {metrics['roc_auc']:.3f} on {metrics['n_test']} held-out rows.</p>"
         f"{sections}</body></html>\n"
@@ -250,13 +250,13 @@ def _headline(metrics: dict[str, Any]) -> str:
             f"{html.escape(line)}. This model on its test split: ")
 
 
-def make_report(run_dir: storage.Location, report_path: storage.Location, random_state: int = 0) -> dict[str, str]:
-    """Write the run's ``report.html``.
+def make_report(run: StepInputs, report_path: storage.Location, random_state: int) -> dict[str, str]:
+    """Write the run's ``report.html`` from its files ``run`` (``make_report``'s inputs).
 
     Returns:
         ``{"report": report_path}``
     """
-    text = build_report(RunPaths(storage.location(run_dir)), random_state)
+    text = build_report(run, random_state)
     storage.write_bytes(text.encode("utf-8"), report_path)
     logger.info("wrote %s (%d KiB)", report_path, len(text) // 1024)
     return {"report": str(report_path)}
@@ -267,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     p, settings, run = cli.parser(__doc__)
     p.add_argument("--run-dir", type=cli.path_arg, default=run.root, help="evaluated run folder")
     p.add_argument("--report", type=cli.path_arg, default=None, help="HTML to write (default: <run>/report.html)")
-    return cli.run(p, lambda a: make_report(a.run_dir, a.report or RunPaths(a.run_dir).report,
-                                            settings.random_state), argv)
+    return cli.run(p, lambda a: make_report(inputs.of_folder("make_report", a.run_dir),
+                                            a.report or RunPaths(a.run_dir).report, settings.split.random_state), argv)
 
 
 if __name__ == "__main__":

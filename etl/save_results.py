@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from etl import cli, storage
-from etl.config import RunPaths
-from etl.gate import Gate, check_run, current_verdict, gate_from, refusal
+from etl import cli, inputs, storage
+from etl.config import CLI_RUN_KEY, RunPaths
+from etl.gate import publishable
+from etl.inputs import StepInputs
 from etl.releases import ensure_results_dir, publish
 from etl.retention import prune
 from etl.storage import Location
@@ -23,37 +24,34 @@ logger = logging.getLogger(__name__)
 
 
 def save_results(
-    run_dir: Location,
+    inputs: StepInputs,
+    record_path: Location,
     results_dir: Location,
-    run_info: Mapping[str, Any] | None = None,
-    keep_runs: int = 10,
-    prune_min_age: timedelta = timedelta(hours=6),
-    gate: Gate | None = None,
+    run_info: Mapping[str, Any],
+    keep_runs: int,
+    prune_min_age: timedelta,
 ) -> dict[str, Any]:
-    """Publish the run if it cleared the quality gate, then prune old runs and releases.
+    """Publish the run if its quality gate decision (``inputs.gate``) allows it, then prune old
+    runs and releases; record what was done at ``record_path`` (``release.json``).
 
-    The gate's decision is the run's ``gate.json`` (the ``quality_gate`` step), checked again
-    when it is missing or another release was published since. When the gate refused the
-    model, nothing is published: the reason is logged and recorded in ``release.json``.
+    The decision is the ``quality_gate`` step's, made once: when it refused the model, or when
+    it compared with a release that another run has replaced since, nothing is published, and
+    the reason is logged and recorded.
 
     Returns:
         what ``publish`` returns, or ``{"published": False, "reason": ...}``.
     """
-    run = RunPaths(storage.location(run_dir))
-    gate = gate or Gate()
-    if not storage.exists(run.gate):
-        check_run(run.root, results_dir, gate)
-    verdict = current_verdict(run, results_dir, gate)
-    if not verdict["passed"]:
-        reason = refusal(verdict)
+    verdict = storage.read_json(inputs.gate)
+    reason = publishable(verdict, inputs.run_key, results_dir)
+    if reason is not None:
         logger.warning("%s; the published model stays %s", reason, verdict["published_release"])
-        storage.write_json({"published": False, "reason": reason}, run.release_record)
+        storage.write_json({"published": False, "reason": reason}, record_path)
         return {"published": False, "reason": reason}
-    published = publish(run_dir, results_dir, run_info)
+    published = publish(inputs, results_dir, run_info)
+    storage.write_json({"release": storage.location(published["release"]).name, "published": True}, record_path)
     prune(results_dir, keep_runs, prune_min_age,
-          protect=(run.root.name, storage.location(published["release"]).name))
+          protect=(inputs.run_key, storage.location(published["release"]).name))
     return published
-
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,18 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--results-dir", type=cli.path_arg, default=settings.results_dir, help="publish here"
     )
-    p.add_argument("--keep-runs", type=int, default=settings.keep_runs,
+    p.add_argument("--keep-runs", type=int, default=settings.retention.keep_runs,
                    help="run folders and releases to keep")
 
     def action(a):
         ensure_results_dir(a.results_dir)
-        return save_results(a.run_dir, a.results_dir, keep_runs=a.keep_runs,
-                            prune_min_age=timedelta(hours=settings.prune_min_age_hours),
-                            gate=gate_from(settings))
+        return save_results(inputs.of_folder("save_results", a.run_dir), RunPaths(a.run_dir).release_record,
+                            a.results_dir, {"run_id": CLI_RUN_KEY}, a.keep_runs,
+                            timedelta(hours=settings.retention.prune_min_age_hours))
 
     return cli.run(p, action, argv)
 
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

@@ -22,11 +22,10 @@ one never does twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 from etl import cli, drift, storage
-from etl.config import InboxPaths, ResultsPaths
+from etl.config import InboxPaths, ResultsPaths, ScoringSettings
 from etl.contract import read_rows
 from etl.errors import DataValidationError
 from etl.inbox import SUFFIX, claim, queued
@@ -47,8 +46,8 @@ def batch_name(path: Location) -> str:
 def score_batch(
     path: Location,
     results_dir: Location,
+    check: ScoringSettings,
     release: Release | None = None,
-    drift_settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Score one file with ``release`` (default: the published one, hash-checked) and check it
     for drift; write its predictions and report under ``results/scoring/<batch>/``.
@@ -64,7 +63,7 @@ def score_batch(
     release = release or open_release(results_dir=results_dir)
     rows = read_rows(path)
     out = score_rows(release, rows)
-    report = drift.drift_report(rows, release.manifest.get("feature_reference"), **dict(drift_settings or {}))
+    report = drift.drift_report(rows, release.manifest.get("feature_reference"), check)
     batch = ResultsPaths(storage.location(results_dir)).batch(batch_name(path))
     malignant = int((out["predicted"] == "M").sum())
     storage.write_frame(out, batch.predictions)
@@ -90,14 +89,14 @@ def process(
     path: Location,
     inbox: InboxPaths,
     results_dir: Location,
+    check: ScoringSettings,
     release: Release | None = None,
-    drift_settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``score_batch`` a queued file, then move it to ``processed/``; a file that breaks the
     contract moves to ``rejected/`` with its reason beside it, and the error is raised again."""
     path = storage.location(path)
     try:
-        outcome = score_batch(path, results_dir, release, drift_settings)
+        outcome = score_batch(path, results_dir, check, release)
     except DataValidationError as exc:
         storage.write_bytes(f"{exc}\n".encode(), inbox.reason(path.name))
         storage.move(path, inbox.rejected / path.name)
@@ -114,18 +113,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="score this one file, left where it is (default: every file of the inbox)")
     p.add_argument("--release", type=cli.path_arg, default=None,
                    help="release folder (default: the published one, results/current)")
-    drift_settings = settings.drift_settings
 
     def action(a):
         release = open_release(a.release, settings.results_dir)
         if a.input is not None:
-            return score_batch(a.input, settings.results_dir, release, drift_settings)
+            return score_batch(a.input, settings.results_dir, settings.scoring, release)
         inbox = settings.inbox
         claim(inbox)
         done, rejected = [], []
         for path in queued(inbox):
             try:
-                done.append(process(path, inbox, settings.results_dir, release, drift_settings)["batch"])
+                done.append(process(path, inbox, settings.results_dir, settings.scoring, release)["batch"])
             except DataValidationError:
                 rejected.append(path.name)
         return {"scored": done, "rejected": rejected}

@@ -26,17 +26,12 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from etl.config import (
-    TRAINING_DAG_ID,
-    CandidatePaths,
-    RunPaths,
-    Settings,
-    load_settings,
-    resolve_path,
-    run_key,
-)
-from etl.errors import MissingInputError, ParameterError, PipelineError, first_line
-from etl.storage import Target, is_local, location, remove_interrupted_writes, require, write_json
+from etl import catalog
+from etl.config import TRAINING_DAG_ID, RunPaths, Settings, load_settings, run_key
+from etl.errors import MissingInputError, ParameterError, PipelineError, Skipped, first_line
+from etl.inputs import Resolver
+from etl.steps import STEPS, Run
+from etl.storage import Target, is_local, write_json
 from etl.storage import uri as storage_uri
 
 logger = logging.getLogger(__name__)
@@ -52,8 +47,8 @@ def default_args(settings: Settings) -> dict[str, Any]:
 
     return {
         "owner": "ml-platform",
-        "retries": settings.retries,
-        "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
+        "retries": settings.airflow.retries,
+        "retry_delay": timedelta(seconds=settings.airflow.retry_delay_seconds),
         "retry_exponential_backoff": True,
         "execution_timeout": timedelta(minutes=30),
         "on_failure_callback": [record_failure, alerts.on_task_failure],
@@ -154,183 +149,42 @@ def _settings(context: dict[str, Any]) -> Settings:
     return load_settings()
 
 
-def _run(context: dict[str, Any], must_exist: bool = True) -> tuple[Settings, RunPaths]:
-    """The settings (``_settings``) and this DAG run's folder (its name is the run key)."""
-    settings = _settings(context)
-    run = _run_folder(context, settings)
-    if must_exist and is_local(run.root) and not run.root.is_dir():  # (object stores: no folders)
-        raise MissingInputError(run.root, "ensure_results_dir")
-    return settings, run
+def _from_xcom(context: dict[str, Any]) -> Resolver:
+    """Where a producer's task instance returned a file's path in this DAG run (a mapped
+    producer returns one value per instance: the one whose fields match, ``candidate`` or
+    ``fold``), or None: ``airflow tasks test`` on a fresh date makes a new run per call, with
+    no XComs, and the run folder's file is taken."""
+
+    def resolve(entry: catalog.File, fields: dict[str, Any]) -> str | None:
+        pushed = context["ti"].xcom_pull(task_ids=entry.producer)
+        for value in pushed if isinstance(pushed, list) else [pushed]:
+            if isinstance(value, dict) and entry.name in value and all(value.get(k) == v for k, v in fields.items()):
+                return value[entry.name]
+        return None
+
+    return resolve
 
 
-def _input(
-    context: dict[str, Any],
-    run: RunPaths | CandidatePaths,
-    producer: str,
-    name: str,
-    candidate: str | None = None,
-) -> Target:
-    """Input ``name`` (a ``RunPaths`` attribute; of a ``CandidatePaths`` for ``candidate``): the
-    path task ``producer`` returned under that name in this run, else the layout's; must exist.
+def _task(task: str) -> Callable[..., Outputs]:
+    """The callable of ``task``: its step (``etl.steps``) on this DAG run, inputs from the
+    producers' XComs. A step that finds nothing to do (``Skipped``) ends the task skipped."""
 
-    A mapped producer returns one value per task instance: ``candidate`` picks the one whose
-    ``candidate`` is that name.
-    """
-    pushed = context["ti"].xcom_pull(task_ids=producer)
-    for value in pushed if isinstance(pushed, list) else [pushed]:
-        if isinstance(value, dict) and name in value and (candidate is None or value.get("candidate") == candidate):
-            return require(location(value[name]), producer)
-    return require(getattr(run, name), producer)
+    @_step
+    def callable_(**context: Any) -> Outputs:
+        settings = _settings(context)
+        folder = _run_folder(context, settings)
+        if task != "ensure_results_dir" and is_local(folder.root) and not folder.root.is_dir():
+            raise MissingInputError(folder.root, "ensure_results_dir")  # (object stores: no folders)
+        run = Run(settings.with_run_params(context["params"]), folder, _from_xcom(context), _run_info(context))
+        mapped = {k: context[k] for k in ("candidate", "fold") if k in context}
+        try:
+            return STEPS[task](run, **mapped)
+        except Skipped as skipped:  # a clear state: skipped (so are the tasks after it), not failed
+            raise AirflowSkipException(str(skipped)) from None
 
-
-@_step
-def ensure_results_dir(**context: Any) -> Outputs:
-    """Create the results folder and this run's folder; clear leftovers of killed writes."""
-    from etl.releases import ensure_results_dir as ensure
-
-    settings, run = _run(context, must_exist=False)
-    ensure(settings.results_dir, run.root)
-    for leftover in remove_interrupted_writes(run.root):
-        logger.info("removed %s, left by an interrupted write", leftover)
-    write_json(_run_info(context), run.run_record)  # which Airflow run the folder is (the UI views)
-    return {"run_dir": str(run.root)}
-
-
-@_step
-def load_data(**context: Any) -> Outputs:
-    """Validate the input CSV (param ``data_path``: relative to the project root; empty: the
-    configured one)."""
-    from etl.load_data import load_data as step
-
-    settings, run = _run(context)
-    data_path = resolve_path(context["params"].get("data_path") or settings.data_path)
-    return step(
-        data_path,
-        run.data,
-        run.profile,
-        max_missing_share=settings.max_missing_share,
-        min_rows_per_class=settings.min_rows_per_class,
-    )
-
-
-@_step
-def preprocess_data(**context: Any) -> Outputs:
-    """Split and scale the validated data."""
-    from etl.preprocess_data import preprocess_data as step
-
-    settings, run = _run(context)
-    params = Settings.typed_run_params(context["params"])
-    return step(
-        _input(context, run, "load_data", "data"),
-        run.train,
-        run.test,
-        run.scaler,
-        run.preprocessing,
-        test_size=float(params["test_size"]),
-        random_state=int(params["random_state"]),
-        method=settings.split_method,
-        salt=settings.split_salt,
-    )
-
-
-@_step
-def train_model(candidate: str, **context: Any) -> Outputs:
-    """Cross-validate one candidate model on the training split and fit it (one mapped task
-    per candidate in ``[candidates] enabled``)."""
-    from etl.models import candidate_params
-    from etl.train_model import train_candidate
-
-    settings, run = _run(context)
-    params = Settings.typed_run_params(context["params"])
-    if candidate not in settings.candidates:
-        raise ParameterError(f"candidate {candidate!r} is not enabled in [candidates]")
-    return train_candidate(
-        _input(context, run, "load_data", "data"),
-        _input(context, run, "preprocess_data", "train"),
-        candidate,
-        candidate_params(settings.candidates, params)[candidate],
-        run.candidate(candidate),
-        folds=settings.cv_folds,
-        repeats=settings.cv_repeats,
-        random_state=int(params["random_state"]),
-    )
-
-
-@_step
-def select_model(**context: Any) -> Outputs:
-    """Give each candidate its operating point by ``[selection] rule`` on its out-of-fold
-    predictions and pick one by its specificity there (one standard error, paired folds)."""
-    from etl.train_model import select_model as step
-
-    settings, run = _run(context)
-    return step(
-        {name: CandidatePaths(_input(context, run.candidate(name), "train_model", "cv", name).parent)
-         for name in settings.candidates},
-        run.model,
-        run.training,
-        **settings.selection_settings,
-    )
-
-
-@_step
-def nested_cv(fold: int, **context: Any) -> Outputs:
-    """Run the whole training procedure on all but one outer fold of the data and score it on
-    that fold (one mapped task per outer fold of ``[nested_cv]``): the expected performance
-    on unseen patients."""
-    from etl.models import candidate_params
-    from etl.nested_cv import nested_cv as step
-
-    settings, run = _run(context)
-    params = Settings.typed_run_params(context["params"])
-    return step(
-        _input(context, run, "load_data", "data"),
-        fold,
-        run.outer_fold(fold),
-        candidate_params(settings.candidates, params),
-        settings.procedure(int(params["random_state"])),
-        settings.outer_folds,
-        settings.outer_repeats,
-    )
-
-
-@_step
-def evaluate_model(**context: Any) -> Outputs:
-    """Score the selected model on the test split, at its threshold and at 0.5, with bootstrap
-    confidence intervals (after checking the model's SHA-256)."""
-    from etl.evaluate_model import evaluate_model as step
-
-    settings, run = _run(context)
-    return step(
-        _input(context, run, "select_model", "model"),
-        _input(context, run, "preprocess_data", "test"),
-        _input(context, run, "select_model", "training"),
-        run.metrics,
-        run.predictions,
-        bootstrap_resamples=settings.bootstrap_resamples,
-        random_state=int(context["params"]["random_state"]),
-        outer_fold_paths=[require(run.outer_fold(i), "nested_cv") for i in range(settings.outer_fold_count)],
-    )
-
-
-@_step
-def quality_gate(**context: Any) -> Outputs:
-    """Decide whether the run's model may be published: floors on its test split, and a
-    comparison with the published model on rows neither trained on (gate.json)."""
-    from etl.gate import check_run, gate_from
-
-    settings, run = _run(context)
-    _input(context, run, "evaluate_model", "metrics")
-    return check_run(run.root, settings.results_dir, gate_from(settings))
-
-
-@_step
-def make_report(**context: Any) -> Outputs:
-    """Write the run's self-contained HTML report (report.html)."""
-    from etl.report import make_report as step
-
-    _, run = _run(context)
-    _input(context, run, "quality_gate", "gate")
-    return step(run.root, run.report, random_state=int(context["params"]["random_state"]))
+    callable_.__name__ = callable_.__qualname__ = task
+    callable_.__doc__ = STEPS[task].__doc__
+    return callable_
 
 
 def _run_info(context: dict[str, Any]) -> dict[str, Any]:
@@ -348,43 +202,19 @@ def _run_info(context: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@_step
-def save_results(**context: Any) -> Outputs:
-    """Publish the run's metrics, model, scaler and manifest to the top of the results folder,
-    all or nothing, if the model cleared the quality gate (else: skipped, with the reason);
-    prune old runs."""
-    from etl.save_results import gate_from
-    from etl.save_results import save_results as step
-
-    settings, run = _run(context)
-    outcome = step(
-        run.root,
-        settings.results_dir,
-        _run_info(context),
-        keep_runs=settings.keep_runs,
-        prune_min_age=timedelta(hours=settings.prune_min_age_hours),
-        gate=gate_from(settings),
-    )
-    if not outcome.get("published", True):  # a clear state: skipped (so is the upload), not failed
-        raise AirflowSkipException(outcome["reason"])
-    return outcome
-
-
-@_step
-def upload_results(**context: Any) -> Outputs:
-    """Upload the release this run published, under the run key (local folder, s3://,
-    gdrive://)."""
-    from etl.releases import run_release
-    from etl.upload_results import upload_results as step
-
-    settings, run = _run(context)
-    pushed = context["ti"].xcom_pull(task_ids="save_results")
-    release = (location(pushed["release"]) if isinstance(pushed, dict) and "release" in pushed
-               else run_release(run.root, settings.results_dir))
-    if release is None:
-        raise AirflowSkipException("nothing to upload: the quality gate kept this run's model unpublished")
-    return step(release, settings.upload_uri, run.root.name, settings.upload_conn_id,
-                settings.drive_credentials)
+# The training DAG's task callables, one per task of the catalog (``etl.catalog.TASKS``): the
+# DAG file wires them; each runs its step from ``etl.steps``.
+ensure_results_dir = _task("ensure_results_dir")
+load_data = _task("load_data")
+preprocess_data = _task("preprocess_data")
+train_model = _task("train_model")
+select_model = _task("select_model")
+nested_cv = _task("nested_cv")
+evaluate_model = _task("evaluate_model")
+quality_gate = _task("quality_gate")
+make_report = _task("make_report")
+save_results = _task("save_results")
+upload_results = _task("upload_results")
 
 
 # -- the scoring DAG ------------------------------------------------------------------------------
@@ -413,7 +243,7 @@ def score_batch(path: str, **context: Any) -> Outputs:
     from etl.score import process
 
     settings = _settings(context)
-    outcome = process(path, settings.inbox, settings.results_dir, drift_settings=settings.drift_settings)
+    outcome = process(path, settings.inbox, settings.results_dir, settings.scoring)
     if outcome["drifted"]:
         logger.warning("%s", outcome["drift"])
         alerts.send_message(

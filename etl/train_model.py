@@ -20,7 +20,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from etl import cli, storage
-from etl.config import CandidatePaths
+from etl.config import CandidatePaths, SelectionSettings
 from etl.models import candidate_params, make_estimator
 from etl.procedure import (
     CrossValidation,
@@ -74,10 +74,10 @@ def train_candidate(
     per repeat: ``p_<repeat>``, ``fold_<repeat>``).
 
     Returns:
-        ``{"candidate": name, "model": ..., "cv": ..., "oof": ...}``
+        ``{"candidate": name, "candidate_model": ..., "cv": ..., "oof": ...}``
     """
-    train = storage.read_frame(train_path, "preprocess_data")
-    raw = raw_rows(storage.read_frame(data_path, "load_data"), train)
+    train = storage.read_frame(train_path)
+    raw = raw_rows(storage.read_frame(data_path), train)
     X_raw, y = features_and_labels(raw)
     cv = cross_validate(make_pipeline(name, params, random_state), X_raw, y, folds, repeats, random_state)
     X, _ = features_and_labels(train)
@@ -110,13 +110,13 @@ def train_candidate(
         },
         out.cv,
     )
-    return {"candidate": name, "model": str(out.model), "cv": str(out.cv), "oof": str(out.oof)}
+    return {"candidate": name, "candidate_model": str(out.model), "cv": str(out.cv), "oof": str(out.oof)}
 
 
 def read_cross_validation(paths: CandidatePaths) -> tuple[np.ndarray, CrossValidation]:
     """A candidate's labels and ``CrossValidation`` from the files ``train_candidate`` wrote."""
-    frame = storage.read_frame(paths.oof, "train_model")
-    cv = storage.read_json(paths.cv, "train_model")
+    frame = storage.read_frame(paths.oof)
+    cv = storage.read_json(paths.cv)
     repeats = cv["repeats"]
     return (frame[TARGET_COLUMN].map(LABEL_CODES).to_numpy(dtype=int),
             CrossValidation(np.vstack([frame[f"p_{r}"].to_numpy() for r in range(repeats)]),
@@ -127,33 +127,32 @@ def select_model(
     candidate_dirs: Mapping[str, storage.Location | CandidatePaths],
     model_path: storage.Location,
     training_path: storage.Location,
-    *,
-    metric: str,
-    target_sensitivity: float,
-    rule: str,
-    confidence: float,
+    selection: SelectionSettings,
 ) -> dict[str, str]:
-    """Give each candidate its operating point by ``rule`` on its out-of-fold probabilities, pick
-    one by the one-standard-error rule on the paired fold differences of ``metric``
+    """Give each candidate its operating point by ``selection.rule`` on its out-of-fold
+    probabilities, pick one by the one-standard-error rule on the paired fold differences of
+    ``selection.metric``
     (``etl.procedure.choose_model``); copy it to ``model_path`` and record the choice.
 
     Returns:
         ``{"model": model_path, "training": training_path, "candidate": winner}``
     """
     candidates = {name: CandidatePaths.of(d) for name, d in candidate_dirs.items()}
-    cvs = {name: storage.read_json(c.cv, "train_model") for name, c in candidates.items()}
+    cvs = {name: storage.read_json(c.cv) for name, c in candidates.items()}
     read = {name: read_cross_validation(c) for name, c in candidates.items()}
     y = next(iter(read.values()))[0]
+    metric, rule, target_sensitivity = selection.metric, selection.rule, selection.target_sensitivity
     choice = choose_model({n: cv for n, (_, cv) in read.items()}, y, metric=metric,
-                          target_sensitivity=target_sensitivity, rule=rule, confidence=confidence)
-    selection, threshold = choice["selection"], choice["threshold"]
-    winner = selection["winner"]
+                          target_sensitivity=target_sensitivity, rule=rule,
+                          confidence=selection.threshold_confidence)
+    chosen, threshold = choice["selection"], choice["threshold"]
+    winner = chosen["winner"]
     storage.copy_object(candidates[winner].model, model_path)  # byte for byte
     cv = cvs[winner]
     logger.info(
         "selected %s (%s): %s by %s; threshold %.4f (%s: %d of %d out-of-fold malignant rows may be missed) "
-        "gives out-of-fold sensitivity %.3f, specificity %.3f (%.3f with no margin)", winner, selection["rule"],
-        ", ".join(f"{n} {selection['means'][n]:.4f}" for n in selection["ranking"]), metric,
+        "gives out-of-fold sensitivity %.3f, specificity %.3f (%.3f with no margin)", winner, chosen["rule"],
+        ", ".join(f"{n} {chosen['means'][n]:.4f}" for n in chosen["ranking"]), metric,
         threshold["threshold"], rule, threshold["allowed_misses"], threshold["malignant"], threshold["sensitivity"],
         threshold["specificity"], threshold["alternatives"]["none"]["specificity"],
     )
@@ -171,10 +170,10 @@ def select_model(
             "rows": cv["rows"],
             "train_sha256": cv["train_sha256"],
             "selection": {
-                **selection,
+                **chosen,
                 "folds": cv["folds"],
                 "repeats": cv["repeats"],
-                "cross_validation": {name: cvs[name]["summary"] for name in selection["ranking"]},
+                "cross_validation": {name: cvs[name]["summary"] for name in chosen["ranking"]},
             },
         },
         training_path,
@@ -192,18 +191,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", type=cli.path_arg, default=run.model, help="selected model to write")
     p.add_argument("--training", type=cli.path_arg, default=run.training,
                    help="selection record JSON to write")
-    p.add_argument("--C", dest="C", type=float, default=settings.C, help="logistic regression C")
-    p.add_argument("--max-iter", type=int, default=settings.max_iter, help="logistic regression iterations")
-    p.add_argument("--random-state", type=int, default=settings.random_state)
+    p.add_argument("--C", dest="C", type=float, default=settings.model.C, help="logistic regression C")
+    p.add_argument("--max-iter", type=int, default=settings.model.max_iter, help="logistic regression iterations")
+    p.add_argument("--random-state", type=int, default=settings.split.random_state)
 
     def action(a):
         names = a.candidate or list(settings.candidates)
         params = candidate_params(settings.candidates, vars(a))
         for name in names:
-            train_candidate(a.data, a.train, name, params[name], run.candidate(name), settings.cv_folds,
-                            settings.cv_repeats, a.random_state)
-        return select_model({n: run.candidate(n) for n in names}, a.model, a.training,
-                            **settings.selection_settings)
+            train_candidate(a.data, a.train, name, params[name], run.candidate(name), settings.selection.cv_folds,
+                            settings.selection.cv_repeats, a.random_state)
+        return select_model({n: run.candidate(n) for n in names}, a.model, a.training, settings.selection)
 
     return cli.run(p, action, argv)
 

@@ -5,7 +5,7 @@ The destination is ``upload_uri`` in the settings (``UPLOAD_URI`` overrides it):
 - a local folder: a plain path or ``file:///some/path`` (the default, ``results/uploads``);
 - S3-compatible storage (AWS S3, MinIO, ...): ``s3://bucket/prefix``, through Airflow's
   ``ObjectStoragePath``; credentials, region and endpoint come from the Airflow connection
-  ``[upload] conn_id`` (``UPLOAD_CONN_ID``, default ``aws_default``), so an
+  ``[upload] conn_id`` (``UPLOAD_CONN_ID``), so an
   ``AIRFLOW_CONN_AWS_DEFAULT`` environment variable works;
 - Google Drive: ``gdrive://<folder id>``, through pydrive2 (see ``etl.gdrive``).
 
@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 class UploadOptions:
     """Where a destination's credentials are: never in its URI."""
 
-    conn_id: str = "aws_default"  # the Airflow connection of s3://
+    conn_id: str | None = None  # the Airflow connection of s3:// ([upload] conn_id)
     drive_credentials: Mapping[str, str | os.PathLike[str]] = field(default_factory=dict)  # gdrive://
 
 
@@ -121,6 +121,8 @@ class S3Destination(Destination):
         from botocore.exceptions import BotoCoreError
 
         conn_id = self.options.conn_id
+        if not conn_id:
+            raise ParameterError(f"uploading to {self}: no Airflow connection named ([upload] conn_id)")
         target = ObjectStoragePath(f"{self}/{run_key}", conn_id=conn_id)
         try:
             return _to_filesystem(files, target)
@@ -181,7 +183,7 @@ def upload_results(
     release_dir: storage.Location,
     destination_uri: str,
     run_key: str,
-    conn_id: str = "aws_default",
+    conn_id: str | None = None,
     drive_credentials: Mapping[str, str | os.PathLike[str]] | None = None,
 ) -> dict[str, str]:
     """Upload a published release (artifacts and manifest) to ``<destination_uri>/<run_key>/``.
@@ -211,15 +213,15 @@ def main(argv: list[str] | None = None) -> int:
         "--release", type=cli.path_arg, default=None,
         help="release folder to upload (default: the published one, results/current)",
     )
-    p.add_argument("--destination", default=settings.upload_uri,
+    p.add_argument("--destination", default=settings.paths.upload_uri,
                    help="folder, file://, s3://bucket/prefix or gdrive://<folder id>")
-    p.add_argument("--conn-id", default=settings.upload_conn_id, help="Airflow connection for s3://")
+    p.add_argument("--conn-id", default=settings.upload.conn_id, help="Airflow connection for s3://")
     p.add_argument("--run-key", default=CLI_RUN_KEY, help="sub-folder of the destination")
     return cli.run(
         p,
         lambda a: upload_results(
             a.release or current_release(settings.results_dir), a.destination, a.run_key,
-            a.conn_id, settings.drive_credentials,
+            a.conn_id, settings.upload.drive_credentials,
         ),
         argv,
     )

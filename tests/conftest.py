@@ -102,6 +102,36 @@ def pytest_collection_modifyitems(config, items):
     items[:] = _longest_first(items)
 
 
+#: Each test's time (setup, call and teardown, seconds), slowest first, written after every run
+#: of the suite (git-ignored) and named at its end, with any test over ``SLOW_SECONDS`` that is
+#: not one of the known long ones (``LONGEST_FIRST``): a slow newcomer is seen at once.
+DURATIONS_FILE = PROJECT_ROOT / "test-durations.txt"
+SLOW_SECONDS = 60.0
+_durations: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    """Add up each test's phases (on the controller too: xdist forwards the workers' reports)."""
+    _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+
+
+def _newcomers(durations: dict[str, float]) -> list[str]:
+    return [nodeid for nodeid, seconds in durations.items()
+            if seconds > SLOW_SECONDS and not nodeid.startswith(LONGEST_FIRST)]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if hasattr(config, "workerinput") or not _durations:
+        return
+    ordered = sorted(_durations.items(), key=lambda item: -item[1])
+    DURATIONS_FILE.write_text("".join(f"{seconds:8.1f} s  {nodeid}\n" for nodeid, seconds in ordered))
+    terminalreporter.write_line(f"each test's duration, slowest first: {DURATIONS_FILE} "
+                                f"({len(ordered)} tests, {sum(_durations.values()) / 60:.1f} min of test time)")
+    for nodeid in _newcomers(dict(ordered)):
+        terminalreporter.write_line(f"SLOW: {nodeid} took {_durations[nodeid]:.0f} s (> {SLOW_SECONDS:.0f} s and not "
+                                    "in LONGEST_FIRST, tests/conftest.py): make it cheaper, or list it there")
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
@@ -182,39 +212,69 @@ def with_config(env: dict[str, str], path: Path) -> dict[str, str]:
 def build_run(run_dir, csv, C: float = 1.0, test_size: float = 0.25, random_state: int = 0,
               candidates=("logistic_regression",), report: bool = True, split: str | None = None,
               nested: bool = False):
-    """Run the etl steps' cores from ``load_data`` to ``make_report`` into ``run_dir`` (with
-    ``nested``, the nested cross-validation's outer folds too, as the DAG runs them)."""
+    """Run the training DAG's steps (``etl.steps``, as its tasks do) from ``load_data`` to
+    ``make_report`` into ``run_dir`` (without ``report``: to ``evaluate_model``); with
+    ``nested``, the nested cross-validation's outer folds too. The gate compares with nothing
+    published (an empty results folder beside ``run_dir``). Returns the run folder's paths."""
+    from dataclasses import replace
+
+    from etl import steps, storage
     from etl.config import RunPaths, load_settings
-    from etl.evaluate_model import evaluate_model
-    from etl.load_data import load_data
-    from etl.models import candidate_params
-    from etl.preprocess_data import preprocess_data
-    from etl.report import make_report
-    from etl.train_model import select_model, train_candidate
+
+    folder = RunPaths(storage.location(run_dir))
+    settings = load_settings()
+    settings = replace(
+        settings,
+        candidates={name: settings.candidates.get(name, {}) for name in candidates},
+        split=replace(settings.split, method=split or settings.split.method),
+        nested_cv=settings.nested_cv if nested else replace(settings.nested_cv, outer_folds=0),
+        paths=replace(settings.paths, results_dir=str(folder.root.parent / f".{folder.root.name}-unpublished")),
+    )
+    run = steps.Run.of_folder(settings, folder,
+                              {"data_path": csv, "C": C, "test_size": test_size, "random_state": random_state})
+    steps.run_tasks(run, ["load_data", "preprocess_data", "train_model", "select_model", "nested_cv",
+                          "evaluate_model", *(["quality_gate", "make_report"] if report else [])])
+    return run.folder
+
+
+def inputs_of(run_dir, task: str = "save_results"):
+    """``task``'s inputs (``etl.inputs.StepInputs``) from the run folder ``run_dir``."""
+    from etl import inputs
+
+    return inputs.of_folder(task, run_dir, outer_folds=None if task == "evaluate_model" else 0)
+
+
+def gate_settings(**changes):
+    """The tests' ``[gate]`` (``tests/fast.toml``: no comparison refuses, no sensitivity floor)
+    with ``changes``."""
+    from dataclasses import replace
+
+    from etl.config import load_settings
+
+    return replace(load_settings().gate, **changes)
+
+
+def decide_and_publish(run_dir, results, gate=None, run_info=None, keep_runs: int | None = None) -> dict:
+    """The ``quality_gate`` and ``save_results`` steps (``etl.steps``) on the run folder
+    ``run_dir`` against the results folder ``results``: what ``save_results`` returned, or
+    ``{"published": False, "reason": ...}`` when it published nothing."""
+    from dataclasses import replace
+
+    from etl import steps, storage
+    from etl.config import RunPaths, load_settings
+    from etl.errors import Skipped
 
     settings = load_settings()
-    run = RunPaths(run_dir)
-    load_data(csv, run.data, run.profile)
-    preprocess_data(run.data, run.train, run.test, run.scaler, run.preprocessing, test_size, random_state,
-                    split or settings.split_method, settings.split_salt)
-    params = candidate_params({**settings.candidates, **{n: {} for n in candidates if n not in settings.candidates}},
-                              {**settings.run_params, "C": C})
-    for name in candidates:
-        train_candidate(run.data, run.train, name, params[name], run.candidate(name), settings.cv_folds,
-                        settings.cv_repeats, random_state)
-    select_model({n: run.candidate(n) for n in candidates}, run.model, run.training, **settings.selection_settings)
-    folds = []
-    if nested:
-        from etl.nested_cv import nested_cv
-
-        folds = [nested_cv(run.data, i, run.outer_fold(i), {n: params[n] for n in candidates},
-                           settings.procedure(random_state), settings.outer_folds, settings.outer_repeats)["fold"]
-                 for i in range(settings.outer_fold_count)]
-    evaluate_model(run.model, run.test, run.training, run.metrics, run.predictions,
-                   settings.bootstrap_resamples, random_state, folds)
-    if report:
-        make_report(run.root, run.report, random_state)
-    return run
+    settings = replace(settings, gate=gate or settings.gate,
+                       paths=replace(settings.paths, results_dir=str(results)),
+                       nested_cv=replace(settings.nested_cv, outer_folds=0),
+                       retention=replace(settings.retention, keep_runs=keep_runs or settings.retention.keep_runs))
+    run = steps.Run.of_folder(settings, RunPaths(storage.location(run_dir)), info=run_info)
+    steps.quality_gate(run)
+    try:
+        return steps.save_results(run)
+    except Skipped as skipped:
+        return {"published": False, "reason": str(skipped)}
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from etl.config import load_settings
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, inputs_of
 from tests.e2e.test_tasks_test import ORDER
 
 README = PROJECT_ROOT / "README.md"
@@ -114,7 +114,7 @@ def test_the_task_by_task_recipe_runs_every_task_of_the_dag():
     assert main_path == ORDER
     assert tasks.index("nested_cv") < tasks.index("evaluate_model")
     assert map_indexes["train_model"] == [str(i) for i in range(len(settings.candidates))]
-    assert map_indexes["nested_cv"] == [str(i) for i in range(settings.outer_fold_count)]
+    assert map_indexes["nested_cv"] == [str(i) for i in range(settings.nested_cv.count)]
 
 
 def test_the_python_example_runs(tmp_path, evaluated_runs, monkeypatch):
@@ -123,7 +123,7 @@ def test_the_python_example_runs(tmp_path, evaluated_runs, monkeypatch):
     from etl.releases import publish
 
     shutil.copytree(evaluated_runs["new"], tmp_path / "results" / "runs" / "r")
-    publish(tmp_path / "results" / "runs" / "r", tmp_path / "results")
+    publish(inputs_of(tmp_path / "results" / "runs" / "r"), tmp_path / "results")
     (tmp_path / "data").mkdir()
     shutil.copy(PROJECT_ROOT / "data" / "wdbc.csv", tmp_path / "data" / "wdbc.csv")
     monkeypatch.chdir(tmp_path)

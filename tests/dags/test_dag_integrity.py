@@ -61,7 +61,7 @@ def test_nested_cv_is_mapped_over_the_outer_folds(dag):
     nested = dag.get_task("nested_cv")
     assert type(nested).__name__ == "MappedOperator"
     assert nested.partial_kwargs["python_callable"] is tasks.nested_cv
-    folds = load_settings().outer_fold_count
+    folds = load_settings().nested_cv.count
     assert folds >= 2 and nested.expand_input.value["op_kwargs"] == [{"fold": i} for i in range(folds)]
 
 
@@ -80,8 +80,8 @@ def test_settings(dag):
         if task.task_id == "train_model":  # mapped: its arguments are in partial_kwargs
             task = SimpleNamespace(**{k: task.partial_kwargs.get(k) for k in
                                       ("retries", "retry_delay", "on_failure_callback", "on_success_callback")})
-        assert task.retries == settings.retries, task
-        assert task.retry_delay.total_seconds() == settings.retry_delay_seconds
+        assert task.retries == settings.airflow.retries, task
+        assert task.retry_delay.total_seconds() == settings.airflow.retry_delay_seconds
         assert task.on_failure_callback == [record_failure, alerts.on_task_failure], task
         assert not task.on_success_callback  # [alerts] on_success is off by default
 
@@ -91,8 +91,9 @@ def test_params_default_to_the_settings(dag):
 
     s = load_settings()
     params = {k: dag.params[k] for k in dag.params}
-    assert params == {"data_path": None, "test_size": s.test_size, "random_state": s.random_state,
-                      "C": s.C, "max_iter": s.max_iter}
+    # every run parameter of etl.config.RUN_PARAMS, defaulting to its section's value (the input:
+    # empty, meaning the configured one)
+    assert params == {**s.run_params, "data_path": None}
 
 
 @pytest.mark.parametrize("results_dir", ["", "s3://pipeline-results/results"])

@@ -18,7 +18,7 @@ def test_it_fires_once_for_new_files_and_claims_them(tmp_path):
     (inbox.root / "b.CSV").write_text("id\n")
     (inbox.root / ".c.csv").write_text("id\n")  # still being written
     (inbox.root / "notes.txt").write_text("x")
-    trigger = InboxTrigger(str(inbox.root), poll_seconds=0.05)
+    trigger = InboxTrigger(str(inbox.root), "aws_unused_here", poll_seconds=0.05)
 
     async def first_event():
         async for event in trigger.run():
@@ -36,7 +36,7 @@ def test_it_imports_no_heavy_library(tmp_path):
     (tmp_path / "x.csv").write_text("id\n")
     script = (
         "import json, sys; from etl.inbox_trigger import InboxTrigger; "
-        "claimed = InboxTrigger(sys.argv[1])._claim(); "
+        "claimed = InboxTrigger(sys.argv[1], 'unused', 10.0)._claim(); "
         "print(json.dumps({'claimed': claimed, 'heavy': [m for m in ('pandas', 'sklearn', 'scipy') if m in sys.modules]}))"
     )
     proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=False, capture_output=True,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from etl.releases import current_release, publish, release_is_intact
-from tests.conftest import AIRFLOW, CANDIDATES, DAG_ID, PROJECT_ROOT, run_command, with_config
+from tests.conftest import AIRFLOW, CANDIDATES, DAG_ID, PROJECT_ROOT, inputs_of, run_command, with_config
 from tests.e2e.test_tasks_test import ORDER, TWO_CANDIDATES
 
 pytestmark = pytest.mark.airflow_cli
@@ -35,7 +35,7 @@ def published_before(tmp_path, evaluated_runs) -> tuple[Path, dict[str, bytes]]:
     """A results folder where an earlier, different model (C=0.1 on the small data) is published."""
     results = tmp_path / "results"
     shutil.copytree(evaluated_runs["old"], results / "runs" / "earlier")
-    publish(results / "runs" / "earlier", results)
+    publish(inputs_of(results / "runs" / "earlier"), results)
     return results, _published(results)
 
 

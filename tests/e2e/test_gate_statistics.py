@@ -16,41 +16,37 @@ import pytest
 
 from etl import storage
 from etl.config import RunPaths, load_settings
-from etl.gate import gate_from
 from etl.models import candidate_params
-from etl.save_results import save_results
-from tests.conftest import made_once
+from tests.conftest import decide_and_publish, made_once
 
 #: pipeline.toml alone: the settings a user gets.
 DEFAULTS = load_settings(environ={})
 
 
 def _run(root: Path, csv: Path, seed: int, flip: float = 0.0) -> RunPaths:
-    """load_data .. evaluate_model with the default settings and split seed ``seed``; ``flip``:
-    the share of training labels turned to the other class (bad training data)."""
-    from etl.evaluate_model import evaluate_model
-    from etl.load_data import load_data
-    from etl.preprocess_data import preprocess_data
-    from etl.train_model import select_model, train_candidate
+    """load_data .. evaluate_model with the default settings (200 bootstrap resamples, no nested
+    folds) and split seed ``seed``, as the DAG's tasks run them (``etl.steps``); ``flip``: the
+    share of training labels turned to the other class (bad training data)."""
+    from dataclasses import replace
 
-    s, run = DEFAULTS, RunPaths(root / "runs" / f"seed-{seed}{'-flipped' if flip else ''}")
-    load_data(csv, run.data, run.profile)
-    preprocess_data(run.data, run.train, run.test, run.scaler, run.preprocessing, s.test_size, seed,
-                    s.split_method, s.split_salt)
+    from etl import steps
+
+    s = replace(DEFAULTS, evaluation=replace(DEFAULTS.evaluation, bootstrap_resamples=200),
+                nested_cv=replace(DEFAULTS.nested_cv, outer_folds=0))
+    run = steps.Run.of_folder(s, RunPaths(root / "runs" / f"seed-{seed}{'-flipped' if flip else ''}"),
+                              {"data_path": str(csv), "random_state": seed})
+    steps.run_tasks(run, ["load_data", "preprocess_data"])
     if flip:
-        train, data = storage.read_frame(run.train), storage.read_frame(run.data)
+        folder = run.folder
+        train, data = storage.read_frame(folder.train), storage.read_frame(folder.data)
         rows = np.random.default_rng(seed).random(len(train)) < flip
         flipped = set(train.loc[rows, "id"])
-        for frame, path in ((train, run.train), (data, run.data)):  # the CV reads the raw rows
+        for frame, path in ((train, folder.train), (data, folder.data)):  # the CV reads the raw rows
             turn = frame["id"].isin(flipped)
             frame.loc[turn, "diagnosis"] = frame.loc[turn, "diagnosis"].map({"M": "B", "B": "M"})
             storage.write_frame(frame, path)
-    params = candidate_params(s.candidates, s.run_params)
-    for name in s.candidates:
-        train_candidate(run.data, run.train, name, params[name], run.candidate(name), s.cv_folds, s.cv_repeats, seed)
-    select_model({n: run.candidate(n) for n in s.candidates}, run.model, run.training, **s.selection_settings)
-    evaluate_model(run.model, run.test, run.training, run.metrics, run.predictions, 200, seed)
-    return run
+    steps.run_tasks(run, ["train_model", "select_model", "evaluate_model"])
+    return run.folder
 
 
 @pytest.fixture
@@ -68,7 +64,7 @@ def clean_run(tmp_path_factory, shipped_csv):
 
 
 def _save(run: RunPaths, results: Path) -> bool:
-    return "release" in save_results(run.root, results, keep_runs=100, gate=gate_from(DEFAULTS))
+    return "release" in decide_and_publish(run.root, results, DEFAULTS.gate, keep_runs=100)
 
 
 def _threshold_raised(run: RunPaths, misses: int) -> RunPaths:
@@ -99,8 +95,8 @@ def test_the_pooled_nested_estimate_keeps_the_promise_with_the_defaults(shipped_
     data, _ = validate(read_input(shipped_csv), str(shipped_csv))
     s = DEFAULTS
     candidates = candidate_params(s.candidates, s.run_params)
-    folds = [run_outer_fold(data, i, candidates, s.procedure(s.random_state), 5, 10) for i in range(50)]
-    expected = summarize_folds(folds, s.target_sensitivity)
+    folds = [run_outer_fold(data, i, candidates, s.selection.procedure(s.split.random_state), 5, 10) for i in range(50)]
+    expected = summarize_folds(folds, s.selection.target_sensitivity)
     pooled = expected["pooled"]
     assert expected["rows_scored"] == 569 * 10 and pooled["malignant"] == 212 * 10
     assert len(expected["per_repeat"]) == 10 and all(r["malignant"] == 212 for r in expected["per_repeat"])

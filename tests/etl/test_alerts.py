@@ -28,7 +28,7 @@ def test_the_message_names_dag_task_run_error_and_log():
 
 def test_off_by_default():
     settings = load_settings(environ={})
-    assert (settings.alert_emails, settings.webhook_conn_id) == ((), "")
+    assert (settings.alerts.email_to, settings.alerts.webhook_conn_id) == ((), "")
     assert alerts.notifiers(settings, "s", "b") == []
     assert alerts.send(_context(), "failed", settings) == 0
 
@@ -37,8 +37,8 @@ def test_a_broken_channel_is_logged_not_raised(monkeypatch, capfd, caplog, webho
     monkeypatch.setenv("AIRFLOW_CONN_DEAD_HOOK", json.dumps({"conn_type": "http", "host": f"http://127.0.0.1:{free_port()}/x"}))
     monkeypatch.setenv("AIRFLOW_CONN_LIVE_HOOK", webhook_server.connection())
     settings = load_settings(environ={})
-    assert alerts.send(_context(), "failed", dataclasses.replace(settings, webhook_conn_id="dead_hook")) == 0
+    assert alerts.send(_context(), "failed", dataclasses.replace(settings, alerts=dataclasses.replace(settings.alerts, webhook_conn_id="dead_hook"))) == 0
     # (through Airflow's log handlers when Airflow configured logging in this process, else pytest's)
     assert "alert through HttpNotifier failed: HTTPConnectionPool" in capfd.readouterr().out + caplog.text
-    assert alerts.send(_context(), "failed", dataclasses.replace(settings, webhook_conn_id="live_hook")) == 1
+    assert alerts.send(_context(), "failed", dataclasses.replace(settings, alerts=dataclasses.replace(settings.alerts, webhook_conn_id="live_hook"))) == 1
     assert webhook_server.posts[0][1]["text"].startswith("[Airflow] task load_data of DAG dag failed (run r1)\nDAG: dag")

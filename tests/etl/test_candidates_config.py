@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 from etl.config import load_settings
 from etl.models import REGISTRY, candidate_params
@@ -35,7 +36,7 @@ def test_a_config_file_enables_it_for_training_and_selection(tmp_path, evaluated
         out = train_candidate(run / "data.parquet", run / "train.parquet", name, params[name], tmp_path / name, 3, 1, 0)
         assert json.loads((tmp_path / name / "cv.json").read_text())["candidate"] == name, out
     record = select_model({n: tmp_path / n for n in settings.candidates}, tmp_path / "model.pkl",
-                          tmp_path / "training.json", **{**settings.selection_settings, "target_sensitivity": 0.9})
+                          tmp_path / "training.json", replace(settings.selection, target_sensitivity=0.9))
     training = json.loads((tmp_path / "training.json").read_text())
     ranked = training["selection"]["cross_validation"]
     assert set(ranked) == {CANDIDATES[0], EXTRA} and record["candidate"] in ranked

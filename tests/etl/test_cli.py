@@ -28,6 +28,7 @@ def test_steps_chain_with_their_default_paths(small_csv, env, tmp_path):
         ("preprocess_data", ["--test-size", "0.25"]),
         ("train_model", ["--C", "0.5", "--candidate", TWO[0], "--candidate", TWO[1]]),
         ("evaluate_model", []),
+        ("quality_gate", []),
         ("report", []),
         ("save_results", []),
         ("upload_results", []),

@@ -10,33 +10,33 @@ from etl.errors import ParameterError
 
 def test_defaults_come_from_pipeline_toml():
     s = load_settings(environ={})
-    assert s.data_path == PROJECT_ROOT / "data" / "wdbc.csv"
+    assert s.paths.data_path == PROJECT_ROOT / "data" / "wdbc.csv"
     assert s.results_dir == PROJECT_ROOT / "results"
     assert s.layout.runs == PROJECT_ROOT / "results" / "runs"
-    assert s.upload_uri == str(PROJECT_ROOT / "results" / "uploads")
-    assert (s.test_size, s.random_state, s.C, s.max_iter) == (0.2, 42, 1.0, 1000)
-    assert (s.keep_runs, s.prune_min_age_hours, s.retries, s.retry_delay_seconds) == (10, 6, 2, 30)
+    assert s.paths.upload_uri == str(PROJECT_ROOT / "results" / "uploads")
+    assert (s.split.test_size, s.split.random_state, s.model.C, s.model.max_iter) == (0.2, 42, 1.0, 1000)
+    assert (s.retention.keep_runs, s.retention.prune_min_age_hours, s.airflow.retries, s.airflow.retry_delay_seconds) == (10, 6, 2, 30)
     assert s.layout.releases == PROJECT_ROOT / "results" / "published"
 
 
 def test_environment_overrides_paths(tmp_path):
-    assert load_settings(environ={}).upload_conn_id == "aws_default"
+    assert load_settings(environ={}).upload.conn_id == "aws_default"
     s = load_settings(
         environ={"DATA_PATH": "other.csv", "RESULTS_DIR": str(tmp_path), "UPLOAD_URI": "s3://b/p",
                  "UPLOAD_CONN_ID": "minio"}
     )
-    assert s.data_path == PROJECT_ROOT / "other.csv"
+    assert s.paths.data_path == PROJECT_ROOT / "other.csv"
     assert s.results_dir == tmp_path
-    assert (s.upload_uri, s.upload_conn_id) == ("s3://b/p", "minio")
-    assert s.drive_credentials == {"service_account": PROJECT_ROOT / "secrets" / "gdrive-service-account.json",
+    assert (s.paths.upload_uri, s.upload.conn_id) == ("s3://b/p", "minio")
+    assert s.upload.drive_credentials == {"service_account": PROJECT_ROOT / "secrets" / "gdrive-service-account.json",
                                    "user": PROJECT_ROOT / "secrets" / "gdrive-user-credentials.json"}
 
 
 def test_config_file_from_environment_changes_only_its_keys(tmp_path):
     (tmp_path / "alt.toml").write_text("[model]\nC = 0.5\n[retention]\nkeep_runs = 3\n")
     s = load_settings(environ={"PIPELINE_CONFIG": str(tmp_path / "alt.toml")})
-    assert (s.C, s.keep_runs) == (0.5, 3)
-    assert (s.max_iter, s.test_size, s.retries) == (1000, 0.2, 2)  # the rest from pipeline.toml
+    assert (s.model.C, s.retention.keep_runs) == (0.5, 3)
+    assert (s.model.max_iter, s.split.test_size, s.airflow.retries) == (1000, 0.2, 2)  # the rest from pipeline.toml
 
 
 @pytest.mark.parametrize(
@@ -84,5 +84,34 @@ def test_run_params_get_their_declared_types_whatever_the_form_sent():
 
     typed = Settings.typed_run_params({"C": 1, "max_iter": 1000.0, "random_state": 42.0, "test_size": 0.2,
                                        "data_path": None})
-    assert typed == {"C": 1.0, "max_iter": 1000, "random_state": 42, "test_size": 0.2, "data_path": None}
+    assert typed == {"C": 1.0, "max_iter": 1000, "random_state": 42, "test_size": 0.2}  # None: the configured
     assert [type(typed[k]) for k in ("C", "max_iter", "random_state", "test_size")] == [float, int, int, float]
+
+
+def test_a_runs_parameters_go_into_their_sections():
+    """The steps read every setting from its section: a run's parameters are put there."""
+    from etl.config import RUN_PARAMS
+
+    s = load_settings(environ={})
+    run = s.with_run_params({"C": 2, "test_size": 0.3, "random_state": 7, "data_path": "", "max_iter": 50})
+    assert (run.model.C, run.split.test_size, run.split.random_state, run.model.max_iter) == (2.0, 0.3, 7, 50)
+    assert run.paths.data_path == s.paths.data_path  # the form's empty field: the configured input
+    assert run.with_run_params({"data_path": "other.csv"}).paths.data_path == PROJECT_ROOT / "other.csv"
+    assert (s.model.C, s.split.test_size) == (1.0, 0.2)  # the config's own settings are unchanged
+    assert set(s.run_params) == set(RUN_PARAMS)
+    with pytest.raises(ParameterError, match="unknown run parameter"):
+        s.with_run_params({"c": 1})
+
+
+def test_every_section_is_the_toml_section():
+    """Each section's fields are exactly its keys in pipeline.toml, the one place defaults live."""
+    import dataclasses
+
+    import tomllib
+
+    from etl.config import DEFAULT_CONFIG_FILE, SECTIONS
+
+    raw = tomllib.loads(DEFAULT_CONFIG_FILE.read_text())
+    assert set(raw) == {*SECTIONS, "candidates"}
+    for name, cls in SECTIONS.items():
+        assert {f.name for f in dataclasses.fields(cls)} == set(raw[name]), name

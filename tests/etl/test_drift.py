@@ -5,8 +5,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from etl.config import load_settings
 from etl.drift import drift_report, feature_reference, summary
 from etl.schema import FEATURE_COLUMNS
+
+#: The shipped [scoring] drift settings.
+SCORING = load_settings().scoring
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +23,7 @@ def split(shipped_csv):
 
 def test_rows_from_the_training_distribution_do_not_drift(split):
     train, test = split
-    report = drift_report(test, feature_reference(train))
+    report = drift_report(test, feature_reference(train), SCORING)
     assert report["drifted"] is False and report["moved"] == []
     assert len(report["features"]) == 30 and report["rows"] == len(test)
 
@@ -30,14 +34,14 @@ def test_a_few_held_out_seeds_stay_quiet(shipped_csv):
     flagged = 0
     for seed in range(20):
         test = np.random.default_rng(seed).random(len(data)) < 0.2
-        flagged += bool(drift_report(data[test], feature_reference(data[~test]))["drifted"])
+        flagged += bool(drift_report(data[test], feature_reference(data[~test]), SCORING)["drifted"])
     assert flagged == 0
 
 
 def test_scaled_features_are_flagged_and_named(split):
     train, test = split
     scaled = test.assign(**{c: test[c] * 1.5 for c in ("radius_mean", "area_mean", "perimeter_worst")})
-    report = drift_report(scaled, feature_reference(train))
+    report = drift_report(scaled, feature_reference(train), SCORING)
     assert report["drifted"] is True
     assert set(report["moved"]) == {"radius_mean", "area_mean", "perimeter_worst"}
     moved = [f for f in report["features"] if f["moved"]]
@@ -48,14 +52,14 @@ def test_scaled_features_are_flagged_and_named(split):
 def test_every_feature_scaled(split):
     train, test = split
     scaled = test.assign(**{c: test[c] * 1.5 for c in FEATURE_COLUMNS})
-    assert len(drift_report(scaled, feature_reference(train))["moved"]) >= 20
+    assert len(drift_report(scaled, feature_reference(train), SCORING)["moved"]) >= 20
 
 
 def test_small_batches_and_old_releases_are_not_tested(split):
     train, test = split
-    small = drift_report(test.head(5), feature_reference(train))
+    small = drift_report(test.head(5), feature_reference(train), SCORING)
     assert small["drifted"] is None and "too few to test" in small["reason"]
-    old = drift_report(test, None)
+    old = drift_report(test, None, SCORING)
     assert old["drifted"] is None and "no training reference" in old["reason"]
     assert summary(old).startswith("drift not tested: ")
 

@@ -78,5 +78,5 @@ def test_a_changed_model_is_refused(evaluated_runs, tmp_path):
     shutil.copytree(evaluated_runs["new"], run.root)
     shutil.copy(evaluated_runs["old"] / "model.pkl", run.model)  # a different model, same name
     with pytest.raises(IntegrityError, match=r"model.pkl: SHA-256 .* does not match"):
-        evaluate_model(run.model, run.test, run.training, run.metrics, run.predictions)
+        evaluate_model(run.model, run.test, run.training, run.metrics, run.predictions, 50, 0)
     assert run.metrics.read_bytes() == (evaluated_runs["new"] / "metrics.json").read_bytes()

@@ -14,6 +14,7 @@ from etl.config import load_settings
 from etl.errors import UploadError
 from etl.releases import publish
 from etl.upload_results import upload_results
+from tests.conftest import inputs_of
 from tests.fake_drive import FakeDrive, new_key, rewriting_http, serve, service_account_json
 from tests.servers import BUCKET
 
@@ -42,7 +43,7 @@ def service_account(tmp_path, drive) -> Path:
 def files(tmp_path, evaluated_runs) -> dict[str, Path]:
     results = tmp_path / "results"
     shutil.copytree(evaluated_runs["new"], results / "runs" / "new")
-    release = Path(publish(results / "runs" / "new", results)["release"])
+    release = Path(publish(inputs_of(results / "runs" / "new"), results)["release"])
     return {p.name: p for p in sorted(release.iterdir())}
 
 
@@ -123,5 +124,5 @@ def test_no_credentials_is_refused_in_one_line(tmp_path, files):
 def test_live_upload_to_google_drive(files):  # pragma: no cover - needs the internet and an account
     settings = load_settings()
     out = upload_results(files["manifest.json"].parent, f"gdrive://{os.environ['GDRIVE_TEST_FOLDER_ID']}",
-                         "live-check", drive_credentials=settings.drive_credentials)
+                         "live-check", drive_credentials=settings.upload.drive_credentials)
     assert set(out) == set(files)

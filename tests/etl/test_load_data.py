@@ -3,11 +3,15 @@ import json
 import pandas as pd
 import pytest
 
+from etl.config import load_settings
 from etl.errors import DataValidationError, MissingInputError, PipelineError
 from etl.load_data import load_data, read_input, validate
 from etl.schema import FEATURE_COLUMNS, ID_COLUMN, TARGET_COLUMN
 from tests import input_shapes
 from tests.conftest import run_module
+
+#: The shipped [validation] rules, as load_data takes them.
+RULES = vars(load_settings().validation)
 
 CANONICAL = [ID_COLUMN, TARGET_COLUMN, *FEATURE_COLUMNS]
 
@@ -21,7 +25,7 @@ def frame(small_csv) -> pd.DataFrame:
 def test_accepted_shapes_give_the_same_validated_table(shape, frame, small_csv, tmp_path):
     path = input_shapes.build(input_shapes.ACCEPTED, shape, frame, tmp_path)
     _, rows, missing = input_shapes.ACCEPTED[shape]
-    out = load_data(path, tmp_path / "data.parquet", tmp_path / "profile.json")
+    out = load_data(path, tmp_path / "data.parquet", tmp_path / "profile.json", **RULES)
     data = pd.read_parquet(out["data"])
     assert list(data.columns) == CANONICAL
     assert len(data) == rows
@@ -67,7 +71,7 @@ def test_duplicates_extra_and_empty_columns_are_logged_and_recorded(frame, tmp_p
     caplog.set_level("INFO")
     path = tmp_path / "in.csv"
     input_shapes._shared_trailing_comma(pd.concat([frame, frame.iloc[[7]]]).assign(site="a"), path)
-    load_data(path, tmp_path / "data.parquet", tmp_path / "profile.json")
+    load_data(path, tmp_path / "data.parquet", tmp_path / "profile.json", **RULES)
     profile = json.loads((tmp_path / "profile.json").read_text())
     assert profile["rows_read"] == 61 and profile["rows"] == 60
     assert profile["duplicate_rows_dropped"] == 1
@@ -78,7 +82,7 @@ def test_duplicates_extra_and_empty_columns_are_logged_and_recorded(frame, tmp_p
 
 
 def test_profile_describes_the_data(small_csv, tmp_path):
-    load_data(small_csv, tmp_path / "data.parquet", tmp_path / "profile.json")
+    load_data(small_csv, tmp_path / "data.parquet", tmp_path / "profile.json", **RULES)
     profile = json.loads((tmp_path / "profile.json").read_text())
     assert (profile["rows"], profile["columns"]) == (60, 32)
     assert profile["class_balance"] == {"B": 39, "M": 21}
@@ -92,14 +96,14 @@ def test_profile_describes_the_data(small_csv, tmp_path):
 def test_limits_are_parameters(frame, tmp_path):
     """The inputs refused at the default limits are accepted when the limits allow them."""
     path = input_shapes.build(input_shapes.REFUSED, "too_many_missing", frame, tmp_path)
-    load_data(path, tmp_path / "a.parquet", tmp_path / "a.json", max_missing_share=0.2)
+    load_data(path, tmp_path / "a.parquet", tmp_path / "a.json", **{**RULES, "max_missing_share": 0.2})
     assert json.loads((tmp_path / "a.json").read_text())["missing_values"] == {"texture_se": 10}
     assert pd.read_parquet(tmp_path / "a.parquet")["texture_se"].isna().sum() == 10  # imputed later, on train only
     path = input_shapes.build(input_shapes.REFUSED, "too_few_rows", frame, tmp_path)
-    load_data(path, tmp_path / "b.parquet", tmp_path / "b.json", min_rows_per_class=3)
+    load_data(path, tmp_path / "b.parquet", tmp_path / "b.json", **{**RULES, "min_rows_per_class": 3})
     assert json.loads((tmp_path / "b.json").read_text())["class_balance"] == {"B": 10, "M": 3}
     with pytest.raises(DataValidationError, match="need at least 4 of each class"):
-        load_data(path, tmp_path / "c.parquet", tmp_path / "c.json", min_rows_per_class=4)
+        load_data(path, tmp_path / "c.parquet", tmp_path / "c.json", **{**RULES, "min_rows_per_class": 4})
 
 
 def test_missing_file(tmp_path):

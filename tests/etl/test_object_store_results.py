@@ -13,16 +13,17 @@ import pytest
 from etl import storage
 from etl.config import load_settings
 from etl.errors import ParameterError
-from etl.gate import Gate
 from etl.predict import predict
 from etl.releases import current_release, ensure_results_dir, load_published, run_release
 from etl.retention import prune
-from etl.save_results import save_results
 from etl.upload_results import upload_results
-from tests.conftest import build_run
+from tests.conftest import build_run, decide_and_publish, gate_settings
 from tests.servers import BUCKET
 
 CONN_ID = "results_s3_test"
+
+#: The shipped [scoring] drift settings.
+SCORING = load_settings().scoring
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def test_a_run_is_published_on_s3_through_one_pointer_object(s3_root, s3_server,
     assert s3_server.objects(prefix) == {}  # the write check cleans up after itself
 
     run = build_run(root / "runs" / "2021-01-01T000000Z", small_csv, report=False)
-    published = save_results(run.root, root, {"run_id": "first"}, gate=Gate(min_roc_auc=0.5, target_sensitivity=0.5))
+    published = decide_and_publish(run.root, root, gate_settings(min_roc_auc=0.5), {"run_id": "first"})
     objects = s3_server.objects(prefix + "/")
     release = json.loads(objects[f"{prefix}/current.json"])["release"]
     assert published["release"].endswith(f"/published/{release}")
@@ -57,8 +58,8 @@ def test_a_run_is_published_on_s3_through_one_pointer_object(s3_root, s3_server,
 
     # A second run is gated against the published model, read from S3, then replaces it.
     second = build_run(root / "runs" / "2021-01-02T000000Z", small_csv, C=0.5, report=False)
-    compare_all = Gate(min_roc_auc=0.5, target_sensitivity=0.5, min_unseen_positives=1, min_unseen_negatives=1)
-    outcome = save_results(second.root, root, {"run_id": "second"}, gate=compare_all)
+    compare_all = gate_settings(min_roc_auc=0.5, min_unseen_positives=1, min_unseen_negatives=1)
+    outcome = decide_and_publish(second.root, root, compare_all, {"run_id": "second"})
     gate = storage.read_json(second.root / "gate.json")
     assert gate["published_release"] == release and gate["comparison"]["decided"] is True
     assert len(gate["checks"]) == 5  # two floors, three comparisons with the model read from S3
@@ -82,7 +83,7 @@ def test_a_failed_s3_publish_leaves_the_published_release_and_a_rerun_completes(
         s3_root, s3_server, small_csv, monkeypatch):
     root, prefix = s3_root
     first = build_run(root / "runs" / "2021-02-01T000000Z", small_csv, report=False)
-    release = storage.location(save_results(first.root, root, gate=Gate(min_roc_auc=0.5, target_sensitivity=0.5))["release"]).name
+    release = storage.location(decide_and_publish(first.root, root, gate_settings(min_roc_auc=0.5))["release"]).name
     published = {k: v for k, v in s3_server.objects(prefix + "/").items() if "/runs/" not in k}
 
     second = build_run(root / "runs" / "2021-02-02T000000Z", small_csv, C=0.5, report=False)
@@ -93,13 +94,13 @@ def test_a_failed_s3_publish_leaves_the_published_release_and_a_rerun_completes(
 
     monkeypatch.setattr(module, "build_manifest", lost_connection)
     with pytest.raises(ConnectionError):
-        save_results(second.root, root, gate=Gate(min_roc_auc=0.5, target_sensitivity=0.5, alpha=0.0))
+        decide_and_publish(second.root, root, gate_settings(min_roc_auc=0.5, alpha=0.0))
     now = s3_server.objects(prefix + "/")
     assert {k: v for k, v in now.items() if k in published} == published  # nothing published changed
     assert current_release(root).name == release
     monkeypatch.undo()
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", s3_server.connection())
-    redo = storage.location(save_results(second.root, root, gate=Gate(min_roc_auc=0.5, target_sensitivity=0.5, alpha=0.0))["release"])
+    redo = storage.location(decide_and_publish(second.root, root, gate_settings(min_roc_auc=0.5, alpha=0.0))["release"])
     assert current_release(root).name == redo.name != release
     assert storage.read_json(root / "manifest.json")["release"] == redo.name
     assert load_published(root, "model.pkl").n_features_in_ == 30
@@ -124,16 +125,16 @@ def test_the_scoring_inbox_and_outputs_on_s3(s3_root, s3_server, small_csv, monk
 
     root, prefix = s3_root
     run = build_run(root / "runs" / "2021-01-01T000000Z", small_csv, report=False)
-    save_results(run.root, root, gate=Gate(min_roc_auc=0.5, target_sensitivity=0.5))
+    decide_and_publish(run.root, root, gate_settings(min_roc_auc=0.5))
     monkeypatch.setenv("SCORING_INBOX", f"s3://{BUCKET}/{prefix}-inbox")
     settings = load_settings()
     inbox = settings.inbox
     assert type(inbox.root).__name__ == "ObjectStoragePath"
     s3_server.client().put_object(Bucket=BUCKET, Key=f"{prefix}-inbox/new.csv", Body=small_csv.read_bytes())
-    trigger = InboxTrigger(settings.scoring_inbox, CONN_ID)
+    trigger = InboxTrigger(settings.scoring.inbox, CONN_ID, settings.scoring.poll_seconds)
     assert trigger._claim() == ["new.csv"] and claim(inbox) == []
     (path,) = queued(inbox)
-    outcome = process(path, inbox, root)
+    outcome = process(path, inbox, root, SCORING)
     objects = s3_server.objects(prefix)
     assert f"{prefix}/scoring/{outcome['batch']}/predictions.csv" in objects
     assert json.loads(objects[f"{prefix}/scoring/{outcome['batch']}/report.json"])["rows"] == 60

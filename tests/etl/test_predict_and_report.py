@@ -11,13 +11,13 @@ from etl.errors import IntegrityError
 from etl.predict import predict
 from etl.releases import current_release, publish
 from etl.report import SECTIONS
-from tests.conftest import build_run, run_module
+from tests.conftest import build_run, inputs_of, run_module
 
 
 @pytest.fixture
 def results(tmp_path, evaluated_runs) -> Path:
     shutil.copytree(evaluated_runs["new"], tmp_path / "results" / "runs" / "new")
-    publish(tmp_path / "results" / "runs" / "new", tmp_path / "results")
+    publish(inputs_of(tmp_path / "results" / "runs" / "new"), tmp_path / "results")
     return tmp_path / "results"
 
 

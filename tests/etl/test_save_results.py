@@ -23,7 +23,7 @@ from etl.releases import (
     verified_files,
 )
 from etl.retention import prune
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, decide_and_publish, inputs_of
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_ensure_results_dir_refuses_a_folder_it_cannot_write(tmp_path):
 
 def test_publish_lays_out_links_pointer_and_release(results, small_csv):
     run = results / "runs" / "new"
-    out = publish(run, results, {"dag_id": "d", "run_id": "manual__x", "logical_date": None})
+    out = decide_and_publish(run, results, run_info={"dag_id": "d", "run_id": "manual__x", "logical_date": None})
     release = Path(out["release"])
     assert re.fullmatch(r"new-[0-9a-f]{12}", release.name)
     assert os.readlink(results / "current") == f"published/{release.name}"
@@ -76,7 +76,7 @@ def test_publish_lays_out_links_pointer_and_release(results, small_csv):
 
 
 def test_manifest_records_hashes_data_params_versions_code_and_run(results, small_csv):
-    publish(results / "runs" / "new", results, {"dag_id": "d", "run_id": "manual__x"})
+    publish(inputs_of(results / "runs" / "new"), results, {"dag_id": "d", "run_id": "manual__x"})
     manifest = json.loads((results / "manifest.json").read_text())
     for name in ("metrics.json", "model.pkl", "scaler.pkl"):
         data = (results / name).read_bytes()
@@ -109,33 +109,33 @@ def test_manifest_records_hashes_data_params_versions_code_and_run(results, smal
 
 
 def test_publishing_the_same_run_again_changes_nothing(results):
-    first = publish(results / "runs" / "new", results)
+    first = publish(inputs_of(results / "runs" / "new"), results)
     before = published_bytes(results)
-    second = publish(results / "runs" / "new", results)
+    second = publish(inputs_of(results / "runs" / "new"), results)
     assert first == second
     assert published_bytes(results) == before  # the manifest, times included, is not rewritten
     assert len(list((results / "published").iterdir())) == 1
 
 
 def test_a_new_run_replaces_every_published_file(results):
-    publish(results / "runs" / "old", results)
+    publish(inputs_of(results / "runs" / "old"), results)
     old = assert_consistent(results)
-    publish(results / "runs" / "new", results)
+    publish(inputs_of(results / "runs" / "new"), results)
     new = assert_consistent(results)
     assert old != new and old.startswith("old-") and new.startswith("new-")
     assert (results / "published" / old).is_dir()  # kept for rollback until pruned
 
 
 def test_an_incomplete_or_changed_run_is_not_published(results):
-    publish(results / "runs" / "old", results)
+    publish(inputs_of(results / "runs" / "old"), results)
     before = published_bytes(results)
     (results / "runs" / "new" / "scaler.pkl").unlink()
     with pytest.raises(MissingInputError, match="written by task 'preprocess_data'"):
-        publish(results / "runs" / "new", results)
+        publish(inputs_of(results / "runs" / "new"), results)
     shutil.copy(results / "runs" / "old" / "scaler.pkl", results / "runs" / "new" / "scaler.pkl")
     shutil.copy(results / "runs" / "old" / "model.pkl", results / "runs" / "new" / "model.pkl")
     with pytest.raises(IntegrityError, match=r"model.pkl: SHA-256 .* does not match .* recorded in .*model.pkl.sha256"):
-        publish(results / "runs" / "new", results)
+        publish(inputs_of(results / "runs" / "new"), results)
     assert published_bytes(results) == before
 
 
@@ -158,16 +158,17 @@ def _counting(monkeypatch, fail_at: int | None) -> list[tuple]:
 @pytest.mark.parametrize("first", [True, False], ids=["first-publish", "replacing-a-release"])
 def test_a_failure_at_any_point_of_publishing_leaves_the_old_state(results, monkeypatch, first):
     """Crash consistency: fail each rename, replace and link of a publish in turn."""
-    old = None if first else publish(results / "runs" / "old", results)["release"]
+    old = None if first else publish(inputs_of(results / "runs" / "old"), results)["release"]
     before = None if first else published_bytes(results)
     snapshot = results.parent / "snapshot"
     shutil.copytree(results, snapshot, symlinks=True)
 
     with monkeypatch.context() as m:  # record the operations of a full publish
         calls = _counting(m, None)
-        publish(results / "runs" / "new", results)
-    # artifacts, manifest, release folder, pointer (link + rename), run record; 4 links at first
-    assert len(calls) == (16 if first else 8), calls
+        publish(inputs_of(results / "runs" / "new"), results)
+    # artifacts, manifest, release folder, pointer (link + rename); 4 links at first (the run's
+    # release.json is save_results' record, written after publishing)
+    assert len(calls) == (15 if first else 7), calls
     # The commit point: `current` replaced by the new link. Before it, the old state shows.
     commit = 1 + calls.index(next(c for c in calls if c[0] == "replace" and c[2] == str(results / "current")))
 
@@ -177,9 +178,9 @@ def test_a_failure_at_any_point_of_publishing_leaves_the_old_state(results, monk
         with monkeypatch.context() as m:
             _counting(m, k)
             with pytest.raises(OSError, match="injected failure"):
-                publish(results / "runs" / "new", results)
+                publish(inputs_of(results / "runs" / "new"), results)
         where = f"failure at operation {k}: {calls[k - 1]}"
-        if k > commit:  # only the run's own record of what it published was left to write
+        if k > commit:  # past the commit point: the new release shows
             assert assert_consistent(results).startswith("new-"), where
         elif first:
             assert not any((results / n).exists() for n in RELEASE_FILES), where
@@ -188,17 +189,17 @@ def test_a_failure_at_any_point_of_publishing_leaves_the_old_state(results, monk
         else:
             assert assert_consistent(results) == Path(old).name, where
             assert published_bytes(results) == before, where
-        publish(results / "runs" / "new", results)  # the rerun succeeds
+        publish(inputs_of(results / "runs" / "new"), results)  # the rerun succeeds
         assert assert_consistent(results).startswith("new-")
 
 
 def _publish_repeatedly(results: str, run: str, times: int) -> None:
     for _ in range(times):
-        publish(run, results)
+        publish(inputs_of(run), results)
 
 
 def test_readers_never_see_a_partial_release_while_two_runs_publish(results):
-    publish(results / "runs" / "old", results)
+    publish(inputs_of(results / "runs" / "old"), results)
     ctx = multiprocessing.get_context("spawn")
     writers = [ctx.Process(target=_publish_repeatedly, args=(str(results), str(results / "runs" / k), 15))
                for k in ("old", "new")]
@@ -215,7 +216,7 @@ def test_readers_never_see_a_partial_release_while_two_runs_publish(results):
 
 
 def test_load_published_checks_the_manifest(results):
-    publish(results / "runs" / "new", results)
+    publish(inputs_of(results / "runs" / "new"), results)
     assert list(load_published(results, "model.pkl").classes_) == [0, 1]
     release = current_release(results)
     (release / "model.pkl").write_bytes((release / "model.pkl").read_bytes() + b"\0")
@@ -239,8 +240,8 @@ def test_prune_keeps_the_newest_the_published_and_anything_recent(results):
     for i in range(6):
         shutil.copytree(runs / "new", runs / f"r{i}")
     for run in sorted(runs.iterdir()):  # new, old, r0 .. r5
-        publish(run, results)
-    publish(runs / "r2", results)  # r2 is the published release
+        publish(inputs_of(run), results)
+    publish(inputs_of(runs / "r2"), results)  # r2 is the published release
     ages = {"r0": 50, "r1": 40, "r2": 30, "r3": 20, "r4": 10, "r5": 0.5, "old": 60, "new": 70}
     for key, hours in ages.items():
         _age(runs / key, hours, now)

@@ -7,19 +7,22 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from etl.config import InboxPaths, ResultsPaths
+from etl.config import InboxPaths, ResultsPaths, load_settings
 from etl.errors import DataValidationError
 from etl.predict import predict
 from etl.releases import publish
 from etl.score import batch_name, claim, process, queued, score_batch
-from tests.conftest import run_module
+from tests.conftest import inputs_of, run_module
+
+#: The shipped [scoring] drift settings.
+SCORING = load_settings().scoring
 
 
 @pytest.fixture
 def results(tmp_path, evaluated_runs) -> Path:
     results = tmp_path / "results"
     shutil.copytree(evaluated_runs["new"], results / "runs" / "new")
-    publish(results / "runs" / "new", results)
+    publish(inputs_of(results / "runs" / "new"), results)
     return results
 
 
@@ -35,7 +38,7 @@ def test_a_batch_is_scored_like_predict_and_moved_to_processed(results, inbox, s
     assert [p.name for p in claim(inbox)] == ["b1.csv"] and claim(inbox) == []
     (path,) = queued(inbox)
     name = batch_name(path)
-    outcome = process(path, inbox, results)
+    outcome = process(path, inbox, results, SCORING)
     batch = ResultsPaths(results).batch(name)
     predict(small_csv, tmp_path / "by-predict.csv", results)
     assert batch.predictions.read_bytes() == (tmp_path / "by-predict.csv").read_bytes()
@@ -51,7 +54,7 @@ def test_a_bad_file_is_rejected_with_its_reason(results, inbox, tmp_path):
     (inbox.root / "bad.csv").write_text("id,radius_mean\n1,2\n")
     claim(inbox)
     with pytest.raises(DataValidationError) as error:
-        process(queued(inbox)[0], inbox, results)
+        process(queued(inbox)[0], inbox, results, SCORING)
     reason = (inbox.rejected / "bad.csv.reason.txt").read_text()
     assert reason.strip() == str(error.value) and "required column(s) missing" in reason
     assert (inbox.rejected / "bad.csv").exists() and queued(inbox) == []
@@ -64,9 +67,9 @@ def test_scoring_again_gives_the_same_bytes(results, inbox, small_csv):
     claim(inbox)
     path = queued(inbox)[0]
 
-    folder = results / "scoring" / score_batch(path, results)["batch"]
+    folder = results / "scoring" / score_batch(path, results, SCORING)["batch"]
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    process(path, inbox, results)
+    process(path, inbox, results, SCORING)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -47,7 +49,7 @@ def split(small_csv, tmp_path):
     from etl.preprocess_data import preprocess_data
 
     run = RunPaths(tmp_path / "run")
-    load_data(small_csv, run.data, run.profile)
+    load_data(small_csv, run.data, run.profile, **vars(load_settings().validation))
     preprocess_data(run.data, run.train, run.test, run.scaler, run.preprocessing, 0.25, 0, "hash", "s")
     return run
 
@@ -60,7 +62,7 @@ def test_every_candidate_trains_cross_validates_and_records(split):
         cv = storage.read_json(out["cv"])
         assert (cv["candidate"], cv["folds"], cv["repeats"], cv["rows"]) == (name, 3, 2, 45)
         assert len(cv["scores"]) == 6 and set(cv["summary"]) == {"roc_auc", "pr_auc", "brier"}
-        model = storage.load_object(out["model"])  # checked against its checksum
+        model = storage.load_object(out["candidate_model"])  # checked against its checksum
         assert list(model.classes_) == [0, 1] and model.n_features_in_ == 30
         oof = pd.read_parquet(out["oof"])
         assert list(oof["id"]) == list(pd.read_parquet(split.train)["id"])
@@ -76,13 +78,13 @@ def test_selection_and_threshold_never_see_the_test_split(split, tmp_path):
     for name in names:
         train_candidate(split.data, split.train, name, settings.candidates[name], split.candidate(name), 3, 1, 0)
     dirs = {n: split.candidate(n) for n in names}
-    how = {**settings.selection_settings, "target_sensitivity": 0.9}
-    select_model(dirs, tmp_path / "m1.pkl", tmp_path / "t1.json", **how)
+    how = replace(settings.selection, target_sensitivity=0.9)
+    select_model(dirs, tmp_path / "m1.pkl", tmp_path / "t1.json", how)
     test = pd.read_parquet(split.test)
     test["diagnosis"] = test["diagnosis"].map({"M": "B", "B": "M"})  # every test label wrong
     test.iloc[:, 2:] = 0.0
     test.to_csv(split.test, index=False)
-    select_model(dirs, tmp_path / "m2.pkl", tmp_path / "t2.json", **how)
+    select_model(dirs, tmp_path / "m2.pkl", tmp_path / "t2.json", how)
     assert (tmp_path / "t1.json").read_bytes() == (tmp_path / "t2.json").read_bytes()
     assert (tmp_path / "m1.pkl").read_bytes() == (tmp_path / "m2.pkl").read_bytes()
     train_ids = set(pd.read_parquet(split.train)["id"])

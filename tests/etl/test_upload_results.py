@@ -16,6 +16,7 @@ from etl.upload_results import (
     destination,
     upload_results,
 )
+from tests.conftest import inputs_of
 from tests.servers import BUCKET
 
 
@@ -40,7 +41,7 @@ def test_a_new_destination_is_one_class_and_one_registry_line(tmp_path, evaluate
     monkeypatch.setitem(DESTINATIONS, "memory", Recorder)
     results = tmp_path / "results"
     shutil.copytree(evaluated_runs["new"], results / "runs" / "new")
-    release = Path(publish(results / "runs" / "new", results)["release"])
+    release = Path(publish(inputs_of(results / "runs" / "new"), results)["release"])
     uploaded = upload_results(release, "memory://box", "k")
     assert uploaded["model.pkl"] == "memory://box/k/model.pkl"
     assert sent["k/model.pkl"] == (release / "model.pkl").read_bytes() and len(sent) == 4
@@ -62,7 +63,7 @@ def test_bad_destinations_are_refused_without_echoing_secrets(uri, message):
 def test_upload_sends_the_release_under_the_run_key_and_replaces_on_rerun(tmp_path, evaluated_runs):
     results = tmp_path / "results"
     shutil.copytree(evaluated_runs["new"], results / "runs" / "new")
-    release = Path(publish(results / "runs" / "new", results)["release"])
+    release = Path(publish(inputs_of(results / "runs" / "new"), results)["release"])
     dest = tmp_path / "remote"
     out = upload_results(release, dest.as_uri(), "2024-01-01T000000Z")
     target = dest / "2024-01-01T000000Z"
@@ -76,7 +77,7 @@ def test_upload_sends_the_release_under_the_run_key_and_replaces_on_rerun(tmp_pa
 def test_upload_refuses_a_release_file_that_does_not_match_its_manifest(tmp_path, evaluated_runs):
     results = tmp_path / "results"
     shutil.copytree(evaluated_runs["new"], results / "runs" / "new")
-    release = Path(publish(results / "runs" / "new", results)["release"])
+    release = Path(publish(inputs_of(results / "runs" / "new"), results)["release"])
     (release / "scaler.pkl").write_bytes(b"not the scaler")
     with pytest.raises(IntegrityError, match=r"scaler.pkl: SHA-256 .* recorded in .*manifest.json"):
         upload_results(release, str(tmp_path / "remote"), "k")
@@ -87,7 +88,7 @@ def test_upload_refuses_a_release_file_that_does_not_match_its_manifest(tmp_path
 def release(tmp_path, evaluated_runs) -> Path:
     results = tmp_path / "results"
     shutil.copytree(evaluated_runs["new"], results / "runs" / "new")
-    return Path(publish(results / "runs" / "new", results)["release"])
+    return Path(publish(inputs_of(results / "runs" / "new"), results)["release"])
 
 
 def test_s3_upload_matches_the_release_and_a_rerun_replaces(s3_server, release, monkeypatch):

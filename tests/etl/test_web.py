@@ -17,9 +17,7 @@ import pytest
 from etl import storage
 from etl.config import ResultsPaths, RunPaths, run_key
 from etl.errors import DataValidationError
-from etl.gate import Gate
-from etl.save_results import save_results
-from tests.conftest import build_run
+from tests.conftest import build_run, decide_and_publish, gate_settings
 from tests.servers import BUCKET
 
 PUBLISHED, REFUSED, FAILED, RUNNING = (
@@ -28,7 +26,7 @@ PUBLISHED, REFUSED, FAILED, RUNNING = (
 #: Every endpoint of the app (run and release names filled in by the tests).
 ENDPOINTS = ["/", "/model", "/runs/{run}/report", "/api/runs", "/api/runs/{run}", "/api/runs/{run}/metrics",
              "/api/releases", "/api/releases/{release}/manifest"]
-EASY = Gate(min_roc_auc=0.5, target_sensitivity=0.5)
+EASY = gate_settings(min_roc_auc=0.5)
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +63,10 @@ def results(tmp_path_factory, evaluated_runs):
     published, refused = _folder(root, PUBLISHED), _folder(root, REFUSED)
     shutil.copytree(evaluated_runs["old"], published.root)
     _run_record(published, PUBLISHED, "2026-01-01T10:00:00+00:00")
-    save_results(published.root, root, {"dag_id": "breast_cancer_etl_pipeline", "run_id": PUBLISHED}, gate=EASY)
+    decide_and_publish(published.root, root, EASY, {"dag_id": "breast_cancer_etl_pipeline", "run_id": PUBLISHED})
     shutil.copytree(evaluated_runs["new"], refused.root)
     _run_record(refused, REFUSED, "2026-01-02T10:00:00+00:00")
-    save_results(refused.root, root, {"run_id": REFUSED}, gate=Gate(min_roc_auc=1.01, target_sensitivity=0.5))
+    decide_and_publish(refused.root, root, gate_settings(min_roc_auc=1.01), {"run_id": REFUSED})
     failed = _folder(root, FAILED)
     _run_record(failed, FAILED, "2026-01-03T10:00:00+00:00")
     context = {"ti": SimpleNamespace(task_id="load_data", map_index=-1, try_number=1),
@@ -244,7 +242,7 @@ def test_an_s3_results_root(s3_server, monkeypatch, small_csv, auth):
     root = load_settings().results_dir
     run = build_run(root / "runs" / run_key(None, PUBLISHED), small_csv)
     _run_record(run, PUBLISHED, "2026-01-01T10:00:00+00:00")
-    save_results(run.root, root, {"run_id": PUBLISHED}, gate=EASY)
+    decide_and_publish(run.root, root, EASY, {"run_id": PUBLISHED})
 
     client = _client(None)  # the settings' results root, as in the api-server
     client.headers["Authorization"] = f"Bearer {auth()}"

@@ -1,0 +1,145 @@
+"""The run's catalog: every file a training run writes, the task that writes it, the tasks that
+read it. Declared here once; everything else derives from it:
+
+- ``etl.config.RunPaths`` (``run.metrics``, ``run.candidate(name).cv``, ``run.outer_fold(i)``):
+  where each file is, in the run folder and so in the steps' command-line defaults;
+- ``etl.steps``: a step gets only the inputs the catalog says it reads (``StepInputs`` refuses
+  any other), resolved from its producer's XCom or the run folder;
+- ``etl.errors.MissingInputError``: a missing input names the task that writes it;
+- the tests: a full run writes exactly these files (``tests/etl/test_catalog.py``).
+
+A new file written by a new step is one ``File`` line here (and its name in the step's
+returned outputs). Standard library only: imported when Airflow parses the DAG.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+#: The training DAG's tasks, in the order a run runs them (``train_model`` and ``nested_cv`` are
+#: mapped: over the enabled candidates and over the outer folds).
+TASKS: tuple[str, ...] = (
+    "ensure_results_dir", "load_data", "preprocess_data", "train_model", "select_model", "nested_cv",
+    "evaluate_model", "quality_gate", "make_report", "save_results", "upload_results",
+)
+#: Who writes the failure records: every task's ``on_failure_callback`` (``etl.tasks.record_failure``).
+ON_FAILURE = "on_failure_callback"
+
+
+@dataclass(frozen=True)
+class File:
+    """One file of a run folder.
+
+    Attributes:
+        name: how it is named everywhere: the ``RunPaths`` attribute (``CandidatePaths`` for a
+            ``{candidate}`` file), the key its producer returns its path under (its XCom), the
+            ``StepInputs`` attribute a reader reads it by.
+        path: where it is in the run folder; ``{candidate}``, ``{fold}``, ``{task}`` for the
+            files of mapped tasks and of failures.
+        producer: the task that writes it.
+        readers: the tasks that read it.
+        about: what it holds.
+    """
+
+    name: str
+    path: str
+    producer: str
+    readers: tuple[str, ...]
+    about: str
+
+    @property
+    def mapped(self) -> bool:
+        """Whether there is one such file per mapped task instance (or per failed task)."""
+        return "{" in self.path
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """A regular expression matching the end of a path to this file."""
+        return _pattern(self.path)
+
+
+FILES: tuple[File, ...] = (
+    File("run_record", "run.json", "ensure_results_dir", (),
+         "which DAG run the folder belongs to: DAG id, run id, logical date, start (the UI views)"),
+    File("data", "data.parquet", "load_data",
+         ("preprocess_data", "train_model", "nested_cv", "quality_gate", "save_results"),
+         "the validated input table, raw features (the contract's one shape)"),
+    File("profile", "profile.json", "load_data", ("make_report", "save_results"),
+         "the input's structure: source, SHA-256, rows, class balance, what was dropped or imputed"),
+    File("train", "train.parquet", "preprocess_data", ("train_model", "save_results"),
+         "the training split, scaled (ids and labels too)"),
+    File("test", "test.parquet", "preprocess_data", ("evaluate_model", "quality_gate", "make_report"),
+         "the test split, scaled by the training split's scaler"),
+    File("scaler", "scaler.pkl", "preprocess_data", ("save_results",),
+         "the imputer and StandardScaler fitted on the training split (published)"),
+    File("preprocessing", "preprocessing.json", "preprocess_data", ("save_results",),
+         "split sizes, method, seed and imputation counts"),
+    File("candidate_model", "candidates/{candidate}/model.pkl", "train_model", ("select_model",),
+         "one candidate fitted on the whole training split"),
+    File("cv", "candidates/{candidate}/cv.json", "train_model", ("select_model",),
+         "one candidate's cross-validated scores and parameters"),
+    File("oof", "candidates/{candidate}/oof.parquet", "train_model", ("select_model",),
+         "one candidate's out-of-fold probabilities, per repeat, and each row's fold"),
+    File("model", "model.pkl", "select_model", ("evaluate_model", "make_report", "save_results"),
+         "the selected candidate (published)"),
+    File("training", "training.json", "select_model", ("evaluate_model", "make_report", "save_results"),
+         "the winner, its parameters, its operating point and every candidate's scores"),
+    File("outer_fold", "nested/fold-{fold}.json", "nested_cv", ("evaluate_model",),
+         "one outer fold of the nested cross-validation: the whole procedure scored on unseen rows"),
+    File("metrics", "metrics.json", "evaluate_model", ("quality_gate", "make_report", "save_results"),
+         "the test split's metrics, the expected performance, the guarantee (published)"),
+    File("predictions", "predictions.csv", "evaluate_model", ("quality_gate", "make_report"),
+         "the test split's predictions, one row per test row"),
+    File("gate", "gate.json", "quality_gate", ("make_report", "save_results"),
+         "the quality gate's decision: every check, what was compared, on which rows"),
+    File("report", "report.html", "make_report", (),
+         "the run's self-contained HTML report (the UI's Report tab)"),
+    File("release_record", "release.json", "save_results", ("upload_results",),
+         "what save_results did: the release it published, or why it published none"),
+    File("failure", "failures/{task}.json", ON_FAILURE, (),
+         "a task's one-line error once it failed for good (the UI's Report tab)"),
+)
+
+#: The files by name.
+BY_NAME: dict[str, File] = {f.name: f for f in FILES}
+
+#: The release files, read by their producer's name when missing (``published/<release>/``).
+RELEASE_PRODUCER = "save_results"
+_RELEASE_PATTERN = re.compile(r"(^|/)published/[^/]+/[^/]+$|(^|/)current(\.json)?$")
+
+
+@cache
+def _pattern(path: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[a-z]+\})", path)
+    body = "".join(r"[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+    return re.compile(rf"(^|/)runs/[^/]+/{body}$")
+
+
+def inputs(task: str) -> tuple[File, ...]:
+    """The files ``task`` reads."""
+    return tuple(f for f in FILES if task in f.readers)
+
+
+def outputs(task: str) -> tuple[File, ...]:
+    """The files ``task`` writes."""
+    return tuple(f for f in FILES if f.producer == task)
+
+
+def producer_of(path: object) -> str | None:
+    """The task that writes the file at ``path`` (a run folder's or a release's), or None for
+    a path the catalog does not know (a file named on the command line, say)."""
+    text = str(path).replace("\\", "/")
+    for f in sorted(FILES, key=lambda f: -len(f.path)):  # candidates/x/model.pkl before model.pkl
+        if f.pattern.search(text):
+            return f.producer
+    return RELEASE_PRODUCER if _RELEASE_PATTERN.search(text) else None
+
+
+def path_of(name: str, **fields: object) -> str:
+    """The path of file ``name`` inside the run folder (``candidate=``, ``fold=``, ``task=`` for
+    a mapped file; a fold is written with two digits)."""
+    f = BY_NAME[name]
+    values = {k: (f"{v:02d}" if k == "fold" else v) for k, v in fields.items()}
+    return f.path.format(**values)
