@@ -153,9 +153,11 @@ def test_the_summary_printed_by_make_run_has_the_readme_layout(evaluated_runs):
 
 
 def test_the_cluster_check_does_not_rely_on_assert():
-    """deploy/cluster.py's checks must hold under ``python -O`` too, which strips ``assert``."""
+    """The cluster's checks (deploy/checks.py, run by deploy/cluster.py) must hold under
+    ``python -O`` too, which strips ``assert``."""
     import ast
 
-    tree = ast.parse(_text(PROJECT_ROOT / "deploy" / "cluster.py"))
-    asserts = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Assert)]
-    assert not asserts, f"deploy/cluster.py: assert on line(s) {asserts}; use check()"
+    for name in ("cluster.py", "checks.py", "services.py"):
+        tree = ast.parse(_text(PROJECT_ROOT / "deploy" / name))
+        asserts = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Assert)]
+        assert not asserts, f"deploy/{name}: assert on line(s) {asserts}; use check()"

@@ -39,7 +39,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from deploy import net  # noqa: E402
-from deploy.cluster import Api, check, listening_addresses  # noqa: E402  (shared with the cluster test)
+from deploy.checks import check, listening_addresses  # noqa: E402  (shared with the cluster test)
+from deploy.net import Api  # noqa: E402
 
 DAG_ID = "breast_cancer_etl_pipeline"
 ENV_FILE = Path(os.environ.get("PIPELINE_ENV_FILE") or PROJECT_ROOT / ".env")  # the Compose env file
