@@ -28,7 +28,11 @@ ENV PYTHONUNBUFFERED=1 \
 # The Python dependencies first (a layer reused while only the code changes). A CA bundle given
 # as the build secret `cacert` (a proxy's, as on the project's CI machines) is used for pip
 # without entering the image; without it, pip uses its own.
+# PIP_FIND_LINKS (and PIP_NO_INDEX): a wheelhouse pip takes the wheels from (make docker-test
+# serves the ones the host's own install fetched, on 127.0.0.1); not given, the default: the index.
 WORKDIR /opt/project
+ARG PIP_FIND_LINKS
+ARG PIP_NO_INDEX
 COPY requirements.txt requirements-nodeps.txt requirements-cluster.txt constraints.txt ./
 RUN --mount=type=secret,id=cacert,target=/run/secrets/cacert \
     set -eu; \

@@ -20,6 +20,8 @@ from deploy import net
 from deploy.net import Api
 from deploy.services import BUCKET, DAG_ID, RUN_TIMEOUT, WORKERS, Cluster, log
 
+# -- the end-to-end check -----------------------------------------------------------------------
+
 
 class CheckFailed(AssertionError):
     """A check of the cluster test failed."""

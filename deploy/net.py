@@ -93,6 +93,3 @@ class Api:
         if status != 201:
             raise RuntimeError(f"/auth/token: {status} {body}")
         self.token = body["access_token"]
-
-
-# -- the end-to-end check -----------------------------------------------------------------------

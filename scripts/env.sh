@@ -17,7 +17,8 @@ fi
 export AIRFLOW_HOME="${PIPELINE_AIRFLOW_HOME:-$PROJECT_ROOT/airflow_home}"
 SECRETS_DIR="${PIPELINE_SECRETS_DIR:-$PROJECT_ROOT/secrets}"
 mkdir -p "$SECRETS_DIR"
-export AIRFLOW__CORE__DAGS_FOLDER="$PROJECT_ROOT/dags"
+# PIPELINE_DAGS_FOLDER: another DAG folder (make bench runs the pipeline beside its no-op DAG).
+export AIRFLOW__CORE__DAGS_FOLDER="${PIPELINE_DAGS_FOLDER:-$PROJECT_ROOT/dags}"
 # The UI plugin (plugins/breast_cancer_ui.py): the Report tab of each run and the Model page.
 export AIRFLOW__CORE__PLUGINS_FOLDER="$PROJECT_ROOT/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False

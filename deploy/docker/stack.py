@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
+import functools
 import hashlib
+import http.server
 import io
 import json
 import os
@@ -31,6 +34,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -234,10 +238,55 @@ def build_base() -> None:
     log(f"{BASE_IMAGE}: imported (Python {sys.version.split()[0]})")
 
 
-def build(tag: str, dockerfile: Path, context: Path, base: str) -> None:
-    """``docker build`` with BuildKit, the host network (pip and apt reach their registries) and
-    the host's CA bundle as a build secret (never copied into the image)."""
+def wheelhouse(folder: Path) -> Path:
+    """The wheels of the image's Python packages, as the host's pip gets them (from its cache and
+    the indexes it is configured with: what ``make test``'s own install fetched already), pinned by
+    constraints.txt, into ``folder``."""
+    reqs = folder / "requirements"
+    reqs.mkdir(parents=True, exist_ok=True)
+    (reqs / "main.txt").write_text("".join(line for line in (PROJECT_ROOT / "requirements.txt").read_text().splitlines(True)
+                                           if not line.startswith("-e ")))
+    (reqs / "cluster.txt").write_text("".join(line for line in (PROJECT_ROOT / "requirements-cluster.txt").read_text()
+                                              .splitlines(True) if not line.startswith("-r ")))
+    wheels = folder / "wheels"
+    started = time.monotonic()
+    pip = [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(wheels), "-c", str(PROJECT_ROOT / "constraints.txt")]
+    run([*pip, "-r", str(reqs / "main.txt"), "-r", str(reqs / "cluster.txt")], capture=True, timeout=1800)
+    run([*pip, "--no-deps", "-r", str(PROJECT_ROOT / "requirements-nodeps.txt")], capture=True, timeout=600)
+    files = list(wheels.iterdir())
+    log(f"wheelhouse: {len(files)} files in {time.monotonic() - started:.0f} s")
+    sdists = [f.name for f in files if not f.name.endswith(".whl")]
+    if sdists:  # their build backends are not in the wheelhouse: let pip reach the index
+        raise SetupError(f"the wheelhouse has source distributions ({', '.join(sdists)}): build without it")
+    return wheels
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:  # no line per wheel on the terminal
+        pass
+
+
+@contextlib.contextmanager
+def served(folder: Path):
+    """``folder`` over HTTP on a free port of 127.0.0.1 for the length of the block: its URL."""
+    port = net.free_port()
+    handler = functools.partial(_Quiet, directory=str(folder))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{port}/"
+        finally:
+            server.shutdown()
+
+
+def build(tag: str, dockerfile: Path, context: Path, base: str, find_links: str | None = None) -> None:
+    """``docker build`` with BuildKit, the host network (pip and apt reach their registries), the
+    host's CA bundle as a build secret (never copied into the image) and, with ``find_links``,
+    a local wheelhouse that pip takes its wheels from first (the build arg ``PIP_FIND_LINKS``)."""
     args = [docker(), "build", "--network", "host", "-t", tag, "-f", str(dockerfile), "--build-arg", f"BASE={base}"]
+    if find_links:  # every file the install needs is there (wheelhouse): no index needed
+        args += ["--build-arg", f"PIP_FIND_LINKS={find_links}", "--build-arg", "PIP_NO_INDEX=1"]
     if CA_BUNDLE.exists():
         args += ["--secret", f"id=cacert,src={CA_BUNDLE}"]
     started = time.monotonic()
@@ -428,7 +477,16 @@ def test() -> int:
             build_base()
             standin = PROJECT_ROOT / "deploy" / "docker" / "standin"
             made += list(TEST_IMAGES.values())
-            build(TEST_IMAGES["pipeline"], PROJECT_ROOT / "Dockerfile", PROJECT_ROOT, BASE_IMAGE)
+            try:
+                wheels = wheelhouse(Path(tmp) / "wheelhouse")
+            except SetupError as exc:
+                log(f"{exc}")
+                wheels = None
+            if wheels is None:
+                build(TEST_IMAGES["pipeline"], PROJECT_ROOT / "Dockerfile", PROJECT_ROOT, BASE_IMAGE)
+            else:
+                with served(wheels) as find_links:
+                    build(TEST_IMAGES["pipeline"], PROJECT_ROOT / "Dockerfile", PROJECT_ROOT, BASE_IMAGE, find_links)
             build(TEST_IMAGES["postgres"], standin / "postgres.Dockerfile", standin, BASE_IMAGE)
             build(TEST_IMAGES["redis"], standin / "redis.Dockerfile", standin, BASE_IMAGE)
             log(f"project image {image_size(TEST_IMAGES['pipeline']) / 1e6:.0f} MB on the stand-in base")
