@@ -104,7 +104,7 @@ def pytest_collection_modifyitems(config, items):
 
 #: Each test's time (setup, call and teardown, seconds), slowest first, written after every run
 #: of the suite (git-ignored) and named at its end, with any test over ``SLOW_SECONDS`` that is
-#: not one of the known long ones (``LONGEST_FIRST``): a slow newcomer is seen at once.
+#: not one of the known long ones (``KNOWN_SLOW``): a slow newcomer is seen at once.
 DURATIONS_FILE = PROJECT_ROOT / "test-durations.txt"
 SLOW_SECONDS = 60.0
 _durations: dict[str, float] = {}
@@ -115,9 +115,14 @@ def pytest_runtest_logreport(report):
     _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
 
 
+#: The tests known to take more than ``SLOW_SECONDS``: the longest (started first) and the browser
+#: test (``make airflow``, a browser, three runs on the real scheduler; about 2 minutes).
+KNOWN_SLOW = (*LONGEST_FIRST, "tests/e2e/test_ui_trigger.py")
+
+
 def _newcomers(durations: dict[str, float]) -> list[str]:
     return [nodeid for nodeid, seconds in durations.items()
-            if seconds > SLOW_SECONDS and not nodeid.startswith(LONGEST_FIRST)]
+            if seconds > SLOW_SECONDS and not nodeid.startswith(KNOWN_SLOW)]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -194,6 +199,39 @@ def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callabl
             make(folder)
             (folder / ".done").touch()
     return folder
+
+
+def dag_test(dag_id: str, date: str, env: dict[str, str], conf: dict | None = None):
+    """``dag.test()`` in this process: what ``airflow dags test`` does, without starting Airflow
+    again (one start-up per pytest worker; the tests where the process itself is the point, a
+    kill, the CLI, keep ``airflow dags test``). ``env`` (the ``env`` fixture's, say) is the
+    environment of the run, set for its length. Needs ``airflow_db``.
+
+    Returns:
+        The run's state and each task instance's ``(state, try_number)``, by ``task_id`` (a
+        mapped one by ``task_id[map_index]``).
+    """
+    from datetime import datetime, timezone
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    changed = {k: v for k, v in env.items() if os.environ.get(k) != v}
+    saved = {k: os.environ.get(k) for k in changed}
+    os.environ.update(changed)
+    try:
+        bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+        assert bag.import_errors == {}, bag.import_errors
+        run = bag.dags[dag_id].test(logical_date=datetime.fromisoformat(date).replace(tzinfo=timezone.utc),
+                                    run_conf=conf)
+        tasks = {(ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): (ti.state, ti.try_number)
+                 for ti in run.get_task_instances()}
+        return run.state, tasks
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @pytest.fixture(scope="session")

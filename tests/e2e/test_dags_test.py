@@ -1,4 +1,5 @@
-"""The whole DAG, run for real by ``airflow dags test`` (what ``make run`` does)."""
+"""The whole DAG, run for real: once by ``airflow dags test`` (what ``make run`` does), the other
+runs by ``dag.test()`` in-process (the same run without an Airflow start-up each)."""
 
 import hashlib
 import json
@@ -9,7 +10,7 @@ import shutil
 import pytest
 
 from etl.releases import current_release, load_published
-from tests.conftest import AIRFLOW, CANDIDATES, DAG_ID, PROJECT_ROOT, made_once, run_command
+from tests.conftest import AIRFLOW, CANDIDATES, DAG_ID, PROJECT_ROOT, dag_test, made_once, run_command
 
 pytestmark = pytest.mark.airflow_cli
 
@@ -100,6 +101,8 @@ def test_two_runs_of_the_same_data_and_params_are_byte_identical(full_run, env, 
     """Reproducible: metrics, test predictions and the pickles match byte for byte; only the
     run section of the manifest (ids, times) differs."""
     copy_of(full_run, tmp_path)
+    # A process of its own, as each run of a user's is: pickles are compared byte for byte, and a
+    # long-lived test process that has unpickled models already may pickle equal objects apart.
     _dags_test("2024-03-06", env)
     runs = tmp_path / "results" / "runs"
     first, second = runs / "2024-03-01T000000Z", runs / "2024-03-06T000000Z"
@@ -114,27 +117,27 @@ def test_two_runs_of_the_same_data_and_params_are_byte_identical(full_run, env, 
 
 
 def test_a_mistyped_run_parameter_fails_the_first_task_in_one_line(airflow_db, env, tmp_path):
-    proc = run_command([AIRFLOW, "dags", "test", DAG_ID, "2024-03-05", "--conf", '{"c": 0.5}'], env=env)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 1, log[-3000:]
-    assert ("unknown run parameter(s) 'c' (did you mean 'C'?); valid parameters: "
-            "C, data_path, max_iter, random_state, test_size") in log
-    assert "starting task_id=ensure_results_dir" in log
-    assert "starting task_id=load_data" not in log  # no task did any work
+    state, tasks = dag_test(DAG_ID, "2024-03-05", env, {"c": 0.5})
+    assert state == "failed" and tasks.pop("ensure_results_dir") == ("failed", 1)
+    assert {s for s, _ in tasks.values()} == {"upstream_failed"}  # no task did any work
     # Nothing written but the record of the failure, for the run's Report tab.
     results = tmp_path / "results"
     written = [p.relative_to(results).as_posix() for p in results.rglob("*") if p.is_file()]
     assert written == ["runs/2024-03-05T000000Z/failures/ensure_results_dir.json"], written
     record = json.loads((results / written[0]).read_text())
-    assert record["error"].startswith("unknown run parameter(s) 'c' (did you mean 'C'?)")
+    assert record["error"] == ("unknown run parameter(s) 'c' (did you mean 'C'?); valid parameters: "
+                               "C, data_path, max_iter, random_state, test_size")
 
 
 def test_conf_overrides_the_params(airflow_db, env, tmp_path, small_csv):
     conf = {"data_path": os.path.relpath(small_csv, PROJECT_ROOT), "test_size": 0.25, "C": 0.1,
             "random_state": 3}  # a relative data_path is taken from the project root
-    proc = run_command([AIRFLOW, "dags", "test", DAG_ID, "2024-03-02", "--conf", json.dumps(conf)],
-                       env=env, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    os.chdir(tmp_path)  # not the project root: the path is still taken from there
+    try:
+        state, tasks = dag_test(DAG_ID, "2024-03-02", env, conf)
+    finally:
+        os.chdir(PROJECT_ROOT)
+    assert state == "success", tasks
     metrics = json.loads((tmp_path / "results" / "metrics.json").read_text())
     assert metrics["n_test"] == 15  # 25 % of the 60-row file
     assert load_published(tmp_path / "results", "model.pkl").C == 0.1
@@ -153,26 +156,22 @@ def test_conf_overrides_the_params(airflow_db, env, tmp_path, small_csv):
     ],
 )
 def test_invalid_conf_fails_the_run_with_a_clear_message(airflow_db, env, tmp_path, conf, message):
-    proc = run_command([AIRFLOW, "dags", "test", DAG_ID, "2024-03-03", "--conf", json.dumps(conf)], env=env)
-    assert proc.returncode != 0
-    assert message in proc.stderr
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError, match=re.escape(message)):  # before the run is made
+        dag_test(DAG_ID, "2024-03-03", env, conf)
     assert not (tmp_path / "results").exists()
 
 
 def test_bad_data_fails_at_once_without_retries(airflow_db, env, tmp_path, small_csv):
     bad = tmp_path / "bad.csv"
     bad.write_text(small_csv.read_text().replace("area_worst", "area_wrst"))
-    proc = run_command(
-        [AIRFLOW, "dags", "test", DAG_ID, "2024-03-04", "--conf", json.dumps({"data_path": str(bad)})],
-        env=env,
-    )
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 1
-    assert f"{bad}: 1 required column(s) missing: 'area_worst'" in log
+    state, tasks = dag_test(DAG_ID, "2024-03-04", env, {"data_path": str(bad)})
+    assert state == "failed"
+    record = json.loads((tmp_path / "results" / "runs" / "2024-03-04T000000Z" / "failures" / "load_data.json").read_text())
+    assert record["error"].startswith(f"{bad}: 1 required column(s) missing: 'area_worst'"), record
     # One attempt, no retry (retries are for I/O), and nothing downstream ran or was published.
-    assert len(re.findall(r"starting task_id=load_data", log)) == 1
-    assert "up_for_retry" not in log
-    assert "starting task_id=preprocess_data" not in log
+    assert tasks["load_data"] == ("failed", 1) and tasks["preprocess_data"] == ("upstream_failed", 0)
     assert not (tmp_path / "results" / "metrics.json").exists()
 
 
@@ -204,13 +203,14 @@ def test_the_gate_keeps_the_published_model_when_a_worse_one_is_trained(full_run
     worse = tmp_path / "stump.toml"  # a single one-split tree: clearly worse than the published model
     worse.write_text('[candidates]\nenabled = ["random_forest"]\nrandom_forest = { n_estimators = 1, max_depth = 1 }\n'
                      "[gate]\nalpha = 0.05\n")
-    log = _dags_test("2024-03-09", with_config(env, worse))  # the run succeeds: a clear state
-    assert re.search(r"quality gate: not published \([^\n]*roc_auc not worse than published by 0\.02 \(DeLong "
-                     r"non-inferiority, p < alpha\): [01]\.\d+ >= 0\.0500[^\n]*\); the published model stays "
-                     r"2024-03-01T000000Z-", log)
+    state, tasks = dag_test(DAG_ID, "2024-03-09", with_config(env, worse))
+    assert state == "success"  # the run succeeds: a clear state
+    reason = json.loads((results / "runs" / "2024-03-09T000000Z" / "release.json").read_text())["reason"]
+    assert re.match(r"quality gate: not published \(.*roc_auc not worse than published by 0\.02 \(DeLong "
+                    r"non-inferiority, p < alpha\): [01]\.\d+ >= 0\.0500.*\)$", reason), reason
     assert {n: (results / n).read_bytes() for n in before} == before
-    assert "new_state=skipped" in log  # save_results ends skipped, not failed
-    assert "starting task_id=upload_results " not in log  # and nothing is uploaded
+    assert tasks["save_results"][0] == "skipped"  # save_results ends skipped, not failed
+    assert tasks["upload_results"][0] == "skipped"  # and nothing is uploaded
     assert not (tmp_path / "uploads" / "2024-03-09T000000Z").exists()
     gate = json.loads((results / "runs" / "2024-03-09T000000Z" / "gate.json").read_text())
     assert gate["passed"] is False and gate["published_release"].startswith("2024-03-01T000000Z-")

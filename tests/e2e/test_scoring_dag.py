@@ -1,5 +1,6 @@
-"""The scoring DAG for real (``airflow dags test breast_cancer_scoring``), on a model the
-training DAG published: predictions byte-identical to ``etl.predict``, drift flagged and alerted
+"""The scoring DAG for real (``dag.test()`` in-process, as ``airflow dags test
+breast_cancer_scoring`` runs it; ``airflow dags test`` itself where a run is killed), on a model
+the training DAG published: predictions byte-identical to ``etl.predict``, drift flagged and alerted
 on a webhook receiver on 127.0.0.1, a bad file rejected beside good ones, idempotent after a
 kill."""
 
@@ -15,7 +16,7 @@ import pytest
 from etl.config import InboxPaths, ResultsPaths
 from etl.schema import FEATURE_COLUMNS
 from etl.score import batch_name
-from tests.conftest import AIRFLOW, DAG_ID, PROJECT_ROOT, SCORING_DAG_ID, run_command, with_config
+from tests.conftest import AIRFLOW, DAG_ID, PROJECT_ROOT, SCORING_DAG_ID, dag_test, run_command, with_config
 
 # A training run (module fixture) and up to three scoring runs per test: room for a busy machine.
 pytestmark = [pytest.mark.airflow_cli, pytest.mark.timeout(900)]
@@ -29,8 +30,8 @@ def published(airflow_db, tmp_path_factory, shipped_csv):
     shipped rows that model never saw (its test split), raw, as a CSV."""
     root = tmp_path_factory.mktemp("scoring")
     env = {**os.environ, "RESULTS_DIR": str(root / "results"), "UPLOAD_URI": str(root / "uploads")}
-    proc = run_command([AIRFLOW, "dags", "test", DAG_ID, "2024-06-01"], env=env, timeout=900)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    state, tasks = dag_test(DAG_ID, "2024-06-01", env)
+    assert state == "success", tasks
     test_ids = pd.read_parquet(root / "results" / "runs" / "2024-06-01T000000Z" / "test.parquet")["id"]
     raw = pd.read_csv(shipped_csv)
     unseen = root / "unseen.csv"
@@ -45,6 +46,7 @@ def _env(env, published, tmp_path):
 
 
 def _score(env, date):
+    """``airflow dags test`` of the scoring DAG, in a process of its own (one that is killed)."""
     proc = run_command([AIRFLOW, "dags", "test", SCORING_DAG_ID, date], env=env, timeout=900)
     return proc.returncode, proc.stdout + proc.stderr
 
@@ -63,10 +65,11 @@ def test_batches_are_scored_like_predict_drift_is_alerted_and_bad_files_rejected
     rows.assign(**{c: rows[c] * 1.5 for c in FEATURE_COLUMNS}).to_csv(inbox.root / "drifted.csv", index=False)
     rows.drop(columns=["area_worst"]).to_csv(inbox.root / "bad.csv", index=False)
 
-    code, log = _score(env, "2024-06-02")
-    assert code == 1, log[-3000:]  # the bad file's task failed; the others succeeded
-    assert "bad.csv: 1 required column(s) missing: 'area_worst'" in log
-    assert sorted(p.name for p in inbox.processed.iterdir()) == ["drifted.csv", "good.csv"], log[-6000:]
+    state, tasks = dag_test(SCORING_DAG_ID, "2024-06-02", env)
+    assert state == "failed", tasks  # the bad file's task failed; the others succeeded
+    scored = sorted(state for task, (state, _) in tasks.items() if task.startswith("score_batch["))
+    assert scored == ["failed", "success", "success"], tasks
+    assert sorted(p.name for p in inbox.processed.iterdir()) == ["drifted.csv", "good.csv"]
 
     layout = ResultsPaths(results)
     good = layout.batch(batch_name(inbox.processed / "good.csv"))
@@ -87,7 +90,7 @@ def test_batches_are_scored_like_predict_drift_is_alerted_and_bad_files_rejected
 
     assert sorted(p.name for p in inbox.processed.iterdir()) == ["drifted.csv", "good.csv"]
     assert (inbox.rejected / "bad.csv").exists()
-    assert "area_worst" in (inbox.rejected / "bad.csv.reason.txt").read_text()
+    assert "bad.csv: 1 required column(s) missing: 'area_worst'" in (inbox.rejected / "bad.csv.reason.txt").read_text()
     assert list(inbox.queued.iterdir()) == []
 
 
@@ -103,8 +106,8 @@ def test_a_killed_batch_is_scored_again_and_a_finished_one_never_twice(published
     assert code == -9, log[-3000:]  # killed while writing the predictions
     assert [p.name for p in inbox.queued.iterdir()] == ["b.csv"]  # still waiting
 
-    code, log = _score(env, "2024-06-04")
-    assert code == 0, log[-3000:]
+    state, tasks = dag_test(SCORING_DAG_ID, "2024-06-04", env)
+    assert state == "success", tasks
     batch = ResultsPaths(results).batch(batch_name(inbox.processed / "b.csv"))
     first = {p.name: p.read_bytes() for p in batch.root.iterdir()}
     reference = tmp_path / "by-hand"
@@ -113,7 +116,7 @@ def test_a_killed_batch_is_scored_again_and_a_finished_one_never_twice(published
     assert proc.returncode == 0 and first["predictions.csv"] == Path(reference).read_bytes()
 
     mtimes = {p.name: p.stat().st_mtime_ns for p in batch.root.iterdir()}
-    code, log = _score(env, "2024-06-05")  # nothing new: nothing scored again
-    assert code == 0, log[-3000:]
-    assert "0 file(s) to score" in log
+    state, tasks = dag_test(SCORING_DAG_ID, "2024-06-05", env)  # nothing new: nothing scored again
+    assert state == "success", tasks
+    assert not [t for t, (s, _) in tasks.items() if t.startswith("score_batch") and s == "success"], tasks
     assert {p.name: p.stat().st_mtime_ns for p in batch.root.iterdir()} == mtimes
