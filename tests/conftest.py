@@ -5,6 +5,7 @@ Nothing a test does touches the project's own ``airflow_home/``, ``results/`` or
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import subprocess
@@ -34,6 +35,9 @@ os.environ.update(
         "UPLOAD_URI": str(_SESSION_DIR / "uploads"),
         "SCORING_INBOX": str(_SESSION_DIR / "incoming"),
         "PIPELINE_CONFIG": str(PROJECT_ROOT / "tests" / "fast.toml"),
+        # One Fernet key for the session's Airflow processes and the in-process runs
+        # (``dag_test``): both read the trigger kwargs the other encrypted in the database.
+        "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
     }
 )
 # One thread per numerical library in every test process and the Airflow processes they start
