@@ -210,7 +210,8 @@ from airflow.dag_processing.dagbag import DagBag
 dag = DagBag(dag_folder=sys.argv[1]).dags[sys.argv[2]]
 print(json.dumps({"tasks": [{"task_id": t.task_id, "upstream": sorted(t.upstream_task_ids),
                              "op_kwargs": (list(t.expand_input.value["op_kwargs"])
-                                           if getattr(t, "expand_input", None) is not None else None)}
+                                           if getattr(t, "expand_input", None) is not None else None),
+                             "map_index_template": getattr(t, "map_index_template", None)}
                             for t in dag.tasks]}))
 """
 

@@ -24,8 +24,8 @@ from etl.schema import FEATURE_COLUMNS
 
 #: Quantile levels kept per feature (0 %, 1 %, ..., 100 %).
 LEVELS = np.linspace(0.0, 1.0, 101)
-METHOD = ("one-sample Kolmogorov-Smirnov test per feature against the training split's quantiles; "
-          "Benjamini-Hochberg correction over the features")
+METHOD = ("one-sample Kolmogorov-Smirnov test per feature against the training split's quantiles (exact "
+          "p-values up to 10,000 rows, asymptotic above); Benjamini-Hochberg correction over the features")
 
 
 def feature_reference(rows: pd.DataFrame) -> dict[str, dict[str, Any]]:
@@ -41,6 +41,17 @@ def feature_reference(rows: pd.DataFrame) -> dict[str, dict[str, Any]]:
             "rows": len(values),
         }
     return reference
+
+
+#: Above this many rows the KS p-value comes from the limiting (Kolmogorov) distribution: the
+#: exact one costs about 0.1 s a feature at 200k rows (3.6 s for the 30), and at such sizes the two
+#: agree to well within what the false discovery rate can tell apart (the statistic is the same).
+EXACT_UP_TO = 10_000
+
+
+def _pvalue_method(rows: int) -> str:
+    """``scipy.stats.ks_1samp``'s p-value method for a batch of ``rows`` rows."""
+    return "exact" if rows <= EXACT_UP_TO else "asymp"
 
 
 def _cdf(quantiles: list[float]):
@@ -80,7 +91,7 @@ def drift_report(
     for column in FEATURE_COLUMNS:
         ref = reference[column]
         values = rows[column].dropna().to_numpy(dtype=float)
-        test = stats.ks_1samp(values, _cdf(ref["quantiles"]))
+        test = stats.ks_1samp(values, _cdf(ref["quantiles"]), method=_pvalue_method(len(values)))
         features.append({
             "feature": column,
             "statistic": float(test.statistic),

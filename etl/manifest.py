@@ -62,7 +62,7 @@ def build_manifest(
     profile = storage.read_json(run.profile)
     split = storage.read_json(run.preprocessing)
     training = storage.read_json(run.training)
-    train_ids = storage.read_frame(run.train)["id"].astype(str).tolist()
+    train_ids = storage.read_frame(run.train, columns=["id"])["id"].astype(str).tolist()
     data = storage.read_frame(run.data)
     train_rows = data[data["id"].astype(str).isin(set(train_ids))]
     return {

@@ -186,14 +186,15 @@ def write_frame(df: pd.DataFrame, target: Location) -> Target:
     return location(target)
 
 
-def read_frame(source: Location, producer: str | None = None) -> pd.DataFrame:
-    """Read a table written by ``write_frame`` (Parquet or CSV, by its name)."""
+def read_frame(source: Location, producer: str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a table written by ``write_frame`` (Parquet or CSV, by its name); ``columns``: only
+    these (a Parquet file reads no others)."""
     import pandas as pd
 
     with open_read(source, producer) as fh:
         if location(source).name.endswith(".parquet"):
-            return pd.read_parquet(fh, engine="pyarrow")
-        return pd.read_csv(fh)
+            return pd.read_parquet(fh, engine="pyarrow", columns=columns)
+        return pd.read_csv(fh, usecols=columns)
 
 
 def checksum_file(target: Location) -> Target:

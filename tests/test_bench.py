@@ -87,5 +87,6 @@ def test_the_noop_dag_has_the_pipelines_shape(bench, tmp_path, monkeypatch):
         assert (getattr(twin, "expand_input", None) is None) == (mapped is None), task.task_id
         if mapped is not None:
             assert list(twin.expand_input.value["op_kwargs"]) == list(mapped.value["op_kwargs"])
+            assert twin.map_index_template == task.map_index_template
     assert bench.instances(shape) == len(_instances()) == len(json.loads(shape.read_text())["tasks"]) + sum(
         len(t["op_kwargs"]) - 1 for t in json.loads(shape.read_text())["tasks"] if t["op_kwargs"] is not None)

@@ -2,7 +2,8 @@
 
 The shape is the pipeline DAG's own, as ``bench/run.py`` reads it from ``dags/pipeline_dag.py``
 with the benchmark's settings (``pipeline_shape``) into the JSON file ``$NOOP_SHAPE``: the same
-task ids, the same dependencies, the same mapped tasks over the same map indexes. So it follows
+task ids, the same dependencies, the same mapped tasks over the same map indexes (named in the UI
+by the same templates). So it follows
 the pipeline when a task or a candidate is added.
 """
 
@@ -23,8 +24,9 @@ with DAG("bench_noop", schedule=None, start_date=datetime(2020, 1, 1, tzinfo=tim
     made = {}
     for task in shape["tasks"]:
         if task["op_kwargs"] is not None:  # a mapped task: the pipeline's instances
-            made[task["task_id"]] = PythonOperator.partial(task_id=task["task_id"], python_callable=noop).expand(
-                op_kwargs=task["op_kwargs"])
+            made[task["task_id"]] = PythonOperator.partial(
+                task_id=task["task_id"], python_callable=noop, map_index_template=task.get("map_index_template"),
+            ).expand(op_kwargs=task["op_kwargs"])
         else:
             made[task["task_id"]] = PythonOperator(task_id=task["task_id"], python_callable=noop)
     for task in shape["tasks"]:
