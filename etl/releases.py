@@ -250,7 +250,7 @@ def current_release(results_dir: Location) -> Target:
         return layout.release(record["release"]).root
     pointer = layout.current
     if not pointer.is_symlink():
-        raise MissingInputError(pointer, "save_results")
+        raise MissingInputError(pointer)  # (the catalog names its producer)
     return pointer.parent / os.readlink(pointer)
 
 

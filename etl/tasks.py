@@ -173,8 +173,9 @@ def _task(task: str) -> Callable[..., Outputs]:
     def callable_(**context: Any) -> Outputs:
         settings = _settings(context)
         folder = _run_folder(context, settings)
-        if task != "ensure_results_dir" and is_local(folder.root) and not folder.root.is_dir():
-            raise MissingInputError(folder.root, "ensure_results_dir")  # (object stores: no folders)
+        first = catalog.TASKS[0]  # makes the run folder
+        if task != first and is_local(folder.root) and not folder.root.is_dir():
+            raise MissingInputError(folder.root, first)  # (object stores: no folders)
         run = Run(settings.with_run_params(context["params"]), folder, _from_xcom(context), _run_info(context))
         mapped = {k: context[k] for k in ("candidate", "fold") if k in context}
         try:
