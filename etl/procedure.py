@@ -206,9 +206,18 @@ def allowed_misses(malignant: int, target_sensitivity: float, rule: str, confide
         k = math.floor(alpha * (n + 1) - 1 + 1e-9)
         return k if k >= 0 else None
     if rule == "exact_bound":
-        k = next((n - caught for caught in range(n + 1)
-                  if lower_bound(caught, n, confidence) >= target_sensitivity - 1e-12), None)
-        return k
+        # The fewest caught whose exact lower bound reaches the target: the bound grows with the
+        # count caught, so a bisection finds it (17 bounds at 64k malignant rows, not 60k).
+        def reaches(caught: int) -> bool:
+            return lower_bound(caught, n, confidence) >= target_sensitivity - 1e-12
+
+        if not reaches(n):
+            return None
+        low, high = 0, n
+        while low < high:
+            mid = (low + high) // 2
+            low, high = (low, mid) if reaches(mid) else (mid + 1, high)
+        return n - low
     if rule == "none":
         return math.floor(alpha * n + 1e-9)
     raise ParameterError(f"threshold rule {rule!r} is not one of {', '.join(RULES)}")

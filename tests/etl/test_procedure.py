@@ -136,3 +136,18 @@ def test_the_pooled_counts_add_up_the_folds_with_intervals_at_the_patients_count
     assert twice["confusion_matrix"]["tp"] == 80 and twice["sensitivity"] == one["sensitivity"]
     assert twice["sensitivity_ci95"] == pytest.approx(one["sensitivity_ci95"])  # not narrowed
     assert pooled_counts([fold, fold])["sensitivity_ci95"][0] > one["sensitivity_ci95"][0]
+
+
+def test_the_exact_bound_rule_finds_the_same_count_as_a_scan_of_every_count():
+    """``allowed_misses`` bisects over the count caught (the exact lower bound grows with it):
+    the same answer as trying every count from none up, for any size, target and confidence."""
+    from etl.procedure import allowed_misses
+    from etl.stats import lower_bound
+
+    def scan(n, target, confidence):
+        return next((n - k for k in range(n + 1) if lower_bound(k, n, confidence) >= target - 1e-12), None)
+
+    for n in [*range(1, 120), 170, 424, 2120]:
+        for target in (0.5, 0.9, 0.97, 0.99):
+            for confidence in (0.0, 0.7, 0.95):
+                assert allowed_misses(n, target, "exact_bound", confidence) == scan(n, target, confidence), (n, target)
