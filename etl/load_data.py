@@ -1,14 +1,7 @@
 """Load the input CSV, check it against the data contract and profile it.
 
-Accepted: the widely shared CSV (header, ``id``, ``diagnosis``, 30 features, with or without a
-trailing comma on every line), UCI's original ``wdbc.data`` (no header, columns in the
-documented order), UTF-8 with or without BOM, LF or CRLF line ends, columns in any order, extra
-columns (ignored and logged), and a few missing feature values (imputed later, in
-``preprocess_data``, with statistics of the training split).
-
-Refused, with one line naming the file, what is wrong and where: anything else (see
-``DataValidationError`` messages below and the README's "Input data" section). Exact duplicate
-rows are dropped with a warning; two different rows with the same id are refused.
+What is accepted and what is refused, each in one line naming the file, is ``etl.contract``'s
+(the README's "Input data" section); this step applies it to the run's input.
 
 Writes the validated table (exactly ``id``, ``diagnosis``, the 30 features) and a data profile.
 """
