@@ -10,9 +10,9 @@ one mapped `nested_cv` task per outer fold runs that whole procedure on the rest
 and scores it on the fold: the **expected performance on unseen patients**. The winner is
 evaluated on a held-out split, judged by the quality gate (`quality_gate`: floors, and the
 published model compared on rows neither trained on), reported in `report.html` and, if the
-gate passed, published:
-`metrics.json`, `model.pkl`, `scaler.pkl` and their `manifest.json` to the `results/` folder,
-all four at once or not at all.
+gate passed (and, with `[release] approval = "required"`, a person approved it in
+`approve_release`), published: `metrics.json`, `model.pkl`, `scaler.pkl`, the model card
+`model_card.md` and their `manifest.json` to the `results/` folder, all at once or not at all.
 
 Each task runs one module of the `etl` package and hands the next task **file paths**, never
 data. A run works in its own folder, `results/runs/<run key>/`.
@@ -110,7 +110,7 @@ with DAG(
 
     load, evaluate = step(tasks.load_data), step(tasks.evaluate_model)
     load >> nested >> evaluate
-    steps = [
+    path = [
         step(tasks.ensure_results_dir),
         load,
         step(tasks.preprocess_data),
@@ -124,4 +124,8 @@ with DAG(
         step(tasks.upload_results,
              on_success_callback=alerts.on_run_success if settings.alerts.on_success else None),
     ]
-    chain(*steps)
+    if settings.release.required:  # [release] approval: a person signs the release off first
+        from etl.approval import ReleaseApproval
+
+        path.insert(-2, ReleaseApproval(settings=settings))
+    chain(*path)

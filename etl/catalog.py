@@ -24,6 +24,13 @@ TASKS: tuple[str, ...] = (
     "ensure_results_dir", "load_data", "preprocess_data", "train_model", "select_model", "nested_cv",
     "evaluate_model", "quality_gate", "make_report", "save_results", "upload_results",
 )
+#: The sign-off task: in the DAG between ``make_report`` and ``save_results`` only with
+#: ``[release] approval = "required"``; an Airflow human-in-the-loop operator (``etl.approval``),
+#: not an etl step, so not in ``TASKS``.
+APPROVAL_TASK = "approve_release"
+#: Every task a training DAG can have, in order: ``TASKS`` with the sign-off before ``save_results``.
+ALL_TASKS: tuple[str, ...] = (*TASKS[:TASKS.index("save_results")], APPROVAL_TASK,
+                              *TASKS[TASKS.index("save_results"):])
 #: Who writes the failure records: every task's ``on_failure_callback`` (``etl.tasks.record_failure``).
 ON_FAILURE = "on_failure_callback"
 
@@ -41,6 +48,7 @@ class File:
         producer: the task that writes it.
         readers: the tasks that read it.
         about: what it holds.
+        optional: written only in some runs (its readers get None without it).
     """
 
     name: str
@@ -48,6 +56,7 @@ class File:
     producer: str
     readers: tuple[str, ...]
     about: str
+    optional: bool = False
 
     @property
     def mapped(self) -> bool:
@@ -88,14 +97,19 @@ FILES: tuple[File, ...] = (
          "the winner, its parameters, its operating point and every candidate's scores"),
     File("outer_fold", "nested/fold-{fold}.json", "nested_cv", ("evaluate_model",),
          "one outer fold of the nested cross-validation: the whole procedure scored on unseen rows"),
-    File("metrics", "metrics.json", "evaluate_model", ("quality_gate", "make_report", "save_results"),
+    File("metrics", "metrics.json", "evaluate_model",
+         ("quality_gate", "make_report", APPROVAL_TASK, "save_results"),
          "the test split's metrics, the expected performance, the guarantee (published)"),
     File("predictions", "predictions.csv", "evaluate_model", ("quality_gate", "make_report"),
          "the test split's predictions, one row per test row"),
-    File("gate", "gate.json", "quality_gate", ("make_report", "save_results"),
+    File("gate", "gate.json", "quality_gate", ("make_report", APPROVAL_TASK, "save_results"),
          "the quality gate's decision: every check, what was compared, on which rows"),
     File("report", "report.html", "make_report", (),
          "the run's self-contained HTML report (the UI's Report tab)"),
+    File("model_card", "model_card.md", "make_report", (),
+         "the model card, from the run's records, before the decision (the release's has the sign-off)"),
+    File("signoff", "signoff.json", APPROVAL_TASK, ("save_results",),
+         "who approved or rejected the release, when, and why ([release] approval = required)", optional=True),
     File("release_record", "release.json", "save_results", ("upload_results",),
          "what save_results did: the release it published, or why it published none"),
     File("failure", "failures/{task}.json", ON_FAILURE, (),

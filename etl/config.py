@@ -20,7 +20,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
@@ -85,6 +85,30 @@ def _location(value: Any) -> str:
 def _addresses(value: Any) -> tuple[str, ...]:
     """A comma-separated list of addresses, as a tuple (empty: none)."""
     return tuple(a.strip() for a in str(value).split(",") if a.strip())
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: Any) -> timedelta:
+    """A duration written as a number and a unit: ``"90s"``, ``"30m"``, ``"72h"``, ``"7d"``."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", str(value))
+    if not match or float(match[1]) <= 0:
+        raise ParameterError(f"a duration must be a positive number and a unit (s, m, h, d), like 72h; got {value!r}")
+    return timedelta(seconds=float(match[1]) * _DURATION_UNITS[match[2]])
+
+
+def _approval(value: Any) -> str:
+    """``[release] approval``: auto or required."""
+    if value not in ("auto", "required"):
+        raise ParameterError(f"[release] approval must be \"auto\" or \"required\", got {value!r}")
+    return str(value)
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """A list of user names (a TOML list, or one comma-separated string)."""
+    items = value if isinstance(value, list) else str(value).split(",")
+    return tuple(str(v).strip() for v in items if str(v).strip())
 
 
 def _upload_uri(value: Any) -> str:
@@ -246,13 +270,27 @@ class AlertsSettings:
     on_success: bool
 
 
+@dataclass(frozen=True)
+class ReleaseSettings:
+    """``[release]``: who signs a release off before it is published (``etl.approval``)."""
+
+    approval: str = _setting(_approval)  # "auto": the quality gate decides alone; "required": a person too
+    approvers: tuple[str, ...] = _setting(_names)  # the Airflow users who may answer
+    approval_timeout: timedelta = _setting(_duration)  # noqa: RUF009  (no answer by then: nothing published)
+
+    @property
+    def required(self) -> bool:
+        """Whether a person must approve each release (the DAG then has ``approve_release``)."""
+        return self.approval == "required"
+
+
 #: The config file's sections, each a dataclass of its keys (``[candidates]`` is free-form).
 SECTIONS: dict[str, type] = {
     "paths": PathsSettings, "validation": ValidationSettings, "split": SplitSettings,
     "model": ModelSettings, "selection": SelectionSettings, "nested_cv": NestedCVSettings,
     "evaluation": EvaluationSettings, "gate": GateSettings, "retention": RetentionSettings,
     "airflow": AirflowSettings, "upload": UploadSettings, "scoring": ScoringSettings,
-    "alerts": AlertsSettings,
+    "alerts": AlertsSettings, "release": ReleaseSettings,
 }
 
 
@@ -276,6 +314,7 @@ class Settings:
     upload: UploadSettings
     scoring: ScoringSettings
     alerts: AlertsSettings
+    release: ReleaseSettings
 
     @functools.cached_property
     def results_dir(self) -> StoragePath:
@@ -476,7 +515,11 @@ PUBLISHED_ARTIFACTS: tuple[str, ...] = ("metrics.json", "model.pkl", "scaler.pkl
 #: The record of a published release (hashes, data, parameters, versions, run).
 MANIFEST = "manifest.json"
 #: Files a release holds.
-RELEASE_FILES: tuple[str, ...] = (*PUBLISHED_ARTIFACTS, MANIFEST)
+#: The release's documents: written for it at publication (with its name and sign-off), listed
+#: in its manifest with their SHA-256, not part of its content hash.
+MODEL_CARD = "model_card.md"
+RELEASE_DOCUMENTS: tuple[str, ...] = (MODEL_CARD,)
+RELEASE_FILES: tuple[str, ...] = (*PUBLISHED_ARTIFACTS, *RELEASE_DOCUMENTS, MANIFEST)
 
 
 @dataclass(frozen=True)
@@ -511,6 +554,11 @@ class ReleasePaths:
     def manifest(self) -> StoragePath:
         """SHA-256 and size of each artifact, data, parameters, versions, run."""
         return self.root / MANIFEST
+
+    @property
+    def model_card(self) -> StoragePath:
+        """The release's model card, with its sign-off (``etl.model_card``)."""
+        return self.root / MODEL_CARD
 
     def file(self, name: str) -> StoragePath:
         """One of ``RELEASE_FILES`` by name."""

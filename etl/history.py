@@ -81,7 +81,13 @@ def expected(metrics: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _state(metrics: Any, release: Any, failures: list[dict[str, Any]]) -> tuple[str, str]:
+def signer(signoff: Any) -> str:
+    """Who answered a sign-off request (``etl.model_card``'s record), or ``?``."""
+    by = (signoff or {}).get("by") or {}
+    return str(by.get("name") or by.get("id") or "?")
+
+
+def _state(metrics: Any, release: Any, failures: list[dict[str, Any]], signoff: Any = None) -> tuple[str, str]:
     """A run's state and its one-line reason."""
     if failures:
         first = failures[0]
@@ -90,6 +96,13 @@ def _state(metrics: Any, release: Any, failures: list[dict[str, Any]]) -> tuple[
         if release.get("published"):
             return "published", f"published as {release['release']}"
         return "refused", release.get("reason", "refused by the quality gate")
+    decision = (signoff or {}).get("decision")
+    if decision == "rejected":
+        comment = f": {signoff['comment']}" if signoff.get("comment") else " (no comment)"
+        return "rejected", f"rejected by {signer(signoff)} at {signoff.get('at')}{comment}; nothing published"
+    if decision == "pending":
+        return "awaiting sign-off", ("awaiting sign-off by " + (", ".join(signoff.get("approvers") or []) or "anyone")
+                                     + f" (asked at {signoff.get('asked_at')})")
     if metrics is not None:
         return "evaluated", "evaluated; not saved yet (running, or stopped before save_results)"
     return "running", "no results yet (running, or stopped early)"
@@ -105,7 +118,8 @@ def run_summary(layout: ResultsPaths, key: str) -> dict[str, Any]:
     release = _read(run.release_record)
     failures = [f for f in (_read(p) for p in storage.list_files(run.failures, ".json")) if f]
     failures.sort(key=lambda f: f.get("at") or "")
-    state, reason = _state(metrics, release, failures)
+    signoff = _read(run.signoff)
+    state, reason = _state(metrics, release, failures, signoff)
     decision = None
     if gate is not None:
         decision = {
@@ -130,7 +144,9 @@ def run_summary(layout: ResultsPaths, key: str) -> dict[str, Any]:
         "expected": expected(metrics),
         "gate": decision,
         "failures": failures,
+        "signoff": signoff,
         "has_report": storage.exists(run.report),
+        "has_card": storage.exists(run.model_card),
     }
 
 
@@ -172,6 +188,8 @@ def release_summary(layout: ResultsPaths, name: str, current: str | None) -> dic
         "expected": expected(metrics),
         "promise": guarantee_line(metrics),
         "expected_line": expected_line((metrics or {}).get("expected_performance")),
+        "signoff": manifest.get("signoff"),  # None: a release from before the sign-off was recorded
+        "has_card": "model_card.md" in (manifest.get("documents") or {}),
     }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from etl import catalog
 from etl.config import RunPaths
+from etl.errors import MissingInputError
 from etl.storage import Target, location, require
 
 #: The path a producer handed on for a file (``catalog.File``, its fields), or None.
@@ -60,12 +61,18 @@ def input_path(task: str, name: str, folder: RunPaths, resolve: Resolver = no_xc
 
 
 def resolve_inputs(task: str, folder: RunPaths, outer_folds: int, resolve: Resolver = no_xcom) -> StepInputs:
-    """Every file ``task`` reads (``input_path``), the ``outer_folds`` nested folds as a list;
-    the candidates' files are read through ``input_path`` by the task itself."""
+    """Every file ``task`` reads (``input_path``), the ``outer_folds`` nested folds as a list,
+    None for an optional file the run has not written; the candidates' files are read through
+    ``input_path`` by the task itself."""
     files: dict[str, Any] = {}
     for entry in catalog.inputs(task):
         if entry.name == "outer_fold":
             files[entry.name] = [input_path(task, entry.name, folder, resolve, fold=i) for i in range(outer_folds)]
+        elif entry.optional:
+            try:
+                files[entry.name] = input_path(task, entry.name, folder, resolve)
+            except MissingInputError:
+                files[entry.name] = None
         elif not entry.mapped:
             files[entry.name] = input_path(task, entry.name, folder, resolve)
     return StepInputs(task, folder.root.name, files)

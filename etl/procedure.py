@@ -418,6 +418,9 @@ def run_outer_fold(data: pd.DataFrame, index: int, candidates: Mapping[str, Mapp
         "cross_validation": {n: summarize(cv.scores) for n, cv in cvs.items()},
         "threshold": choice["threshold"],
         "scores": scores,
+        # every held-out row's probability: the decision curve and calibration of the procedure
+        "predictions": {"id": data.iloc[held_out][ID_COLUMN].astype(str).tolist(),
+                        "malignant": y_test.astype(int).tolist(), "probability": p.tolist()},
     }
 
 
@@ -472,4 +475,20 @@ def summarize_folds(folds: Iterable[Mapping[str, Any]], target_sensitivity: floa
         "candidates_chosen": chosen,
         "thresholds": [f["threshold"]["threshold"] for f in folds],
         "scores": summary,
+        **out_of_sample(folds, len(repeats)),
     }
+
+
+def out_of_sample(folds: Iterable[Mapping[str, Any]], repeats: int = 1) -> dict[str, Any]:
+    """What the outer folds' held-out probabilities say beyond the confusion matrix: the
+    calibration table and the decision curve (``etl.stats``), pooled over every row scored; empty
+    for fold records without their predictions."""
+    from etl.stats import calibration_table, net_benefit
+
+    folds = [f for f in folds if "predictions" in f]
+    if not folds:
+        return {}
+    y = np.concatenate([f["predictions"]["malignant"] for f in folds]).astype(int)
+    p = np.concatenate([f["predictions"]["probability"] for f in folds]).astype(float)
+    return {"calibration": {"brier": float(np.mean((p - y) ** 2)), "bands": calibration_table(y, p, repeats=repeats)},
+            "decision_curve": net_benefit(y, p)}

@@ -53,6 +53,7 @@ from etl.config import (
     CLI_RUN_KEY,
     MANIFEST,
     PUBLISHED_ARTIFACTS,
+    RELEASE_DOCUMENTS,
     RELEASE_FILES,
     ReleasePaths,
     ResultsPaths,
@@ -128,6 +129,8 @@ def release_is_intact(release_dir: Target) -> bool:
         manifest = storage.read_json(release.manifest)
         for name in PUBLISHED_ARTIFACTS:
             storage.verify(release.file(name), manifest["artifacts"][name]["sha256"], MANIFEST)
+        for name, described in (manifest.get("documents") or {}).items():
+            storage.verify(release.file(name), described["sha256"], MANIFEST)
     except (IntegrityError, MissingInputError, KeyError, ValueError):
         return False
     return True
@@ -147,6 +150,7 @@ def publish(
     run: StepInputs,
     results_dir: Location,
     run_info: Mapping[str, Any] | None = None,
+    signoff: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
     """Publish the evaluated run to ``results_dir``, all or nothing.
 
@@ -155,6 +159,10 @@ def publish(
             records.
         results_dir: the results folder.
         run_info: what identifies the run (DAG id, run id, logical date, start time).
+        signoff: who signed the release off (``etl.model_card``; default: the quality gate
+            alone, ``[release] approval = "auto"``), in the manifest and the model card. The
+            card (``RELEASE_DOCUMENTS``) is written for the release, with its name; the manifest
+            lists it with its SHA-256; it is not part of the release's content hash.
 
     Returns:
         ``release`` (the release folder), ``manifest`` and each published file's path.
@@ -164,23 +172,34 @@ def publish(
     artifacts = {name: storage.describe(path) for name, path in sources.items()}
     content = hashlib.sha256(json.dumps(artifacts, sort_keys=True).encode()).hexdigest()[:12]
     release = f"{run.run_key}-{content}"
+    from etl import model_card  # (the card reads the run's records; light)
+
+    signoff = dict(signoff) if signoff is not None else dict(model_card.AUTO)
+    facts = model_card.facts_of(run, run_info or {"run_id": CLI_RUN_KEY})
+    docs = {model_card.CARD: model_card.render(facts, signoff, release).encode("utf-8")}
 
     def manifest() -> dict[str, Any]:
         # The manifest builder reads the training rows (pandas): imported by publishing only, so
         # the readers of releases (the UI plugin, the summary) stay light.
         from etl.manifest import build_manifest
 
-        return build_manifest(run, artifacts, release, run_info or {"run_id": CLI_RUN_KEY})
+        record = build_manifest(run, artifacts, release, run_info or {"run_id": CLI_RUN_KEY})
+        record["documents"] = {name: {"sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}
+                               for name, body in docs.items()}
+        record["signoff"] = signoff
+        return record
 
     store_and_switch = _publish_locally if storage.is_local(results_dir) else _publish_to_object_store
-    release_dir = store_and_switch(results_dir, release, sources, manifest)
-    logger.info("published release %s to %s: %s", release, storage.uri(results_dir), ", ".join(RELEASE_FILES))
+    release_dir = store_and_switch(results_dir, release, sources, manifest, docs)
+    names = [name for name in RELEASE_FILES if name not in RELEASE_DOCUMENTS or name in docs]
+    logger.info("published release %s to %s: %s", release, storage.uri(results_dir), ", ".join(names))
     layout = ResultsPaths(results_dir)
-    return {"release": str(release_dir), **{name: str(layout.top(name)) for name in RELEASE_FILES}}
+    return {"release": str(release_dir), **{name: str(layout.top(name)) for name in names}}
 
 
 def _publish_locally(
     results_dir: Path, release: str, sources: Mapping[str, Target], manifest: Callable[[], dict[str, Any]],
+    documents: Mapping[str, bytes],
 ) -> Path:
     """``publish`` on a local folder: the release staged and renamed into place, then the
     ``current`` link switched in one rename. Returns the release folder."""
@@ -198,6 +217,8 @@ def _publish_locally(
         try:
             for name, path in sources.items():
                 storage.copy_file(path, staging / name)
+            for name, body in documents.items():
+                storage.write_bytes(body, staging / name)
             storage.write_json(manifest(), staging / MANIFEST)
             try:
                 os.rename(staging, release_dir)
@@ -212,6 +233,8 @@ def _publish_locally(
     # (Relative links, so the results folder can be moved or mounted elsewhere.)
     current = layout.current.name
     for name in RELEASE_FILES:
+        if name in RELEASE_DOCUMENTS and name not in documents:
+            continue
         link = layout.top(name)
         if not (link.is_symlink() and os.readlink(link) == f"{current}/{name}"):
             _symlink(f"{current}/{name}", link)
@@ -221,6 +244,7 @@ def _publish_locally(
 
 def _publish_to_object_store(
     results_dir: Target, release: str, sources: Mapping[str, Target], manifest: Callable[[], dict[str, Any]],
+    documents: Mapping[str, bytes],
 ) -> Target:
     """``publish`` on an object store: the release's objects, its manifest last, then the one
     write of ``current.json`` that switches; then the top-level copies. Returns the release
@@ -232,9 +256,13 @@ def _publish_to_object_store(
     else:  # new, or left incomplete by an interrupted publish: (re)write it, manifest last
         for name, path in sources.items():
             storage.copy_file(path, release_dir / name)
+        for name, body in documents.items():
+            storage.write_bytes(body, release_dir / name)
         storage.write_json(manifest(), release_dir / MANIFEST)
     storage.write_json({"release": release}, layout.current_object)
     for name in RELEASE_FILES:
+        if name in RELEASE_DOCUMENTS and name not in documents:
+            continue
         storage.copy_file(release_dir / name, layout.top(name))
     return release_dir
 
@@ -281,6 +309,8 @@ def verified_files(release_dir: Location) -> dict[str, Target]:
     files = {}
     for name in PUBLISHED_ARTIFACTS:
         expected = manifest["artifacts"][name]
+        files[name] = storage.verify(release.file(name), expected["sha256"], str(manifest_path))
+    for name, expected in (manifest.get("documents") or {}).items():  # releases before the model card: none
         files[name] = storage.verify(release.file(name), expected["sha256"], str(manifest_path))
     files[MANIFEST] = manifest_path
     return files

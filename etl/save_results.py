@@ -23,6 +23,17 @@ from etl.storage import Location
 logger = logging.getLogger(__name__)
 
 
+def approval_refusal(signoff: Mapping[str, Any] | None) -> str | None:
+    """Why a release that needs a person's approval may not be published, or None when
+    ``signoff`` (``signoff.json``, ``etl.approval``) approves it."""
+    if signoff is None:
+        return ('[release] approval = "required" and nobody has approved this run (approve_release '
+                "records the answer)")
+    if signoff.get("decision") != "approved":
+        return f"not approved: the sign-off says {signoff.get('decision')!r}"
+    return None
+
+
 def save_results(
     inputs: StepInputs,
     record_path: Location,
@@ -30,9 +41,12 @@ def save_results(
     run_info: Mapping[str, Any],
     keep_runs: int,
     prune_min_age: timedelta,
+    approval_required: bool,
 ) -> dict[str, Any]:
-    """Publish the run if its quality gate decision (``inputs.gate``) allows it, then prune old
-    runs and releases; record what was done at ``record_path`` (``release.json``).
+    """Publish the run if its quality gate decision (``inputs.gate``) allows it and, with
+    ``approval_required``, a person approved it (``inputs.signoff``); then prune old runs and
+    releases; record what was done at ``record_path`` (``release.json``). The release gets its
+    model card, with the sign-off (``etl.model_card``).
 
     The decision is the ``quality_gate`` step's, made once: when it refused the model, or when
     it compared with a release that another run has replaced since, nothing is published, and
@@ -41,13 +55,18 @@ def save_results(
     Returns:
         what ``publish`` returns, or ``{"published": False, "reason": ...}``.
     """
+    from etl import model_card
+
     verdict = storage.read_json(inputs.gate)
+    signoff = storage.read_json(inputs.signoff) if inputs.signoff is not None else None
     reason = publishable(verdict, inputs.run_key, results_dir)
+    if reason is None and approval_required:
+        reason = approval_refusal(signoff)
     if reason is not None:
         logger.warning("%s; the published model stays %s", reason, verdict["published_release"])
         storage.write_json({"published": False, "reason": reason}, record_path)
         return {"published": False, "reason": reason}
-    published = publish(inputs, results_dir, run_info)
+    published = publish(inputs, results_dir, run_info, signoff if approval_required else model_card.AUTO)
     storage.write_json({"release": storage.location(published["release"]).name, "published": True}, record_path)
     prune(results_dir, keep_runs, prune_min_age,
           protect=(inputs.run_key, storage.location(published["release"]).name))
@@ -68,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         ensure_results_dir(a.results_dir)
         return save_results(inputs.of_folder("save_results", a.run_dir), RunPaths(a.run_dir).release_record,
                             a.results_dir, {"run_id": CLI_RUN_KEY}, a.keep_runs,
-                            timedelta(hours=settings.retention.prune_min_age_hours))
+                            timedelta(hours=settings.retention.prune_min_age_hours), settings.release.required)
 
     return cli.run(p, action, argv)
 

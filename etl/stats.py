@@ -9,10 +9,15 @@
   same rows, by more than a margin (exact test on the rows where they disagree).
 - ``delong``: DeLong's paired test of two ROC AUCs on the same rows (with a margin:
   non-inferiority).
+- ``calibration_table``: predicted risk bands against the observed share of malignant tumours
+  in each, with exact intervals (the model card; the monitoring of confirmed outcomes).
+- ``net_benefit``: the decision curve (Vickers & Elkin, 2006): the model's net benefit at each
+  threshold probability against treating everyone and treating no one.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -97,3 +102,52 @@ def delong(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, margin: float = 0.0)
         p_value = float(stats.norm.cdf(diff / se)) if se > 0 else (1.0 if diff >= 0 else 0.0)
     return {"auc_a": float(aucs[0]), "auc_b": float(aucs[1]), "difference": diff, "se": se,
             "p_value": p_value}
+
+
+#: The predicted-risk bands of a calibration table (upper edges; the last band ends at 1).
+RISK_BANDS: tuple[float, ...] = (0.0, 0.05, 0.2, 0.5, 0.8, 0.95, 1.0)
+#: The threshold probabilities of a decision curve: where a biopsy is worth it, from "at almost
+#: any risk" to "only at even odds".
+DECISION_THRESHOLDS: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
+
+
+def calibration_table(y: np.ndarray, p: np.ndarray, bands: tuple[float, ...] = RISK_BANDS,
+                      repeats: int = 1) -> list[dict[str, Any]]:
+    """Predicted risk against what happened: for each band of predicted probability, the cases
+    in it, their mean predicted risk and the observed share of malignant tumours with its exact
+    95 % interval (bands with no case are left out).
+
+    With ``repeats`` > 1 the rows score every patient ``repeats`` times (nested CV's repeated
+    outer folds): the interval is taken at the number of patients, as in
+    ``etl.procedure.pooled_counts``.
+    """
+    y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
+    rows = []
+    for lo, hi in itertools.pairwise(bands):
+        inside = (p >= lo) & ((p < hi) if hi < bands[-1] else (p <= hi))
+        n = int(inside.sum())
+        if not n:
+            continue
+        k = int(y[inside].sum())
+        rows.append({"band": [lo, hi], "cases": n, "malignant": k, "mean_predicted": float(p[inside].mean()),
+                     "observed": k / n, "observed_ci95": list(clopper_pearson(k / repeats, n / repeats))})
+    return rows
+
+
+def net_benefit(y: np.ndarray, p: np.ndarray, thresholds: tuple[float, ...] = DECISION_THRESHOLDS
+                ) -> list[dict[str, float]]:
+    """The decision curve: at each threshold probability ``t`` (the risk at which a person would
+    choose a biopsy), treating those with predicted risk >= ``t`` gains
+    ``TP/n - FP/n * t / (1 - t)`` (net true positives per patient, a false positive weighed by
+    the odds of ``t``). Beside it, treating everyone (``prevalence - (1 - prevalence) t/(1-t)``)
+    and treating no one (0). A model is useful at ``t`` where it beats both."""
+    y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
+    n, prevalence = len(y), float(y.mean()) if len(y) else 0.0
+    curve = []
+    for t in thresholds:
+        odds = t / (1 - t)
+        treated = p >= t
+        tp, fp = int(np.sum(treated & (y == 1))), int(np.sum(treated & (y == 0)))
+        curve.append({"threshold": t, "model": (tp - fp * odds) / n if n else 0.0,
+                      "treat_all": prevalence - (1 - prevalence) * odds, "treat_none": 0.0})
+    return curve

@@ -156,19 +156,24 @@ def quality_gate(run: Run) -> Outputs:
 
 
 def make_report(run: Run) -> Outputs:
-    """Write the run's HTML report."""
+    """Write the run's HTML report and its model card."""
+    from etl.model_card import AUTO, write_card
     from etl.report import make_report as step
 
-    return step(run.inputs("make_report"), run.folder.report, run.random_state)
+    inputs, release = run.inputs("make_report"), run.settings.release
+    signoff = {"decision": "pending", "approvers": list(release.approvers)} if release.required else AUTO
+    return {**step(inputs, run.folder.report, run.random_state),
+            **write_card(inputs, run.folder.model_card, run.info, signoff)}
 
 
 def save_results(run: Run) -> Outputs:
-    """Publish the run if its gate decision allows it; prune old runs (``Skipped`` when not)."""
+    """Publish the run if its gate decision (and, with ``[release] approval = "required"``, a
+    person) allows it; prune old runs (``Skipped`` when not)."""
     from etl.save_results import save_results as step
 
     r = run.settings.retention
     outcome = step(run.inputs("save_results"), run.folder.release_record, run.settings.results_dir, run.info,
-                   r.keep_runs, timedelta(hours=r.prune_min_age_hours))
+                   r.keep_runs, timedelta(hours=r.prune_min_age_hours), run.settings.release.required)
     if not outcome.get("published", True):
         raise Skipped(outcome["reason"])
     return outcome

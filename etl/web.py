@@ -7,6 +7,8 @@
 - ``/breast-cancer/model``: the **Model** page. The published release (run, time, model,
   threshold, metrics with intervals, links to its report and manifest), a chart of the headline
   metrics of every kept run, the releases and the recent runs with the gate's decision.
+- ``/breast-cancer/runs/{run_id}/model_card``, ``/breast-cancer/releases/{name}/model_card``:
+  a run's model card (``etl.model_card``) and a release's, with its sign-off, as HTML.
 - ``/breast-cancer/api/...``: the JSON the pages are made from, for scripts:
   ``api/runs``, ``api/runs/{run}``, ``api/runs/{run}/metrics``, ``api/releases``,
   ``api/releases/{name}/manifest``.
@@ -38,8 +40,8 @@ URL_PREFIX = "/breast-cancer"
 
 _LABELS = {"sensitivity": "Sensitivity", "specificity": "Specificity", "roc_auc": "ROC AUC"}
 _COLOURS = {"sensitivity": "#c0392b", "specificity": "#2874a6", "roc_auc": "#1e8449"}
-_STATE_COLOURS = {"published": "#1e8449", "refused": "#b9770e", "failed": "#c0392b",
-                  "evaluated": "#566573", "running": "#566573"}
+_STATE_COLOURS = {"published": "#1e8449", "refused": "#b9770e", "failed": "#c0392b", "rejected": "#922b21",
+                  "awaiting sign-off": "#7d3c98", "evaluated": "#566573", "running": "#566573"}
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;padding:1em 1.5em;color:#1c2833}
@@ -105,6 +107,26 @@ def _run_link(dag_id: str | None, run_id: str | None, text: str) -> str:
 
     return (f'<a target="_top" href="../dags/{quote(dag_id or DAG_ID, safe="")}/runs/'
             f'{quote(run_id, safe="")}">{_e(text)}</a>')
+
+
+def _signoff(signoff: dict[str, Any] | None) -> str:
+    """A release's sign-off in one line (``etl.model_card``'s record)."""
+    decision = (signoff or {}).get("decision")
+    if decision is None:
+        return "<span class=muted>not recorded (published before sign-offs were recorded)</span>"
+    if decision == "auto":
+        return 'decided by the quality gate alone (<code>[release] approval = "auto"</code>)'
+    comment = f" &mdash; &ldquo;{_e(signoff['comment'])}&rdquo;" if signoff.get("comment") else ""
+    return f"{_e(decision)} by <b>{_e(history.signer(signoff))}</b> at {_e(signoff.get('at'))}{comment}"
+
+
+def _required_actions(run: dict[str, Any], up: str) -> str:
+    """A link to the Airflow UI page where the run's sign-off is answered."""
+    from urllib.parse import quote
+
+    return (f'<a target="_top" href="{up}dags/{quote(run["dag_id"] or DAG_ID, safe="")}/runs/'
+            f'{quote(run["run_id"] or run["key"], safe="")}/tasks/approve_release/required_actions">'
+            "Required Actions</a>")
 
 
 def _html(title: str, body: str) -> str:
@@ -207,6 +229,20 @@ def report_page(layout: ResultsPaths, key: str) -> str:
         banner.append(f"<p>Failed at <b>{_e(failure['task_id'])}</b>"
                       f"{' [' + _e(failure['map_index']) + ']' if failure.get('map_index', -1) >= 0 else ''}: "
                       f"{_e(failure['error'])}</p>")
+    signoff = run.get("signoff") or {}
+    if signoff.get("decision") == "rejected":
+        banner.append(f'<p id="signoff">Rejected by <b>{_e(history.signer(signoff))}</b> at {_e(signoff.get("at"))}'
+                      + (f": &ldquo;{_e(signoff['comment'])}&rdquo;" if signoff.get("comment") else " (no comment)")
+                      + ". Nothing was published; the published release is unchanged.</p>")
+    elif signoff.get("decision") == "pending":
+        banner.append(f'<p id="signoff">Awaiting sign-off by {_e(", ".join(signoff.get("approvers") or []) or "anyone")}'
+                      f" since {_e(signoff.get('asked_at'))}: answer under Browse &rarr; "
+                      f"{_required_actions(run, '../../../')} (or the REST API). Nothing is published until "
+                      "someone approves.</p>")
+    elif signoff.get("decision") in ("approved", "timed_out", "not_asked"):
+        banner.append(f'<p id="signoff">Sign-off: {_signoff(signoff)}</p>')
+    if run.get("has_card"):
+        banner.append('<p><a href="model_card">Model card</a></p>')
     gate = run["gate"]
     if gate and gate["failed_checks"]:
         banner.append("<p>Checks that refused the model:</p><ul>" + "".join(
@@ -254,7 +290,10 @@ def model_page(layout: ResultsPaths) -> str:
             f"{_run_link(current['dag_id'], current['run_id'], current['run_id'] or current['run_key'])}</p>"
             f"<p>Model <b>{_e(model.get('candidate'))}</b> ({_e(model.get('estimator'))}), decision threshold "
             f"{_num(current['threshold'])}. <a href=\"runs/{_e(current['run_key'])}/report\">Report</a> · "
-            f"<a href=\"api/releases/{_e(current['name'])}/manifest\">Manifest</a></p>"
+            + (f"<a id=\"model-card\" href=\"releases/{_e(current['name'])}/model_card\">Model card</a> · "
+               if current.get("has_card") else "")
+            + f"<a href=\"api/releases/{_e(current['name'])}/manifest\">Manifest</a></p>"
+            f'<p id="current-signoff">Sign-off: {_signoff(current.get("signoff"))}</p>'
             + (f'<p id="promise"><b>{_e(current["promise"])}</b></p>' if current.get("promise") else "")
             + (f"<p>Expected on unseen patients (nested CV, pooled): {_e(current['expected_line'])}.</p>"
                if current.get("expected_line") else "")
@@ -268,11 +307,14 @@ def model_page(layout: ResultsPaths) -> str:
             f"<tr><td><code>{_e(r['name'])}</code>{' <span class=current>current</span>' if r['current'] else ''}</td>"
             f"<td>{_e(r['published_at'])}</td><td>{_e((r.get('model') or {}).get('candidate'))}</td>"
             + "".join(f"<td class=num>{_interval(r['headline'].get(label))}</td>" for label in _LABELS)
+            + f"<td>{_signoff(r.get('signoff'))}</td>"
             + f"<td><a href=\"runs/{_e(r['run_key'])}/report\">report</a> · "
-              f"<a href=\"api/releases/{_e(r['name'])}/manifest\">manifest</a></td></tr>"
+            + (f"<a href=\"releases/{_e(r['name'])}/model_card\">model card</a> · " if r.get("has_card") else "")
+            + f"<a href=\"api/releases/{_e(r['name'])}/manifest\">manifest</a></td></tr>"
             for r in catalog["releases"])
         parts.append("<h2>Releases</h2><table><tr><th>release</th><th>published</th><th>model</th>"
-                     + "".join(f"<th>{name}</th>" for name in _LABELS.values()) + "<th></th></tr>" + rows + "</table>")
+                     + "".join(f"<th>{name}</th>" for name in _LABELS.values()) + "<th>sign-off</th><th></th></tr>"
+                     + rows + "</table>")
     rows = "".join(
         f"<tr><td>{_e((r['started_at'] or '')[:19])}</td><td>{_run_link(r['dag_id'], r['run_id'], r['run_id'] or r['key'])}</td>"
         f"<td>{_decision(r)}</td>"
@@ -282,6 +324,18 @@ def model_page(layout: ResultsPaths) -> str:
     parts.append("<h2>Recent runs</h2><table><tr><th>started</th><th>run</th><th>outcome</th>"
                  + "".join(f"<th>{name}</th>" for name in _LABELS.values()) + "<th></th></tr>" + rows + "</table>")
     return _html("Breast cancer model", "".join(parts))
+
+
+def card_page(markdown: str, title: str, signoff: dict[str, Any] | None = None) -> str:
+    """A model card as HTML (``etl.model_card.to_html``); for a run's card written before the
+    decision, the sign-off recorded since as a banner on top."""
+    from etl.model_card import to_html
+
+    page = to_html(markdown, title)
+    if signoff and signoff.get("decision") not in (None, "pending"):
+        page = page.replace("<body>", f'<body><p id="signoff" style="border:1px solid #ccc;padding:.4em">'
+                                      f"Sign-off since this card was written: {_signoff(signoff)}</p>", 1)
+    return page
 
 
 # -- the app ------------------------------------------------------------------------------------
@@ -322,6 +376,22 @@ def create_app(results_dir: storage.Location | None = None) -> FastAPI:
             return _page("Report", f"<h1>Run {_e(run_id)}</h1><p class=muted>No results for this run: it "
                                    "has not started its first task yet, or its folder was pruned.</p>")
         return HTMLResponse(report_page(layout(), key))
+
+    @app.get("/runs/{run_id}/model_card", response_class=HTMLResponse)
+    def run_card(run_id: str) -> HTMLResponse:
+        key = run_key_of(run_id)
+        paths = layout().run(key)
+        if not storage.exists(paths.model_card):
+            raise HTTPException(status_code=404, detail="this run has no model card (yet): make_report writes it")
+        return HTMLResponse(card_page(storage.read_bytes(paths.model_card).decode("utf-8"), f"Model card, run {key}",
+                                      history.run_summary(layout(), key).get("signoff")))
+
+    @app.get("/releases/{name}/model_card", response_class=HTMLResponse)
+    def release_card(name: str) -> HTMLResponse:
+        release = history.find_release(layout(), name)
+        if release is None or not storage.exists(release.model_card):
+            raise HTTPException(status_code=404, detail=f"no model card for release {name!r}")
+        return HTMLResponse(card_page(storage.read_bytes(release.model_card).decode("utf-8"), f"Model card, {name}"))
 
     @app.get("/api/runs")
     def runs() -> dict[str, Any]:

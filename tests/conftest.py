@@ -296,10 +296,12 @@ def gate_settings(**changes):
     return replace(load_settings().gate, **changes)
 
 
-def decide_and_publish(run_dir, results, gate=None, run_info=None, keep_runs: int | None = None) -> dict:
+def decide_and_publish(run_dir, results, gate=None, run_info=None, keep_runs: int | None = None,
+                       approval: str | None = None) -> dict:
     """The ``quality_gate`` and ``save_results`` steps (``etl.steps``) on the run folder
-    ``run_dir`` against the results folder ``results``: what ``save_results`` returned, or
-    ``{"published": False, "reason": ...}`` when it published nothing."""
+    ``run_dir`` against the results folder ``results`` (with ``[release] approval`` set to
+    ``approval``): what ``save_results`` returned, or ``{"published": False, "reason": ...}``
+    when it published nothing."""
     from dataclasses import replace
 
     from etl import steps, storage
@@ -310,7 +312,8 @@ def decide_and_publish(run_dir, results, gate=None, run_info=None, keep_runs: in
     settings = replace(settings, gate=gate or settings.gate,
                        paths=replace(settings.paths, results_dir=str(results)),
                        nested_cv=replace(settings.nested_cv, outer_folds=0),
-                       retention=replace(settings.retention, keep_runs=keep_runs or settings.retention.keep_runs))
+                       retention=replace(settings.retention, keep_runs=keep_runs or settings.retention.keep_runs),
+                       release=replace(settings.release, approval=approval or settings.release.approval))
     run = steps.Run.of_folder(settings, RunPaths(storage.location(run_dir)), info=run_info)
     steps.quality_gate(run)
     try:

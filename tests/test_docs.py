@@ -149,7 +149,7 @@ def test_the_summary_printed_by_make_run_has_the_readme_layout(evaluated_runs):
     assert shape(printed)[-2:] == shape(sample)[-3:-1]  # the model and artifacts lines
     guarantee = read_json(evaluated_runs["new"] / "metrics.json")["guarantee"]
     assert printed.splitlines()[0] == sample.splitlines()[0] == f"Promise: {guarantee}"
-    assert "Published artifacts" in printed and "metrics.json, model.pkl, scaler.pkl, manifest.json" in printed
+    assert "Published artifacts" in printed and "metrics.json, model.pkl, scaler.pkl, model_card.md, manifest.json" in printed
 
 
 def test_the_cluster_check_does_not_rely_on_assert():

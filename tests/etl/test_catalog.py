@@ -22,7 +22,7 @@ def _expected_files(settings, folder: RunPaths) -> set[Path]:
     """Every file the catalog says a full run writes (no failures), for these settings."""
     files = set()
     for entry in catalog.FILES:
-        if entry.name == "failure":
+        if entry.name == "failure" or entry.optional:
             continue
         if "{candidate}" in entry.path:
             files |= {folder.root / catalog.path_of(entry.name, candidate=c) for c in settings.candidates}
@@ -39,11 +39,14 @@ def test_the_catalog_names_the_dags_tasks_in_order():
     assert set(dag.task_ids) == set(catalog.TASKS)
     for task in dag.tasks:  # the catalog's order is one the DAG can run in
         assert all(catalog.TASKS.index(u) < catalog.TASKS.index(task.task_id) for u in task.upstream_task_ids), task
+    order = catalog.ALL_TASKS  # with the sign-off task of [release] approval = "required"
+    assert [t for t in order if t != catalog.APPROVAL_TASK] == list(catalog.TASKS)
     for entry in catalog.FILES:
-        assert entry.producer in (*catalog.TASKS, catalog.ON_FAILURE), entry
-        assert set(entry.readers) <= set(catalog.TASKS), entry
-        assert all(catalog.TASKS.index(r) > catalog.TASKS.index(entry.producer) for r in entry.readers
-                   if entry.producer in catalog.TASKS), f"{entry.name} is read before it is written"
+        assert entry.producer in (*order, catalog.ON_FAILURE), entry
+        assert set(entry.readers) <= set(order), entry
+        assert all(order.index(r) > order.index(entry.producer) for r in entry.readers
+                   if entry.producer in order), f"{entry.name} is read before it is written"
+        assert entry.optional == (entry.producer == catalog.APPROVAL_TASK), entry
     assert set(steps.STEPS) == set(catalog.TASKS)
 
 
@@ -58,7 +61,7 @@ def test_a_full_run_writes_exactly_the_catalogs_files(tmp_path, small_csv):
     folder = settings.layout.run("2026-01-01T000000Z")
     done = steps.run_tasks(steps.Run.of_folder(settings, folder, {"data_path": small_csv}))
     assert "release" in done["save_results"] and sorted(done["upload_results"]) == [
-        "manifest.json", "metrics.json", "model.pkl", "scaler.pkl"]
+        "manifest.json", "metrics.json", "model.pkl", "model_card.md", "scaler.pkl"]
     written = {p for p in folder.root.rglob("*") if p.is_file() and not p.name.endswith(".sha256")}
     assert written == _expected_files(settings, folder)
     for task, returned in done.items():

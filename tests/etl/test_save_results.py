@@ -166,9 +166,9 @@ def test_a_failure_at_any_point_of_publishing_leaves_the_old_state(results, monk
     with monkeypatch.context() as m:  # record the operations of a full publish
         calls = _counting(m, None)
         publish(inputs_of(results / "runs" / "new"), results)
-    # artifacts, manifest, release folder, pointer (link + rename); 4 links at first (the run's
+    # artifacts, model card, manifest, release folder, pointer (link + rename); 5 links at first (the run's
     # release.json is save_results' record, written after publishing)
-    assert len(calls) == (15 if first else 7), calls
+    assert len(calls) == (18 if first else 8), calls
     # The commit point: `current` replaced by the new link. Before it, the old state shows.
     commit = 1 + calls.index(next(c for c in calls if c[0] == "replace" and c[2] == str(results / "current")))
 

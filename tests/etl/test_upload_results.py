@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from etl.config import RELEASE_FILES
 from etl.errors import IntegrityError, ParameterError, UploadError
 from etl.releases import publish
 from etl.upload_results import (
@@ -44,7 +45,7 @@ def test_a_new_destination_is_one_class_and_one_registry_line(tmp_path, evaluate
     release = Path(publish(inputs_of(results / "runs" / "new"), results)["release"])
     uploaded = upload_results(release, "memory://box", "k")
     assert uploaded["model.pkl"] == "memory://box/k/model.pkl"
-    assert sent["k/model.pkl"] == (release / "model.pkl").read_bytes() and len(sent) == 4
+    assert sent["k/model.pkl"] == (release / "model.pkl").read_bytes() and len(sent) == 5
     assert isinstance(destination("memory://box", UploadOptions()), Recorder)
 
 
@@ -67,7 +68,7 @@ def test_upload_sends_the_release_under_the_run_key_and_replaces_on_rerun(tmp_pa
     dest = tmp_path / "remote"
     out = upload_results(release, dest.as_uri(), "2024-01-01T000000Z")
     target = dest / "2024-01-01T000000Z"
-    assert set(out) == {"metrics.json", "model.pkl", "scaler.pkl", "manifest.json"}
+    assert set(out) == {"metrics.json", "model.pkl", "scaler.pkl", "model_card.md", "manifest.json"}
     for name, path in out.items():
         assert Path(path) == target / name and (target / name).read_bytes() == (release / name).read_bytes()
     upload_results(release, str(dest), "2024-01-01T000000Z")
@@ -95,10 +96,10 @@ def test_s3_upload_matches_the_release_and_a_rerun_replaces(s3_server, release, 
     monkeypatch.setenv("AIRFLOW_CONN_UPLOAD_S3", s3_server.connection())
     out = upload_results(release, f"s3://{BUCKET}/team/models/", "2024-01-01T000000Z", "upload_s3")
     prefix = "team/models/2024-01-01T000000Z/"
-    assert out == {n: f"s3://{BUCKET}/{prefix}{n}" for n in ("metrics.json", "model.pkl", "scaler.pkl", "manifest.json")}
+    assert out == {n: f"s3://{BUCKET}/{prefix}{n}" for n in RELEASE_FILES}
     assert s3_server.objects(prefix) == {prefix + p.name: p.read_bytes() for p in release.iterdir()}
     upload_results(release, f"s3://{BUCKET}/team/models", "2024-01-01T000000Z", "upload_s3")
-    assert len(s3_server.objects(prefix)) == 4  # replaced, not duplicated
+    assert len(s3_server.objects(prefix)) == 5  # replaced, not duplicated
 
 
 def test_s3_wrong_credentials_fail_at_once_without_the_secret(s3_server, release, monkeypatch):

@@ -24,8 +24,8 @@ PUBLISHED, REFUSED, FAILED, RUNNING = (
     "manual__2026-01-01T10:00:00+00:00", "manual__2026-01-02T10:00:00+00:00",
     "manual__2026-01-03T10:00:00+00:00", "manual__2026-01-04T10:00:00+00:00")
 #: Every endpoint of the app (run and release names filled in by the tests).
-ENDPOINTS = ["/", "/model", "/runs/{run}/report", "/api/runs", "/api/runs/{run}", "/api/runs/{run}/metrics",
-             "/api/releases", "/api/releases/{release}/manifest"]
+ENDPOINTS = ["/", "/model", "/runs/{run}/report", "/runs/{run}/model_card", "/releases/{release}/model_card",
+             "/api/runs", "/api/runs/{run}", "/api/runs/{run}/metrics", "/api/releases", "/api/releases/{release}/manifest"]
 EASY = gate_settings(min_roc_auc=0.5)
 
 
@@ -197,6 +197,47 @@ def test_model_page_shows_the_release_history_and_every_run(client, results):
     assert client.get("/", follow_redirects=False).headers["location"] == "model"
 
 
+def test_the_model_card_and_the_signoff_of_releases_and_runs(tmp_path, evaluated_runs, auth):
+    """The Model page links the published release's card and says who signed it off; the Report
+    tab of a run awaiting sign-off says where to answer, and that of a rejected run who rejected
+    it and why; each card is served as HTML."""
+    from etl.approval import record
+
+    root = tmp_path / "results"
+    approved, waiting, rejected = (_folder(root, r) for r in (PUBLISHED, REFUSED, FAILED))
+    for folder, run_id in ((approved, PUBLISHED), (waiting, REFUSED), (rejected, FAILED)):
+        shutil.copytree(evaluated_runs["new"], folder.root)
+        _run_record(folder, run_id, "2026-01-01T10:00:00+00:00")
+    record(approved, decision="approved", by={"id": "ana", "name": "ana"}, at="2026-01-01T11:00:00+00:00",
+           comment="read the card")
+    decide_and_publish(approved.root, root, EASY, {"run_id": PUBLISHED}, approval="required")
+    record(waiting, decision="pending", approvers=["ana", "ben"], asked_at="2026-01-02T10:05:00+00:00")
+    record(rejected, decision="rejected", by={"id": "ben", "name": "ben"}, at="2026-01-03T11:00:00+00:00",
+           comment="too few malignant cases")
+    client = _client(root)
+    client.headers["Authorization"] = f"Bearer {auth()}"
+
+    page = client.get("/model").text
+    release = client.get("/api/releases").json()["current"]
+    assert f'href="releases/{release}/model_card"' in page
+    text = _text(page)
+    assert "Sign-off: approved by ana at 2026-01-01T11:00:00+00:00 — “read the card”" in text
+    assert "rejected by ben" in text and "awaiting sign-off by ana, ben" in text  # the runs' outcomes
+    card = client.get(f"/releases/{release}/model_card")
+    assert card.status_code == 200 and "<table>" in card.text
+    assert "Approved by <strong>ana</strong>" in card.text and f"Release <code>{release}</code>" in card.text
+
+    report = client.get(f"/runs/{REFUSED}/report").text
+    assert "Awaiting sign-off by ana, ben since 2026-01-02T10:05:00+00:00" in _text(report)
+    link = f'href="../../../dags/breast_cancer_etl_pipeline/runs/{REFUSED}/tasks/approve_release/required_actions"'
+    assert link.replace(":", "%3A").replace("+", "%2B") in report
+    report = _text(client.get(f"/runs/{FAILED}/report").text)
+    assert "Rejected by ben at 2026-01-03T11:00:00+00:00: “too few malignant cases”. Nothing was published" in report
+    run_card = client.get(f"/runs/{FAILED}/model_card").text
+    assert "Sign-off since this card was written: rejected by" in _text(run_card)
+    assert client.get(f"/runs/{RUNNING}/model_card").status_code == 404
+
+
 def test_every_endpoint_refuses_anonymous_invalid_and_unprivileged_callers(results, auth, client):
     release = client.get("/api/releases").json()["current"]
     anonymous = _client(results)
@@ -216,7 +257,8 @@ def test_every_endpoint_refuses_anonymous_invalid_and_unprivileged_callers(resul
     "..%252F..%252Fetc", "%2Fetc%2Fpasswd", "runs", "published", "current", "manifest.json",
 ])  # (a bare "." or ".." is resolved by the HTTP client before it is sent)
 def test_no_name_reaches_outside_the_listed_runs_and_releases(client, name):
-    for template in ("/api/runs/{}", "/api/runs/{}/metrics", "/api/releases/{}/manifest"):
+    for template in ("/api/runs/{}", "/api/runs/{}/metrics", "/api/releases/{}/manifest", "/runs/{}/model_card",
+                     "/releases/{}/model_card"):
         response = client.get(template.format(name))
         assert response.status_code == 404, (template, name, response.text)
     page = client.get(f"/runs/{name}/report")
