@@ -86,7 +86,7 @@ def check_celery(cluster: Cluster, tasks: list[dict[str, Any]]) -> None:
 
     release = json.loads(body("results/current.json"))["release"]
     manifest = json.loads(body(f"results/published/{release}/manifest.json"))
-    for name, expected in manifest["artifacts"].items():
+    for name, expected in {**manifest["artifacts"], **manifest["documents"]}.items():  # the model card too
         for key in (f"results/published/{release}/{name}", f"results/{name}",
                     f"uploads/{release.rsplit('-', 1)[0]}/{name}"):
             check(key in objects, f"missing s3://{BUCKET}/{key}")
@@ -100,7 +100,7 @@ def check_local(cluster: Cluster, tasks: list[dict[str, Any]]) -> None:
     check(all(ti["state"] == "success" for ti in tasks), [(t["task_id"], t["state"]) for t in tasks])
     results = cluster.root / "results"
     manifest = json.loads((results / "manifest.json").read_text())
-    for name, expected in manifest["artifacts"].items():
+    for name, expected in {**manifest["artifacts"], **manifest["documents"]}.items():  # the model card too
         check(hashlib.sha256((results / name).read_bytes()).hexdigest() == expected["sha256"], name)
     metrics = json.loads((results / "metrics.json").read_text())
     log(f"release {manifest['release']} in {results}; ROC AUC {metrics['roc_auc']:.3f}, "

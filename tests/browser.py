@@ -95,11 +95,34 @@ class Browser:
         finally:
             self.driver.switch_to.default_content()
 
+    def answer_required_action(self, subject: str, option: str, comment: str) -> None:
+        """Browse > Required Actions, open the request titled ``subject``, write ``comment`` in
+        its form and press ``option`` (Approve, Reject): as an approver does in the UI."""
+        from selenium.webdriver.common.by import By
+
+        self.driver.get(self.base + "/")
+        self.find(By.XPATH, "//button[normalize-space()='Browse']", "the Browse menu").click()
+        self.find(By.XPATH, "//a[normalize-space()='Required Actions']", "Browse > Required Actions").click()
+        self.find(By.XPATH, f"//a[normalize-space()={_xpath_text(subject)}]", f"the request {subject!r}").click()
+        field = self.find(By.ID, "element_comment", "the request's Comment field")
+        field.send_keys(comment)
+        self.find(By.XPATH, f"//button[normalize-space()='{option}']", f"the {option} button").click()
+        # Taken: the page says who answered, and the form's buttons are disabled.
+        self.wait(lambda: "Response received at" in self.driver.find_element(By.TAG_NAME, "body").text,
+                  f"the {option} answer to be taken")
+
     def screenshot(self, name: str) -> Path:
         self.shots.mkdir(parents=True, exist_ok=True)
         path = self.shots / f"{name}.png"
         self.driver.save_screenshot(str(path))
         return path
+
+
+def _xpath_text(text: str) -> str:
+    """``text`` as an XPath string literal (it may hold either quote)."""
+    if "'" not in text:
+        return f"'{text}'"
+    return "concat(" + ", \"'\", ".join(f"'{part}'" for part in text.split("'")) + ")"
 
 
 @contextmanager

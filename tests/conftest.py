@@ -77,6 +77,7 @@ SERVER_FIXTURES = {"s3_server", "smtp_server", "webhook_server", "drive"}
 #: (Not the browser test: beside the image build at the start, its SQLite stack was seen stalling.)
 LONGEST_FIRST = ("tests/e2e/test_docker.py::test_the_image_the_stack_and_the_one_shot_run",
                  "tests/e2e/test_tasks_test.py::test_each_task_in_order_on_a_fresh_date",
+                 "tests/e2e/test_approval.py",  # 2.4 min, most of it waiting for the approval timeout
                  "tests/e2e/test_cluster.py", "tests/e2e/test_tasks_test.py", "tests/e2e/test_gate_statistics.py")
 
 

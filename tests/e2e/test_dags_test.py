@@ -18,7 +18,7 @@ pytestmark = pytest.mark.airflow_cli
 RUN_FILES = [
     "candidates", "data.parquet", "gate.json", "metrics.json", "model.pkl", "model.pkl.sha256", "nested",
     "predictions.csv",
-    "preprocessing.json", "profile.json", "release.json", "report.html", "run.json", "scaler.pkl",
+    "model_card.md", "preprocessing.json", "profile.json", "release.json", "report.html", "run.json", "scaler.pkl",
     "scaler.pkl.sha256", "test.parquet", "train.parquet", "training.json",
 ]
 

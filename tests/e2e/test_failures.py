@@ -20,7 +20,7 @@ from tests.e2e.test_tasks_test import ORDER, TWO_CANDIDATES
 pytestmark = pytest.mark.airflow_cli
 
 FAULTS = PROJECT_ROOT / "tests" / "faults"
-PUBLISHED = ("metrics.json", "model.pkl", "scaler.pkl", "manifest.json")
+PUBLISHED = ("metrics.json", "model.pkl", "scaler.pkl", "model_card.md", "manifest.json")
 TWO_CANDIDATE_NAMES = CANDIDATES[:2]  # what TWO_CANDIDATES enables
 
 

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import time
 import urllib.error
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -63,6 +63,14 @@ def _server_said(body: dict, log: Path) -> str:
 def stack(tmp_path):
     """``make airflow`` on free ports of 127.0.0.1 (the UI's, the execution API's), with its own
     Airflow home and secrets."""
+    with airflow_stack(tmp_path) as started:
+        yield started
+
+
+@contextmanager
+def airflow_stack(tmp_path: Path, **extra_env: str):
+    """``make airflow`` as the ``stack`` fixture starts it, with ``extra_env`` on top; yields
+    the process, a REST client, ``tmp_path`` and the log; stops every process of it."""
     port = free_port()
     env = {
         **os.environ,
@@ -73,6 +81,7 @@ def stack(tmp_path):
         "RESULTS_DIR": str(tmp_path / "results"),
         "UPLOAD_URI": str(tmp_path / "uploads"),
         "SCORING_INBOX": str(tmp_path / "incoming"),
+        **extra_env,
     }
     env.pop("AIRFLOW__API__HOST", None)  # the Makefile's default: 127.0.0.1
     log = tmp_path / "airflow.log"
