@@ -16,9 +16,8 @@ pytestmark = pytest.mark.airflow_cli
 
 
 RUN_FILES = [
-    "candidates", "data.parquet", "gate.json", "metrics.json", "model.pkl", "model.pkl.sha256", "nested",
-    "predictions.csv",
-    "model_card.md", "preprocessing.json", "profile.json", "release.json", "report.html", "run.json", "scaler.pkl",
+    "candidates", "data.parquet", "gate.json", "metrics.json", "model.pkl", "model.pkl.sha256", "model_card.md",
+    "nested", "predictions.csv", "preprocessing.json", "profile.json", "release.json", "report.html", "run.json", "scaler.pkl",
     "scaler.pkl.sha256", "test.parquet", "train.parquet", "training.json",
 ]
 
@@ -99,7 +98,8 @@ def test_full_run_publishes_model_scaler_metrics_and_manifest(full_run, tmp_path
 @pytest.mark.timeout(600)  # two DAG runs (with full_run): 100 s idle, room for a busy machine
 def test_two_runs_of_the_same_data_and_params_are_byte_identical(full_run, env, tmp_path):
     """Reproducible: metrics, test predictions and the pickles match byte for byte; only the
-    run section of the manifest (ids, times) differs."""
+    run section of the manifest (ids, times) differs, and the model card's record of it (the
+    card says what the gate compared: the second run compared with the first's release)."""
     copy_of(full_run, tmp_path)
     # A process of its own, as each run of a user's is: pickles are compared byte for byte, and a
     # long-lived test process that has unpickled models already may pickle equal objects apart.
@@ -112,8 +112,10 @@ def test_two_runs_of_the_same_data_and_params_are_byte_identical(full_run, env, 
     assert len(releases) == 2 and len({r.name.rsplit("-", 1)[1] for r in releases}) == 1  # same content
     manifests = [json.loads((r / "manifest.json").read_text()) for r in releases]
     for m in manifests:
-        del m["run"], m["release"]
+        del m["run"], m["release"], m["documents"]
     assert manifests[0] == manifests[1]
+    cards = [(r / "model_card.md").read_text() for r in releases]
+    assert "Not compared with a published model" in cards[0] and "Compared with the published release" in cards[1]
 
 
 def test_a_mistyped_run_parameter_fails_the_first_task_in_one_line(airflow_db, env, tmp_path):

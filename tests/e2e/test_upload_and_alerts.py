@@ -153,7 +153,7 @@ def test_an_unreachable_s3_server_is_retried_until_it_is_back(airflow_db, env, t
         assert run.wait(timeout=120) == 0, log.read_text()[-3000:]
         keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET)["Contents"]]
         assert sorted(keys) == [f"later/2024-07-03T000000Z/{n}" for n in
-                                ("manifest.json", "metrics.json", "model.pkl", "scaler.pkl")]
+                                ("manifest.json", "metrics.json", "model.pkl", "model_card.md", "scaler.pkl")]
         assert len(re.findall(r"starting task_id=upload_results ", log.read_text())) == 2
     finally:
         run.kill()

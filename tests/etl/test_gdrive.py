@@ -93,7 +93,7 @@ def test_upload_with_saved_user_credentials(drive, tmp_path, files):
     gdrive.upload(files, drive.folder, "k", service_account=tmp_path / "absent.json", user=user,
                   http_factory=rewriting_http(drive))
     (run_folder,) = drive.children(drive.folder).values()
-    assert len(drive.children(run_folder["id"])) == 4
+    assert len(drive.children(run_folder["id"])) == 5  # the release's files, the model card too
     assert ("POST", "/token") in drive.requests  # the expired token was refreshed
 
 

@@ -69,7 +69,7 @@ def test_a_run_is_published_on_s3_through_one_pointer_object(s3_root, s3_server,
     out = predict(small_csv, tmp_path / "predictions.csv", root)
     assert out["release"] == current_release(root).name and out["rows"] > 0
     uploaded = upload_results(current_release(root), str(tmp_path / "uploads"), "k")
-    assert sorted(uploaded) == ["manifest.json", "metrics.json", "model.pkl", "scaler.pkl"]
+    assert sorted(uploaded) == ["manifest.json", "metrics.json", "model.pkl", "model_card.md", "scaler.pkl"]
 
     # Pruning keeps the published release and its run; the first run and release go.
     deleted = prune(root, keep=1, min_age=timedelta(0))
