@@ -47,6 +47,7 @@ ENV_VARS = {
     ("paths", "upload_uri"): "UPLOAD_URI",
     ("upload", "conn_id"): "UPLOAD_CONN_ID",
     ("scoring", "inbox"): "SCORING_INBOX",
+    ("outcomes", "inbox"): "OUTCOMES_INBOX",
 }
 
 
@@ -54,6 +55,8 @@ ENV_VARS = {
 TRAINING_DAG_ID = "breast_cancer_etl_pipeline"
 #: The scoring DAG's id.
 SCORING_DAG_ID = "breast_cancer_scoring"
+#: The outcomes DAG's id.
+OUTCOMES_DAG_ID = "breast_cancer_outcomes"
 
 def _input_path(value: Any) -> Any:
     """The run parameter ``data_path``: a path made absolute (an ``ObjectStoragePath`` as given)."""
@@ -271,6 +274,18 @@ class AlertsSettings:
 
 
 @dataclass(frozen=True)
+class OutcomesSettings:
+    """``[outcomes]``: confirmed diagnoses coming back (``etl.outcomes``), the alarm on a
+    release's realized performance (``etl.monitoring``), the growing training data."""
+
+    inbox: str = _setting(_location)  # an absolute path, or a URI such as s3://bucket/prefix
+    alarm_confidence: float
+    alarm_min_malignant: int
+    alarm_min_cases: int
+    retrain_min_cases: int
+
+
+@dataclass(frozen=True)
 class ReleaseSettings:
     """``[release]``: who signs a release off before it is published (``etl.approval``)."""
 
@@ -290,7 +305,7 @@ SECTIONS: dict[str, type] = {
     "model": ModelSettings, "selection": SelectionSettings, "nested_cv": NestedCVSettings,
     "evaluation": EvaluationSettings, "gate": GateSettings, "retention": RetentionSettings,
     "airflow": AirflowSettings, "upload": UploadSettings, "scoring": ScoringSettings,
-    "alerts": AlertsSettings, "release": ReleaseSettings,
+    "alerts": AlertsSettings, "release": ReleaseSettings, "outcomes": OutcomesSettings,
 }
 
 
@@ -315,6 +330,7 @@ class Settings:
     scoring: ScoringSettings
     alerts: AlertsSettings
     release: ReleaseSettings
+    outcomes: OutcomesSettings
 
     @functools.cached_property
     def results_dir(self) -> StoragePath:
@@ -362,6 +378,12 @@ class Settings:
         """The scoring inbox: new CSVs arrive at its top; ``queued/``, ``processed/``,
         ``rejected/`` inside it (an ``s3://`` inbox through ``[paths] results_conn_id``)."""
         return InboxPaths(results_root(self.scoring.inbox, self.paths.results_conn_id))
+
+    @property
+    def outcomes_inbox(self) -> InboxPaths:
+        """The outcomes inbox (``[outcomes] inbox``): CSVs of confirmed diagnoses, laid out as
+        the scoring inbox."""
+        return InboxPaths(results_root(self.outcomes.inbox, self.paths.results_conn_id))
 
 
 def resolve_path(path: str | os.PathLike[str]) -> Path:
@@ -602,6 +624,17 @@ class ResultsPaths:
         """One scored batch's folder."""
         return BatchPaths(self.scoring / name)
 
+    @property
+    def monitoring(self) -> MonitoringPaths:
+        """The confirmed outcomes and each release's realized performance (``etl.outcomes``)."""
+        return MonitoringPaths(self.root / "monitoring")
+
+    @property
+    def datasets(self) -> StoragePath:
+        """The versions of the labelled training data grown from confirmed cases
+        (``etl.datasets``): ``v0001/``, ... and ``current.json``."""
+        return self.root / "datasets"
+
     def run(self, key: str) -> RunPaths:
         """One run's folder."""
         return RunPaths(self.runs / key)
@@ -632,6 +665,34 @@ class BatchPaths:
     def report(self) -> StoragePath:
         """Counts, share predicted malignant, the release that scored it, the drift check."""
         return self.root / "report.json"
+
+    @property
+    def rows(self) -> StoragePath:
+        """The scored rows as the contract read them (``id`` and the features): with their
+        confirmed diagnoses they join the training data (``etl.datasets``)."""
+        return self.root / "rows.parquet"
+
+
+@dataclass(frozen=True)
+class MonitoringPaths:
+    """``results/monitoring/``: the ledger of confirmed outcomes, one record per release."""
+
+    root: StoragePath
+
+    @property
+    def ledger(self) -> StoragePath:
+        """One table per outcome file received (``<stem>-<hash>.parquet``): id, diagnosis, date,
+        file, received."""
+        return self.root / "outcomes"
+
+    def release(self, name: str) -> StoragePath:
+        """A release's realized performance, per batch and month, and its alarm."""
+        return self.root / "releases" / f"{name}.json"
+
+    @property
+    def summary(self) -> StoragePath:
+        """The files received, the unmatched ids, the conflicts, each release's headline."""
+        return self.root / "summary.json"
 
 
 @dataclass(frozen=True)

@@ -200,6 +200,18 @@ def list_releases(layout: ResultsPaths) -> dict[str, Any]:
     return {"current": current, "releases": sorted(releases, key=_order, reverse=True)}
 
 
+def monitoring(layout: ResultsPaths) -> dict[str, Any]:
+    """What the confirmed outcomes say (``etl.outcomes``): each release's record, the summary
+    (files, unmatched ids, conflicts); empty before the first outcome file."""
+    folder = layout.monitoring.root / "releases"
+    releases = {}
+    for path in storage.list_files(folder, ".json"):
+        record = _read(path)
+        if record:
+            releases[record["release"]] = record
+    return {"releases": releases, "summary": _read(layout.monitoring.summary) or {}}
+
+
 def find_run(layout: ResultsPaths, ident: str) -> str | None:
     """The key of the run folder named by ``ident``, an Airflow run id or a run key; None when
     no listed run folder matches. ``ident`` is compared with the listed names, never used as a

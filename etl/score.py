@@ -11,6 +11,9 @@ The inbox (``[scoring] inbox``, default ``data/incoming/``)::
       processed/new-batch.csv   scored: its outputs are complete
       rejected/bad.csv          refused, with rejected/bad.csv.reason.txt: the one-line reason
 
+No file is overwritten: a name already taken is kept as ``new-batch.2.csv``; a file with the bytes
+of one already scored (under any name) is recognised and not scored twice (``etl.inbox.keep``).
+
 Each file gives ``results/scoring/<file stem>-<content hash>/``: ``predictions.csv`` (``id``,
 ``malignant_probability``, ``predicted``, ``release``; the same function and bytes as
 ``etl.predict``) and ``report.json`` (counts, the share predicted malignant, the release and its
@@ -28,9 +31,10 @@ from etl import cli, drift, storage
 from etl.config import InboxPaths, ResultsPaths, ScoringSettings
 from etl.contract import read_rows
 from etl.errors import DataValidationError
-from etl.inbox import SUFFIX, claim, queued
+from etl.inbox import SUFFIX, claim, keep, queued
 from etl.procedure import score_rows
 from etl.releases import Release, open_release
+from etl.schema import FEATURE_COLUMNS, ID_COLUMN
 from etl.storage import Location
 
 logger = logging.getLogger(__name__)
@@ -67,6 +71,7 @@ def score_batch(
     batch = ResultsPaths(storage.location(results_dir)).batch(batch_name(path))
     malignant = int((out["predicted"] == "M").sum())
     storage.write_frame(out, batch.predictions)
+    storage.write_frame(rows[[ID_COLUMN, *FEATURE_COLUMNS]], batch.rows)
     storage.write_json({
         "batch": batch.root.name,
         "input": {"name": path.name, "sha256": storage.sha256(path), "bytes": storage.size(path)},
@@ -95,15 +100,35 @@ def process(
     """``score_batch`` a queued file, then move it to ``processed/``; a file that breaks the
     contract moves to ``rejected/`` with its reason beside it, and the error is raised again."""
     path = storage.location(path)
+    earlier = scored_before(path, results_dir)
+    if earlier is not None:  # the same bytes again (under any name): recognised, not scored twice
+        kept, _ = keep(path, inbox.processed)
+        logger.info("%s has the same bytes as batch %s, already scored: not scored again", path.name, earlier)
+        report = storage.read_json(ResultsPaths(storage.location(results_dir)).batch(earlier).report)
+        return {"batch": earlier, "duplicate_of": earlier, "processed": str(kept), "rows": report["rows"],
+                "release": report["release"], "drifted": False, "drift": "not checked again (already scored)"}
     try:
         outcome = score_batch(path, results_dir, check, release)
     except DataValidationError as exc:
-        storage.write_bytes(f"{exc}\n".encode(), inbox.reason(path.name))
-        storage.move(path, inbox.rejected / path.name)
+        kept, _ = keep(path, inbox.rejected)
+        storage.write_bytes(f"{exc}\n".encode(), inbox.reason(kept.name))
         logger.error("rejected %s: %s", path.name, exc)
         raise
-    storage.move(path, inbox.processed / path.name)
-    return outcome
+    kept, _ = keep(path, inbox.processed)
+    return {**outcome, "processed": str(kept)}
+
+
+def scored_before(path: Location, results_dir: Location) -> str | None:
+    """The batch already scored from a file with these bytes (its folder ends with the file's
+    hash), or None."""
+    digest = storage.sha256(storage.location(path))[:12]
+    scoring = ResultsPaths(storage.location(results_dir)).scoring
+    if not scoring.exists():  # (a folder: storage.exists is for files)
+        return None
+    for folder in sorted(scoring.iterdir(), key=lambda p: p.name):
+        if folder.name.endswith(f"-{digest}") and storage.exists(folder / "report.json"):
+            return folder.name
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

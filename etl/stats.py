@@ -11,6 +11,8 @@
   non-inferiority).
 - ``calibration_table``: predicted risk bands against the observed share of malignant tumours
   in each, with exact intervals (the model card; the monitoring of confirmed outcomes).
+- ``upper_bound``: the one-sided exact upper bound (a realized sensitivity shown below its
+  target: the outcomes' alarm); ``spiegelhalter``: Spiegelhalter's z test of calibration.
 - ``net_benefit``: the decision curve (Vickers & Elkin, 2006): the model's net benefit at each
   threshold probability against treating everyone and treating no one.
 """
@@ -102,6 +104,27 @@ def delong(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, margin: float = 0.0)
         p_value = float(stats.norm.cdf(diff / se)) if se > 0 else (1.0 if diff >= 0 else 0.0)
     return {"auc_a": float(aucs[0]), "auc_b": float(aucs[1]), "difference": diff, "se": se,
             "p_value": p_value}
+
+
+def upper_bound(k: int, n: int, confidence: float) -> float:
+    """One-sided exact upper confidence bound of a proportion ``k`` of ``n`` at ``confidence``
+    (the true proportion is at most this with that confidence); 1 for ``n`` = 0."""
+    if n <= 0 or k >= n:
+        return 1.0
+    return float(stats.beta.ppf(confidence, k + 1, n - k))
+
+
+def spiegelhalter(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """Spiegelhalter's (1986) z test that predicted probabilities ``p`` are calibrated for the
+    outcomes ``y``: ``z = sum((y - p)(1 - 2p)) / sqrt(sum((1 - 2p)^2 p (1 - p)))``, standard
+    normal when they are; a small two-sided ``p_value`` says the risks no longer match what
+    happens (too high or too low, or too confident)."""
+    y, p = np.asarray(y, dtype=float), np.clip(np.asarray(p, dtype=float), 1e-12, 1 - 1e-12)
+    var = float(np.sum((1 - 2 * p) ** 2 * p * (1 - p)))
+    if len(y) == 0 or var <= 0:
+        return {"z": 0.0, "p_value": 1.0, "cases": len(y)}
+    z = float(np.sum((y - p) * (1 - 2 * p)) / math.sqrt(var))
+    return {"z": z, "p_value": float(2 * stats.norm.sf(abs(z))), "cases": len(y)}
 
 
 #: The predicted-risk bands of a calibration table (upper edges; the last band ends at 1).

@@ -176,7 +176,7 @@ def _task(task: str) -> Callable[..., Outputs]:
         first = catalog.TASKS[0]  # makes the run folder
         if task != first and is_local(folder.root) and not folder.root.is_dir():
             raise MissingInputError(folder.root, first)  # (object stores: no folders)
-        run = Run(settings.with_run_params(context["params"]), folder, _from_xcom(context), _run_info(context))
+        run = Run(settings.with_run_params(_run_params(context)), folder, _from_xcom(context), _run_info(context))
         mapped = {k: context[k] for k in ("candidate", "fold") if k in context}
         try:
             return STEPS[task](run, **mapped)
@@ -186,6 +186,27 @@ def _task(task: str) -> Callable[..., Outputs]:
     callable_.__name__ = callable_.__qualname__ = task
     callable_.__doc__ = STEPS[task].__doc__
     return callable_
+
+
+def _run_params(context: dict[str, Any]) -> dict[str, Any]:
+    """The run's parameters; a run started by a new version of the training data (the
+    ``breast_cancer_training_data`` asset, ``etl.datasets``) trains on that version unless its
+    ``data_path`` was given."""
+    params = dict(context["params"])
+    if not params.get("data_path"):
+        for _, events in _items(context.get("triggering_asset_events")):
+            for event in events:
+                path = (getattr(event, "extra", None) or {}).get("data_path")
+                if path:
+                    params["data_path"] = path
+    return params
+
+
+def _items(mapping: Any) -> list[tuple[Any, Any]]:
+    try:
+        return list(mapping.items()) if mapping else []
+    except (AttributeError, TypeError):
+        return []
 
 
 def _run_info(context: dict[str, Any]) -> dict[str, Any]:
@@ -253,3 +274,64 @@ def score_batch(path: str, **context: Any) -> Outputs:
             f"{outcome['drift']}\nReport: {outcome['report']}\nPredictions: {outcome['predictions']}",
             settings)
     return {k: str(v) for k, v in outcome.items()}
+
+
+# -- the outcomes DAG -----------------------------------------------------------------------------
+
+
+@_step
+def claim_outcomes(**context: Any) -> list[dict[str, str]]:
+    """Claim the CSVs at the top of the outcomes inbox (its watcher claims them too) and list
+    every file waiting in ``queued/``: one mapped ``record_outcomes`` task each."""
+    from etl.inbox import claim, queued
+
+    settings = _settings(context)
+    claim(settings.outcomes_inbox)
+    waiting = queued(settings.outcomes_inbox)
+    logger.info("%d outcome file(s) to record in %s", len(waiting), storage_uri(settings.outcomes_inbox.queued))
+    return [{"path": str(path)} for path in waiting]
+
+
+@_step
+def record_outcomes(path: str, **context: Any) -> Outputs:
+    """Validate one outcome file (``id``, ``diagnosis`` M/B, optional ``date``) into the ledger
+    (``results/monitoring/outcomes/``), then move it to ``processed/``; a bad file moves to
+    ``rejected/`` and fails this task only, in one line."""
+    from etl.outcomes import process
+
+    settings = _settings(context)
+    return {k: str(v) for k, v in process(path, settings.outcomes_inbox, settings.results_dir).items()}
+
+
+@_step
+def update_monitoring(**context: Any) -> Outputs:
+    """Recompute each release's realized performance from every confirmed outcome and scored
+    batch (``results/monitoring/``); announce a newly raised alarm through ``[alerts]``."""
+    from etl import alerts
+    from etl.outcomes import alarm_message
+    from etl.outcomes import update_monitoring as update
+
+    settings = _settings(context)
+    out = update(settings.results_dir, settings.outcomes)
+    for release, alarm in out["new_alarms"].items():
+        alerts.send_message(context, *alarm_message(release, alarm), settings)
+    return {"summary": out["summary"], **{f"release:{k}": v for k, v in out["releases"].items()}}
+
+
+@_step
+def grow_training_data(**context: Any) -> Outputs:
+    """Past ``[outcomes] retrain_min_cases`` new confirmed cases, write the next version of the
+    training data (``results/datasets/``) and update the ``breast_cancer_training_data`` asset,
+    which starts the training DAG on it; else end skipped (no event)."""
+    from etl import assets
+    from etl.datasets import grow
+    from etl.outcomes import confirmed
+
+    settings = _settings(context)
+    record = grow(confirmed(settings.results_dir), settings.results_dir, settings.paths.data_path,
+                  settings.outcomes.retrain_min_cases)
+    if record is None:
+        raise AirflowSkipException(f"fewer than {settings.outcomes.retrain_min_cases} new confirmed cases: "
+                                   "no new training data version")
+    context["outlet_events"][assets.TRAINING_DATA].extra = {k: str(v) for k, v in record.items()}
+    return {k: str(v) for k, v in record.items()}

@@ -266,6 +266,61 @@ def report_page(layout: ResultsPaths, key: str) -> str:
     return _html(f"Run {key}", head + note)
 
 
+def _share(k: Any, n: Any, value: Any, ci: Any) -> str:
+    if not n:
+        return "&ndash;"
+    interval = f" [{_num(ci[0])}, {_num(ci[1])}]" if ci else ""
+    return f"{_num(value)}{interval} <span class=muted>({_e(k)} of {_e(n)})</span>"
+
+
+def _outcomes_section(monitoring: dict[str, Any], current: str | None) -> str:
+    """Expected against realized, per release, from the confirmed outcomes; the calibration
+    table of the current release (or the newest with outcomes); the alarms."""
+    head = "<h2>Confirmed outcomes</h2>"
+    releases = monitoring["releases"]
+    if not releases:
+        return head + ('<div class="empty" id="outcomes"><p><b>No confirmed outcomes yet.</b> When the pathology '
+                       "results of scored cases come back, drop a CSV of <code>id, diagnosis</code> (M or B, "
+                       "optionally <code>date</code>) into the outcomes inbox (<code>[outcomes] inbox</code>, "
+                       "default <code>data/outcomes/</code>): each release's real sensitivity and specificity "
+                       "then appear here, beside what it promised.</p></div>")
+    rows = []
+    for name, rec in sorted(releases.items(), reverse=True):
+        r, e = rec["realized"], rec.get("expected") or {}
+        alarm = rec.get("alarm") or {}
+        flag = (f'<span class="state" style="background:#c0392b">alarm</span> {_e("; ".join(alarm["reasons"]))}'
+                if alarm.get("raised") else '<span class="muted">no alarm</span>')
+        rows.append(
+            f"<tr><td><code>{_e(name)}</code>{' <span class=current>current</span>' if name == current else ''}</td>"
+            f"<td class=num>{_e(r['confirmed'])}</td>"
+            f"<td class=num>{_share(None, e.get('malignant'), e.get('sensitivity'), e.get('sensitivity_ci95'))}</td>"
+            f"<td class=num>{_share(r['caught'], r['malignant'], r['sensitivity'], r['sensitivity_ci95'])}</td>"
+            f"<td class=num>{_share(None, e.get('benign'), e.get('specificity'), e.get('specificity_ci95'))}</td>"
+            f"<td class=num>{_share(r['cleared'], r['benign'], r['specificity'], r['specificity_ci95'])}</td>"
+            f"<td class=num>{_num(r['ppv'])}</td><td class=num>{_num(r['brier'])}</td><td>{flag}</td></tr>")
+    table = ('<table id="outcomes"><tr><th>release</th><th>confirmed</th><th>sensitivity promised (nested CV)</th>'
+             "<th>sensitivity realized</th><th>specificity promised</th><th>specificity realized</th><th>PPV</th>"
+             "<th>Brier</th><th>alarm</th></tr>" + "".join(rows) + "</table>")
+    shown = current if current in releases else sorted(releases)[-1]
+    bands = releases[shown]["realized"].get("calibration") or []
+    calibration = (f"<p>Calibration of <code>{_e(shown)}</code> on its confirmed cases:</p><table><tr><th>predicted "
+                   "risk</th><th>cases</th><th>mean predicted</th><th>observed malignant</th><th>95 % CI</th></tr>"
+                   + "".join(f"<tr><td>{b['band'][0]:.0%}&ndash;{b['band'][1]:.0%}</td><td class=num>{b['cases']}</td>"
+                             f"<td class=num>{_num(b['mean_predicted'])}</td><td class=num>{_num(b['observed'])}</td>"
+                             f"<td class=num>{_num(b['observed_ci95'][0])}&ndash;{_num(b['observed_ci95'][1])}</td></tr>"
+                             for b in bands) + "</table>")
+    summary = monitoring["summary"]
+    notes = []
+    if summary.get("unmatched"):
+        notes.append(f"{len(summary['unmatched'])} outcome(s) for ids never scored, kept aside")
+    if summary.get("conflicts"):
+        notes.append(f"{len(summary['conflicts'])} id(s) with two different diagnoses, counted nowhere: "
+                     + ", ".join(_e(c["id"]) for c in summary["conflicts"][:10]))
+    return (head + f"<p>From {_e(len(summary.get('files', [])))} outcome file(s), {_e(summary.get('outcomes'))} "
+            f"confirmed id(s); updated {_e(summary.get('updated_at'))}.</p>" + table + calibration
+            + "".join(f"<p class=muted>{n}.</p>" for n in notes))
+
+
 def _empty_model_page() -> str:
     return ('<h1>Breast cancer model</h1><div class="empty"><p><b>No run yet.</b> Nothing has been '
             'trained or published in this results folder.</p><p>Trigger the DAG: '
@@ -301,6 +356,7 @@ def model_page(layout: ResultsPaths) -> str:
     else:
         parts.append('<h2>Published release</h2><p id="current-release">None yet: no run has passed the '
                      "quality gate in this results folder.</p>")
+    parts.append(_outcomes_section(history.monitoring(layout), current["name"] if current else None))
     parts.append("<h2>Headline metrics by run</h2>" + _chart(runs, {r["name"] for r in catalog["releases"]}))
     if catalog["releases"]:
         rows = "".join(

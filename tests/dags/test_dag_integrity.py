@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from etl.config import OUTCOMES_DAG_ID, load_settings
 from tests.conftest import CANDIDATES, DAG_ID, PROJECT_ROOT, SCORING_DAG_ID
 from tests.e2e.test_tasks_test import ORDER as TASKS
 
@@ -19,7 +20,7 @@ def dag():
 
     bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
     assert bag.import_errors == {}
-    assert sorted(bag.dags) == sorted([DAG_ID, SCORING_DAG_ID])
+    assert sorted(bag.dags) == sorted([DAG_ID, SCORING_DAG_ID, OUTCOMES_DAG_ID])
     return bag.dags[DAG_ID]
 
 
@@ -66,7 +67,9 @@ def test_nested_cv_is_mapped_over_the_outer_folds(dag):
 
 
 def test_settings(dag):
-    assert dag.schedule is None  # triggered by hand, from the UI or the CLI
+    # triggered by hand (the UI, the CLI), and by each new version of the grown training data
+    (asset,) = dag.timetable.asset_condition.objects
+    assert asset.name == "breast_cancer_training_data"
     assert dag.catchup is False
     assert dag.start_date.tzinfo is not None
     assert set(dag.tags) == {"ml", "breast-cancer", "scikit-learn"}
@@ -116,7 +119,7 @@ print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()}, "
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["errors"] == {} and result["heavy"] == []
-    assert sorted(result["dags"]) == sorted([DAG_ID, SCORING_DAG_ID])
+    assert sorted(result["dags"]) == sorted([DAG_ID, SCORING_DAG_ID, OUTCOMES_DAG_ID])
 
 
 def test_save_results_announces_the_published_model(dag):
@@ -139,3 +142,21 @@ def test_the_scoring_dag_is_scheduled_on_the_watched_inbox():
     assert [a.name for a in score.inlets] == ["breast_cancer_published_model"]
     assert [a.name for a in score.outlets] == ["breast_cancer_scored_batches"]
     assert scoring.max_active_runs == 1 and score.partial_kwargs["retries"] == 2
+
+
+def test_the_outcomes_dag_is_scheduled_on_its_watched_inbox_and_starts_training():
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags")).dags[OUTCOMES_DAG_ID]
+    assert sorted(t.task_id for t in dag.tasks) == ["claim_outcomes", "grow_training_data", "record_outcomes",
+                                                     "update_monitoring"]
+    (asset,) = dag.timetable.asset_condition.objects
+    assert asset.name == "breast_cancer_outcomes_inbox"
+    (watcher,) = asset.watchers
+    kind, kwargs = watcher.trigger.serialize()
+    assert kind == "etl.inbox_trigger.InboxTrigger" and kwargs["inbox"] == load_settings().outcomes.inbox
+    update = dag.get_task("update_monitoring")
+    assert update.trigger_rule == "all_done"  # a rejected file fails only its own task
+    assert update.upstream_task_ids == {"record_outcomes"} and update.downstream_task_ids == {"grow_training_data"}
+    assert [a.name for a in dag.get_task("grow_training_data").outlets] == ["breast_cancer_training_data"]
+    assert dag.max_active_runs == 1

@@ -3,7 +3,9 @@ form in a real browser (headless Chromium), triggers a run from the DAG's Trigge
 second run comes through the REST API the UI uses (``POST /api/v2/dags/{dag_id}/dagRuns``). Both
 succeed, publish, and keep their files apart. The run's Report tab and the Model page (the
 project's UI plugin) show what the run found. Then a file dropped into the scoring inbox is
-scored with no trigger: the inbox watcher and the asset schedule on the real scheduler."""
+scored with no trigger: the inbox watcher and the asset schedule on the real scheduler; the
+confirmed diagnoses of those cases, dropped into the outcomes inbox, update the release's
+monitoring record and the Model page, and start a training run on the grown data."""
 
 import json
 import os
@@ -63,7 +65,10 @@ def _server_said(body: dict, log: Path) -> str:
 def stack(tmp_path):
     """``make airflow`` on free ports of 127.0.0.1 (the UI's, the execution API's), with its own
     Airflow home and secrets."""
-    with airflow_stack(tmp_path) as started:
+    config = tmp_path / "outcomes.toml"  # a new training data version from 30 confirmed cases
+    config.write_text("[outcomes]\nretrain_min_cases = 30\n")
+    with airflow_stack(tmp_path, OUTCOMES_INBOX=str(tmp_path / "outcomes"),
+                       PIPELINE_CONFIG=f"{PROJECT_ROOT / 'tests' / 'fast.toml'}:{config}") as started:
         yield started
 
 
@@ -245,7 +250,9 @@ def test_trigger_in_the_browser_and_see_the_report(stack, ui_browser):
     incoming = tmp_path / "incoming"
     incoming.mkdir(exist_ok=True)
     staged = tmp_path / "new-cases.csv"
-    pd.read_csv(PROJECT_ROOT / "data" / "wdbc.csv").head(40).to_csv(staged, index=False)
+    shipped = pd.read_csv(PROJECT_ROOT / "data" / "wdbc.csv")
+    new_cases = shipped.head(40).assign(id=lambda d: d["id"] + 100_000)  # new patients: ids the data lacks
+    new_cases.drop(columns=["diagnosis"]).to_csv(staged, index=False)
     dropped = time.monotonic()
     os.replace(staged, incoming / "new-cases.csv")  # whole, in one rename
     processed = incoming / "processed" / "new-cases.csv"
@@ -257,13 +264,54 @@ def test_trigger_in_the_browser_and_see_the_report(stack, ui_browser):
     status, scoring_runs = api.call("GET", "/api/v2/dags/breast_cancer_scoring/dagRuns")
     assert [r["run_type"] for r in scoring_runs["dag_runs"]] == ["asset_triggered"], scoring_runs
     print(f"dropped file scored in {waited:.0f} s")
+
+    # Their confirmed diagnoses come back: an outcome file dropped into the outcomes inbox, with
+    # no trigger, updates the release's monitoring record and the Model page; past
+    # retrain_min_cases (30 here) a new version of the training data starts the training DAG,
+    # whose gate compares with the published model.
+    outcomes_inbox = tmp_path / "outcomes"
+    outcomes_inbox.mkdir(exist_ok=True)
+    new_cases[["id", "diagnosis"]].to_csv(tmp_path / "pathology.csv", index=False)
+    os.replace(tmp_path / "pathology.csv", outcomes_inbox / "pathology.csv")
+    record = results / "monitoring" / "releases" / f"{published.name}.json"
+    _wait(record.exists, 300, "the outcomes to be recorded", proc, log)
+    realized = json.loads(record.read_text())["realized"]
+    assert realized["confirmed"] == 40 and realized["malignant"] == int((new_cases["diagnosis"] == "M").sum())
+    status, outcome_runs = api.call("GET", "/api/v2/dags/breast_cancer_outcomes/dagRuns")
+    assert [r["run_type"] for r in outcome_runs["dag_runs"]] == ["asset_triggered"], outcome_runs
+    browser.driver.get(api.base + "/")  # a fresh Model page, not the one shown above
+    model = browser.frame_text("Model", "sensitivity realized")
+    assert f"{realized['caught']} of {realized['malignant']}" in model and "no alarm" in model, model
+    grown = _wait(lambda: [r for r in api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns")[1]["dag_runs"]
+                           if r["run_type"] == "asset_triggered"], 300, "the training run on the grown data", proc, log)
+    retrain = finished_run(api, grown[0]["dag_run_id"], proc, log)
+    assert retrain["state"] == "success", retrain
+    folder = results / "runs" / run_key(_date(retrain["logical_date"]), retrain["dag_run_id"])
+    profile = json.loads((folder / "profile.json").read_text())
+    assert profile["rows"] == 569 + 40 and profile["source"].endswith("datasets/v0001/data.csv"), profile
+    gate = json.loads((folder / "gate.json").read_text())
+    assert gate["published_release"] == current_release(results).name or gate["published_release"] == published.name
+    assert gate["comparison"]["decided"] is True, gate["comparison"]
     # The asset graph the UI's Assets view shows: who produces and who consumes each asset.
     status, listed = api.call("GET", "/api/v2/assets")
     graph = {a["name"]: a for a in listed["assets"]}
     assert {"breast_cancer_published_model", "breast_cancer_inbox", "breast_cancer_scored_batches"} <= set(graph)
     assert [t["dag_id"] for t in graph["breast_cancer_published_model"]["producing_tasks"]] == [DAG_ID]
     assert [d["dag_id"] for d in graph["breast_cancer_inbox"]["scheduled_dags"]] == ["breast_cancer_scoring"]
+    assert [t["dag_id"] for t in graph["breast_cancer_training_data"]["producing_tasks"]] == ["breast_cancer_outcomes"]
+    assert [d["dag_id"] for d in graph["breast_cancer_training_data"]["scheduled_dags"]] == [DAG_ID]
     assert listening_addresses(int(api.base.rsplit(":", 1)[1])) == {"127.0.0.1"}
+
+
+def finished_run(api: Api, run_id: str, proc: subprocess.Popen, log: Path) -> dict:
+    """The DAG run once it has finished."""
+    from urllib.parse import quote
+
+    def done():
+        run = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}")[1]
+        return run if run.get("state") in ("success", "failed") else None
+
+    return _wait(done, 600, f"run {run_id} to finish", proc, log)
 
 
 def _date(value: str | None) -> datetime | None:
