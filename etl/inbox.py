@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from etl import storage
 from etl.config import InboxPaths
@@ -67,6 +69,33 @@ def keep(source: Location, folder: Location) -> tuple[Target, bool]:
             logger.info("%s: the name is taken in %s by another file; kept as %s", source.name, folder.name, target.name)
         return target, False
     raise AssertionError("unreachable")
+
+
+def file_away(path: Location, inbox: InboxPaths, step: Callable[[Target], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``step`` on a queued file, then keep it in ``processed/``; a file ``step`` refuses
+    (``DataValidationError``) is kept in ``rejected/`` with its one-line reason beside it, and
+    the error is raised again (the scoring and the outcomes inboxes alike)."""
+    from etl.errors import DataValidationError
+
+    path = storage.location(path)
+    try:
+        outcome = step(path)
+    except DataValidationError as exc:
+        kept, _ = keep(path, inbox.rejected)
+        storage.write_bytes(f"{exc}\n".encode(), inbox.reason(kept.name))
+        logger.error("rejected %s: %s", path.name, exc)
+        raise
+    kept, _ = keep(path, inbox.processed)
+    return {**outcome, "processed": str(kept)}
+
+
+def claim_queue(inbox: InboxPaths) -> list[dict[str, str]]:
+    """Claim the inbox's new files and list every file waiting in ``queued/`` (a DAG's first
+    task: one mapped task per file)."""
+    claim(inbox)
+    waiting = queued(inbox)
+    logger.info("%d file(s) waiting in %s", len(waiting), storage.uri(inbox.queued))
+    return [{"path": str(path)} for path in waiting]
 
 
 def claim(inbox: InboxPaths) -> list[Target]:

@@ -27,7 +27,7 @@ import pandas as pd
 from etl import cli, storage
 from etl.config import InboxPaths, OutcomesSettings, ResultsPaths
 from etl.errors import DataValidationError
-from etl.inbox import SUFFIX, claim, keep, queued
+from etl.inbox import SUFFIX, claim, file_away, queued
 from etl.monitoring import LEDGER_COLUMNS, join, release_records, resolve
 from etl.storage import Location
 
@@ -99,16 +99,7 @@ def record(path: Location, results_dir: Location) -> dict[str, Any]:
 def process(path: Location, inbox: InboxPaths, results_dir: Location) -> dict[str, Any]:
     """``record`` a queued file, then file it in ``processed/``; a bad file goes to
     ``rejected/`` with its reason, and the error is raised again."""
-    path = storage.location(path)
-    try:
-        outcome = record(path, results_dir)
-    except DataValidationError as exc:
-        kept, _ = keep(path, inbox.rejected)
-        storage.write_bytes(f"{exc}\n".encode(), inbox.reason(kept.name))
-        logger.error("rejected %s: %s", path.name, exc)
-        raise
-    kept, _ = keep(path, inbox.processed)
-    return {**outcome, "processed": str(kept)}
+    return file_away(path, inbox, lambda p: record(p, results_dir))
 
 
 # -- the monitoring records -----------------------------------------------------------------------

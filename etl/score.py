@@ -31,7 +31,7 @@ from etl import cli, drift, storage
 from etl.config import InboxPaths, ResultsPaths, ScoringSettings
 from etl.contract import read_rows
 from etl.errors import DataValidationError
-from etl.inbox import SUFFIX, claim, keep, queued
+from etl.inbox import SUFFIX, claim, file_away, keep, queued
 from etl.procedure import score_rows
 from etl.releases import Release, open_release
 from etl.schema import FEATURE_COLUMNS, ID_COLUMN
@@ -107,15 +107,7 @@ def process(
         report = storage.read_json(ResultsPaths(storage.location(results_dir)).batch(earlier).report)
         return {"batch": earlier, "duplicate_of": earlier, "processed": str(kept), "rows": report["rows"],
                 "release": report["release"], "drifted": False, "drift": "not checked again (already scored)"}
-    try:
-        outcome = score_batch(path, results_dir, check, release)
-    except DataValidationError as exc:
-        kept, _ = keep(path, inbox.rejected)
-        storage.write_bytes(f"{exc}\n".encode(), inbox.reason(kept.name))
-        logger.error("rejected %s: %s", path.name, exc)
-        raise
-    kept, _ = keep(path, inbox.processed)
-    return {**outcome, "processed": str(kept)}
+    return file_away(path, inbox, lambda p: score_batch(p, results_dir, check, release))
 
 
 def scored_before(path: Location, results_dir: Location) -> str | None:

@@ -32,7 +32,6 @@ from etl.errors import MissingInputError, ParameterError, PipelineError, Skipped
 from etl.inputs import Resolver
 from etl.steps import STEPS, Run
 from etl.storage import Target, is_local, write_json
-from etl.storage import uri as storage_uri
 
 logger = logging.getLogger(__name__)
 
@@ -246,13 +245,9 @@ upload_results = _task("upload_results")
 def claim_batches(**context: Any) -> list[dict[str, str]]:
     """Claim the CSVs at the top of the inbox (the watcher claims them too) and list every file
     waiting in ``queued/``: one mapped ``score_batch`` task each."""
-    from etl.inbox import claim, queued
+    from etl.inbox import claim_queue
 
-    settings = _settings(context)
-    claim(settings.inbox)
-    waiting = queued(settings.inbox)
-    logger.info("%d file(s) to score in %s", len(waiting), storage_uri(settings.inbox.queued))
-    return [{"path": str(path)} for path in waiting]
+    return claim_queue(_settings(context).inbox)
 
 
 @_step
@@ -283,13 +278,9 @@ def score_batch(path: str, **context: Any) -> Outputs:
 def claim_outcomes(**context: Any) -> list[dict[str, str]]:
     """Claim the CSVs at the top of the outcomes inbox (its watcher claims them too) and list
     every file waiting in ``queued/``: one mapped ``record_outcomes`` task each."""
-    from etl.inbox import claim, queued
+    from etl.inbox import claim_queue
 
-    settings = _settings(context)
-    claim(settings.outcomes_inbox)
-    waiting = queued(settings.outcomes_inbox)
-    logger.info("%d outcome file(s) to record in %s", len(waiting), storage_uri(settings.outcomes_inbox.queued))
-    return [{"path": str(path)} for path in waiting]
+    return claim_queue(_settings(context).outcomes_inbox)
 
 
 @_step

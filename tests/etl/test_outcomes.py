@@ -182,15 +182,16 @@ def test_a_killed_run_then_a_rerun_counts_each_outcome_once(site, monkeypatch):
     site.inbox.root.mkdir(parents=True)
     site.truth.to_csv(site.inbox.root / "pathology.csv", index=False)
     (queued,) = claim(site.inbox)
-    real_keep = outcomes.keep
+    import etl.inbox
 
     def killed(*args):
         raise KeyboardInterrupt  # the process dies after the ledger write, before the file moves on
 
-    monkeypatch.setattr(outcomes, "keep", killed)
-    with pytest.raises(KeyboardInterrupt):
-        outcomes.process(queued, site.inbox, site.results)
-    monkeypatch.setattr(outcomes, "keep", real_keep)
+    with monkeypatch.context() as m:
+        m.setattr(etl.inbox, "keep", killed)
+        with pytest.raises(KeyboardInterrupt):
+            outcomes.process(queued, site.inbox, site.results)
+    assert queued.exists() and len(list((site.results / "monitoring" / "outcomes").iterdir())) == 1
     again = outcomes.process(queued, site.inbox, site.results)  # the rerun
     assert again["new"] is False
     assert _record(site)["realized"]["confirmed"] == 169
