@@ -15,15 +15,15 @@ diagnosis; an id the data already has is not added again. A version is written w
 ``[outcomes] retrain_min_cases`` new cases are confirmed; the outcomes DAG then updates the
 ``breast_cancer_training_data`` asset, which starts the training DAG on that version. The
 training split is a hash of each id, so old rows stay on their side and the quality gate still
-compares on test rows neither model trained on.
+compares on test rows neither model trained on. On an object store (the cluster's ``s3://``
+results root) the versions are written there the same way, the manifest last.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import tempfile
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -76,10 +76,6 @@ def grow(matched: pd.DataFrame, results_dir: Location, base_data: Location, min_
     if min_cases <= 0 or matched.empty:
         return None
     layout = ResultsPaths(storage.location(results_dir))
-    if not storage.is_local(layout.root):
-        logger.warning("growing the training data needs a local results folder; %s is not: no new version",
-                       storage.uri(layout.root))
-        return None
     latest = current(results_dir)
     parent_path = latest["data_path"] if latest else str(base_data)
     parent, _ = validate(read_input(parent_path), str(parent_path), max_missing_share=1.0, min_rows_per_class=0)
@@ -96,34 +92,40 @@ def grow(matched: pd.DataFrame, results_dir: Location, base_data: Location, min_
                                                                                    *FEATURE_COLUMNS]]],
                      ignore_index=True)
     folder = layout.datasets / version
-    staging = Path(tempfile.mkdtemp(prefix=f".staging-{version}-", dir=_mkdir(layout.datasets)))
-    try:
-        data.to_csv(staging / "data.csv", index=False, lineterminator="\n")
-        manifest = {
-            "version": version,
-            "parent": latest["version"] if latest else None,
-            "parent_data": parent_path,
-            "rows": len(data),
-            "added": len(new),
-            "class_balance": {k: int(v) for k, v in data[TARGET_COLUMN].value_counts().items()},
-            "sha256": storage.sha256(staging / "data.csv"),
-            "batches": sorted(set(new["batch"])),
-            "outcome_files": sorted({f for files in new["files"] for f in files}),
-            "added_ids": new[ID_COLUMN].tolist(),
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        storage.write_json(manifest, staging / "manifest.json")
-        staging.rename(folder)  # a version appears whole, or not at all; never rewritten
-    finally:
-        storage.remove_tree(staging)
-    record = {"version": version, "data_path": str(folder / "data.csv"), "sha256": manifest["sha256"],
-              "rows": len(data), "added": len(new)}
-    storage.write_json(record, layout.datasets / CURRENT)
+    if storage.exists(folder / "manifest.json"):
+        # Written whole by a run killed before it moved current.json: never rewritten, made current.
+        manifest = storage.read_json(folder / "manifest.json")
+        logger.info("training data %s was written whole by an interrupted run: made current", version)
+        return _make_current(layout, folder, manifest)
+    body = data.to_csv(index=False, lineterminator="\n").encode()
+    storage.write_bytes(body, folder / "data.csv")
+    manifest = {
+        "version": version,
+        "parent": latest["version"] if latest else None,
+        "parent_data": str(parent_path),
+        "rows": len(data),
+        "added": len(new),
+        "class_balance": {k: int(v) for k, v in data[TARGET_COLUMN].value_counts().items()},
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "batches": sorted(set(new["batch"])),
+        "outcome_files": sorted({f for files in new["files"] for f in files}),
+        "added_ids": new[ID_COLUMN].tolist(),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    # The manifest last: a version folder without one is incomplete (a killed run) and is
+    # written again by the next; current.json moves only to a complete version.
+    storage.write_json(manifest, folder / "manifest.json")
+    record = _make_current(layout, folder, manifest)
     logger.info("training data %s: %d rows (%d confirmed cases added), %s", version, len(data), len(new),
                 record["data_path"])
     return record
 
 
-def _mkdir(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+def _make_current(layout: ResultsPaths, folder: Any, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Point ``current.json`` at the complete version in ``folder``; its record."""
+    record = {"version": manifest["version"], "data_path": str(folder / "data.csv"), "sha256": manifest["sha256"],
+              "rows": manifest["rows"], "added": manifest["added"]}
+    storage.write_json(record, layout.datasets / CURRENT)
+    return record
+
+

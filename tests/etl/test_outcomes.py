@@ -283,3 +283,47 @@ def test_the_outcomes_cli(site, capsys):
     out = json.loads(capsys.readouterr().out)
     assert len(out["recorded"]) == 1 and out["unmatched"] == 0 and path.exists()  # left where it is
     assert ResultsPaths(site.results).monitoring.summary.exists()
+
+
+def test_a_version_written_whole_before_a_kill_is_made_current_not_rewritten(site, deployment, monkeypatch):
+    _deliver(site, "pathology.csv", site.truth.iloc[:100])
+    matched = outcomes.confirmed(site.results)
+    real = storage.write_json
+
+    def killed_at_current(data, target):
+        if storage.location(target).name == "current.json":
+            raise KeyboardInterrupt  # the version is complete; the pointer did not move
+        return real(data, target)
+
+    with monkeypatch.context() as m:
+        m.setattr(storage, "write_json", killed_at_current)
+        with pytest.raises(KeyboardInterrupt):
+            datasets.grow(matched, site.results, deployment["train_csv"], min_cases=100)
+    before = (site.results / "datasets" / "v0001" / "data.csv").read_bytes()
+    record = datasets.grow(matched, site.results, deployment["train_csv"], min_cases=100)  # the rerun
+    assert record["version"] == "v0001" and datasets.current(site.results)["version"] == "v0001"
+    assert (site.results / "datasets" / "v0001" / "data.csv").read_bytes() == before
+
+
+def test_the_grown_data_on_an_s3_results_root(s3_server, monkeypatch, site, deployment):
+    """A cluster's results root (moto on 127.0.0.1): the batches' rows and the versions are
+    objects; the version's data_path reads back through the same storage layer load_data uses."""
+    import uuid
+
+    from etl.contract import read_input, validate
+    from tests.servers import BUCKET
+
+    monkeypatch.setenv("AIRFLOW_CONN_GROWN_S3", s3_server.connection())
+    root = storage.location(f"s3://grown_s3@{BUCKET}/r-{uuid.uuid4().hex[:8]}")
+    _deliver(site, "pathology.csv", site.truth.iloc[:60])
+    matched = outcomes.confirmed(site.results)
+    for batch in sorted(set(matched["batch"])):  # the scored rows, as the scoring DAG leaves them on S3
+        storage.write_frame(storage.read_frame(ResultsPaths(site.results).batch(batch).rows),
+                            ResultsPaths(root).batch(batch).rows)
+    record = datasets.grow(matched, root, deployment["train_csv"], min_cases=60)
+    assert record["version"] == "v0001" and record["data_path"].startswith("s3://")
+    rows, _ = validate(read_input(record["data_path"]), record["data_path"])  # as load_data reads it
+    assert len(rows) == 400 + 60 and record["rows"] == 460
+    assert datasets.current(root)["data_path"] == record["data_path"]
+    manifest = storage.read_json(ResultsPaths(root).datasets / "v0001" / "manifest.json")
+    assert manifest["sha256"] == storage.sha256(storage.location(record["data_path"])) and manifest["added"] == 60
