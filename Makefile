@@ -117,7 +117,7 @@ bench-ui: $(VENV)/.installed-dev
 
 # Screenshots of the Report tab and the Model page for the README, made by the browser test.
 ui-screenshots: $(VENV)/.installed-cluster
-	$(ENV) UI_SCREENSHOTS=docs/img python -m pytest -q tests/e2e/test_ui_trigger.py
+	$(ENV) UI_SCREENSHOTS=docs/img python -m pytest -q -n 2 tests/e2e/test_ui_trigger.py tests/e2e/test_approval.py
 
 # airflow standalone, with the tasks' execution API in a process of its own (why: the script).
 airflow: db
