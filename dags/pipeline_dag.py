@@ -15,7 +15,9 @@ gate passed (and, with `[release] approval = "required"`, a person approved it i
 `model_card.md` and their `manifest.json` to the `results/` folder, all at once or not at all.
 
 Each task runs one module of the `etl` package and hands the next task **file paths**, never
-data. A run works in its own folder, `results/runs/<run key>/`.
+data. A run works in its own folder, `results/runs/<run key>/`. Triggered by hand (the form
+below, the CLI) and by each new version of the training data grown from confirmed outcomes
+(the `breast_cancer_training_data` asset, `dags/outcomes_dag.py`): such a run trains on it.
 
 **Parameters** (the trigger form): `data_path` (empty: the configured CSV), `test_size`,
 `random_state`, `C`, `max_iter` (the logistic regression's). Defaults and the other
