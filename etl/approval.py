@@ -8,8 +8,9 @@ operators, 3.1+) as the DAG's ``approve_release`` task, between ``make_report`` 
 - it asks only when the quality gate let the model through (a refused model is never put in
   front of a person: it records ``not_asked`` and ``save_results`` records the gate's refusal);
 - the request (Browse > Required Actions, or ``GET /api/v2/hitlDetails``) shows the model
-  card's summary and links to the run's report and card; only the users in ``[release]
-  approvers`` may answer (the operator's assigned users: Airflow refuses anyone else, 403);
+  card's summary and links to the run's report and card, and ``[alerts]`` (when configured)
+  tells the approvers it is waiting; only the users in ``[release] approvers`` may answer (the
+  operator's assigned users: Airflow refuses anyone else, 403);
 - on Airflow 3.3 the task waits in the ``awaiting_input`` state, holding no worker slot;
 - *Approve*: ``signoff.json`` records who, when and their comment; ``save_results`` publishes,
   and the release's manifest and model card carry the sign-off;
@@ -120,7 +121,17 @@ class ReleaseApproval(ApprovalOperator):
                timeout=str(self.response_timeout))
         logger.info("asking %s to approve the release of run %s", ", ".join(self.approvers) or "anyone",
                     folder.root.name)
+        self._announce(context, settings, folder.root.name)
         return super().execute(context)
+
+    def _announce(self, context: dict[str, Any], settings: Settings, run_key: str) -> None:
+        """Tell the approvers through ``[alerts]`` (when configured) that a release waits for them."""
+        from etl import alerts
+
+        alerts.send_message(
+            context, f"[Airflow] sign-off requested: the release of run {context.get('run_id') or run_key}",
+            f"Approvers: {', '.join(self.approvers) or 'anyone'}\nAnswer within {self.response_timeout}: "
+            f"Browse > Required Actions in the Airflow UI, or the REST API.\n\n{self.body}", settings)
 
     def execute_complete(self, context: dict[str, Any], event: dict[str, Any]) -> Any:
         _, folder = self._run(context)

@@ -165,3 +165,7 @@ def test_a_person_signs_each_release_off(tmp_path, webhook_server):
         assert _published(results) == before and not (folder(unanswered) / "release.json").exists()
         alerts = [body["text"] for _, body in webhook_server.posts]
         assert any("approve_release" in text and "no answer within" in text for text in alerts), alerts
+        # and each request was announced to the approvers when it opened, with its summary
+        requested = [t for t in alerts if t.startswith("[Airflow] sign-off requested: the release of run")]
+        assert len(requested) == 4 and all(f"Approvers: {APPROVER}" in t and "Quality gate:" in t
+                                           for t in requested), alerts
