@@ -53,11 +53,13 @@ def resolve(ledger: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """One confirmed diagnosis per id, and the conflicts.
 
     Returns:
-        the resolved outcomes (``id``, ``diagnosis``, ``date``: the earliest given, ``files``)
-        and, for every id with two different diagnoses, ``{"id", "diagnoses", "files"}``.
+        the resolved outcomes (``id``, ``diagnosis``, ``date``: the earliest given, ``received``:
+        the earliest arrival, ``files``) and, for every id with two different diagnoses,
+        ``{"id", "diagnoses", "files"}``.
     """
+    columns = ["id", "diagnosis", "date", "received", "files"]
     if ledger.empty:
-        return pd.DataFrame(columns=["id", "diagnosis", "date", "files"]), []
+        return pd.DataFrame(columns=columns), []
     resolved, conflicts = [], []
     for ident, rows in ledger.groupby("id", sort=True):
         diagnoses = sorted(set(rows["diagnosis"]))
@@ -67,9 +69,10 @@ def resolve(ledger: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
                                                               for d in diagnoses}, "files": files})
             continue
         dates = sorted(d for d in rows["date"] if isinstance(d, str) and d)
+        received = sorted(rows["received"]) if "received" in rows else []
         resolved.append({"id": str(ident), "diagnosis": diagnoses[0], "date": dates[0] if dates else "",
-                         "files": files})
-    return pd.DataFrame(resolved, columns=["id", "diagnosis", "date", "files"]), conflicts
+                         "received": received[0] if received else "", "files": files})
+    return pd.DataFrame(resolved, columns=columns), conflicts
 
 
 def join(resolved: pd.DataFrame, predictions: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -138,8 +141,10 @@ def release_records(matched: pd.DataFrame, promises: Mapping[str, Mapping[str, A
         promise = promises.get(str(release), {})
         by = {}
         for key, column in (("by_batch", rows["batch"]), ("by_month", rows.apply(_month, axis=1))):
-            by[key] = {str(k): counts(y[m], p[m], predicted[m])
-                       for k in sorted(set(column)) for m in [(column == k).to_numpy()]}
+            by[key] = {}
+            for value in sorted(set(column)):
+                inside = (column == value).to_numpy()
+                by[key][str(value)] = counts(y[inside], p[inside], predicted[inside])
         records[str(release)] = {
             "release": str(release),
             "target_sensitivity": promise.get("target_sensitivity"),

@@ -149,11 +149,19 @@ def promises(results_dir: Location, releases: list[str]) -> dict[str, dict[str, 
     return out
 
 
+def _joined(results_dir: Location) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, Any]], pd.DataFrame,
+                                             list[str]]:
+    """The ledger, its resolved outcomes and conflicts, and those outcomes joined to every
+    scored prediction (with the ids never scored)."""
+    ledger = read_ledger(results_dir)
+    resolved, conflicts = resolve(ledger)
+    matched, unmatched = join(resolved, read_predictions(results_dir))
+    return ledger, resolved, conflicts, matched, unmatched
+
+
 def confirmed(results_dir: Location) -> pd.DataFrame:
     """Every prediction joined to its id's confirmed, unconflicted outcome."""
-    resolved, _ = resolve(read_ledger(results_dir))
-    matched, _ = join(resolved, read_predictions(results_dir))
-    return matched
+    return _joined(results_dir)[3]
 
 
 def update_monitoring(results_dir: Location, settings: OutcomesSettings) -> dict[str, Any]:
@@ -166,25 +174,22 @@ def update_monitoring(results_dir: Location, settings: OutcomesSettings) -> dict
         ``conflicts`` (counts).
     """
     layout = ResultsPaths(storage.location(results_dir))
-    ledger = read_ledger(results_dir)
-    resolved, conflicts = resolve(ledger)
+    ledger, resolved, conflicts, matched, unmatched = _joined(results_dir)
     for conflict in conflicts:
         logger.error("id %s: confirmed %s: refused, counted nowhere until one is withdrawn", conflict["id"],
                      " and ".join(f"{d} in {', '.join(files)}" for d, files in conflict["diagnoses"].items()))
-    matched, unmatched = join(resolved, read_predictions(results_dir))
-    if "received" in ledger.columns and not matched.empty:
-        first = ledger.groupby("id")["received"].min()
-        matched = matched.assign(received=matched["id"].map(first))
     records = release_records(matched, promises(results_dir, sorted(set(matched.get("release", [])))),
                               settings.alarm_confidence, settings.alarm_min_malignant, settings.alarm_min_cases)
     new_alarms, paths = {}, {}
     for name, rec in records.items():
         path = layout.monitoring.release(name)
         before = storage.read_json(path) if storage.exists(path) else {}
-        was = (before.get("alarm") or {}).get("raised", False)
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        rec["alarm"]["raised_at"] = ((before.get("alarm") or {}).get("raised_at") if was else now) \
-            if rec["alarm"]["raised"] else None
+        earlier = before.get("alarm") or {}
+        was = earlier.get("raised", False)
+        rec["alarm"]["raised_at"] = None
+        if rec["alarm"]["raised"]:  # when it was first raised (and still is)
+            rec["alarm"]["raised_at"] = earlier.get("raised_at") if was else \
+                datetime.now(timezone.utc).isoformat(timespec="seconds")
         if rec["alarm"]["raised"] and not was:
             new_alarms[name] = rec["alarm"]
             logger.warning("release %s: ALARM: %s", name, "; ".join(rec["alarm"]["reasons"]))
@@ -204,7 +209,7 @@ def update_monitoring(results_dir: Location, settings: OutcomesSettings) -> dict
                        ", ".join(unmatched[:10]) + (" ..." if len(unmatched) > 10 else ""))
     storage.write_json(summary, layout.monitoring.summary)
     return {"summary": str(layout.monitoring.summary), "releases": paths, "new_alarms": new_alarms,
-            "unmatched": len(unmatched), "conflicts": len(conflicts), "matched": resolved, "predictions": matched}
+            "unmatched": len(unmatched), "conflicts": len(conflicts)}
 
 
 def alarm_message(release: str, alarm: dict[str, Any]) -> tuple[str, str]:

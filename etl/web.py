@@ -267,10 +267,13 @@ def report_page(layout: ResultsPaths, key: str) -> str:
 
 
 def _share(k: Any, n: Any, value: Any, ci: Any) -> str:
+    """``0.974 [0.943, 0.991] (413 of 424)``; without ``k`` (the promise: pooled over repeated
+    outer folds), ``(n = 424)``."""
     if not n:
         return "&ndash;"
     interval = f" [{_num(ci[0])}, {_num(ci[1])}]" if ci else ""
-    return f"{_num(value)}{interval} <span class=muted>({_e(k)} of {_e(n)})</span>"
+    count = f"{_e(k)} of {_e(n)}" if k is not None else f"n = {_e(n)}"
+    return f"{_num(value)}{interval} <span class=muted>({count})</span>"
 
 
 def _outcomes_section(monitoring: dict[str, Any], current: str | None) -> str:
