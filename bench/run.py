@@ -234,12 +234,30 @@ def instances(shape: Path) -> int:
 # -- 3. through the scheduler -------------------------------------------------------------------
 
 
-def through_scheduler(work: Path, shape: Path) -> dict[str, Any]:
+#: The local stack's tuning (scripts/airflow-stack.sh), measured against Airflow's defaults: each
+#: variant's settings over the stack's, in the order they were added.
+SCHEDULER_VARIANTS = {
+    "airflow_defaults": {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "1.0"},
+    "preload_only": {"AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "1.0"},
+}
+SCHEDULER_LABELS = {"airflow_defaults": "Airflow's defaults (LocalExecutor, `scheduler_idle_sleep_time` 1 s)",
+                    "preload_only": "the preloading executor (`etl/executor.py`), idle sleep 1 s",
+                    "stack": "`make airflow` as shipped: the preloading executor, idle sleep 0.5 s"}
+
+
+def scheduler_runs(work: Path, shape: Path) -> dict[str, Any]:
+    """``through_scheduler`` with the stack as shipped and with each of ``SCHEDULER_VARIANTS``."""
+    runs = {name: through_scheduler(work / name, shape, overrides) for name, overrides in SCHEDULER_VARIANTS.items()}
+    return {**through_scheduler(work / "stack", shape), "variants": runs}
+
+
+def through_scheduler(work: Path, shape: Path, overrides: dict[str, str] | None = None) -> dict[str, Any]:
     """``make airflow`` (standalone: scheduler, LocalExecutor, SQLite; the execution API in its own
     process) on free ports with the benchmark settings, the pipeline DAG and its same-shape no-op
     DAG in one DAG folder; each triggered through the REST API as the UI's form does, timed from
     the trigger's answer to the run's end (a no-op run first, to warm the stack, then the pipeline
-    and the no-op again)."""
+    and the no-op again). ``overrides``: settings over the stack's own (``SCHEDULER_VARIANTS``)."""
     sys.path.insert(0, str(PROJECT_ROOT))
     from deploy.net import Api, free_port, wait_for
 
@@ -252,8 +270,9 @@ def through_scheduler(work: Path, shape: Path) -> dict[str, Any]:
            "PIPELINE_DAGS_FOLDER": str(dags), "AIRFLOW__API__PORT": str(port),
            "PIPELINE_EXECUTION_API_PORT": str(free_port()), "PIPELINE_CONFIG": str(BENCH_CONFIG),
            "NOOP_SHAPE": str(shape), "SCORING_INBOX": str(work / "incoming")}
-    env.pop("AIRFLOW__API__HOST", None)
-    env.pop("AIRFLOW__CORE__DAGS_FOLDER", None)
+    for name in ("AIRFLOW__API__HOST", "AIRFLOW__CORE__DAGS_FOLDER", *SCHEDULER_VARIANTS["airflow_defaults"]):
+        env.pop(name, None)
+    env.update(overrides or {})
     with open(work / "airflow.log", "w") as out:
         proc = subprocess.Popen(["make", "--no-print-directory", "airflow"], cwd=PROJECT_ROOT, env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -285,10 +304,15 @@ def through_scheduler(work: Path, shape: Path) -> dict[str, Any]:
                 from datetime import datetime
 
                 return datetime.fromisoformat(done[key].replace("Z", "+00:00")).timestamp()
+            _, listing = api.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{body['dag_run_id']}/taskInstances")
+            tasks = [{"task": t["task_id"] + (f"[{t.get('rendered_map_index') or t['map_index']}]"
+                                              if t["map_index"] >= 0 else ""),
+                      "state": t["state"], "seconds": t["duration"] or 0.0} for t in listing["task_instances"]]
             return {"seconds": seconds, "queued_to_start": at("start_date") - at("queued_at"),
-                    "start_to_end": at("end_date") - at("start_date")}
+                    "start_to_end": at("end_date") - at("start_date"), "tasks": tasks,
+                    "task_seconds": sum(t["seconds"] for t in tasks)}
 
-        log("through the scheduler: a no-op run to warm up, then the pipeline, then the no-op")
+        log(f"through the scheduler ({(work.name)}): a no-op run to warm up, then the pipeline, then the no-op")
         run("bench_noop")
         pipeline = run(DAG_ID)
         noop = run("bench_noop")
@@ -400,11 +424,11 @@ def verdicts(r: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _task_cells(runs: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
-    """One row per task instance of any of ``runs`` (their ``tasks``), in the order of the last
-    run, with each run's seconds for it ("-" where a run has no such instance)."""
+    """One row per task instance of any of ``runs`` (their ``tasks``), in the order of the run
+    with the most instances, with each run's seconds for it ("-" where a run has no such instance)."""
     by_run = [{t["task"]: t["seconds"] for t in run["tasks"]} for run in runs]
     names: list[str] = []
-    for run in [runs[-1], *runs[:-1]]:
+    for run in sorted(runs, key=lambda r: -len(r["tasks"])):
         names += [t["task"] for t in run["tasks"] if t["task"] not in names]
     return [(name, [f"{seconds[name]:.2f}" if name in seconds else "-" for seconds in by_run]) for name in names]
 
@@ -440,11 +464,30 @@ def markdown(r: dict[str, Any]) -> str:
         for key, label in (("noop", "no-op DAG, same shape"), ("pipeline", "pipeline DAG")):
             run = sched[key]
             lines.append(f"| {label} | {run['seconds']:.1f} s | {run['queued_to_start']:.1f} s | {run['start_to_end']:.1f} s |")
+        variants = {**sched.get("variants", {}), "stack": sched}
+        if len(variants) > 1:
+            lines += ["", "What the local stack's tuning bought (trigger to done; the pipeline's task instances' "
+                      "durations summed):", "",
+                      "| Stack | no-op DAG | pipeline DAG | pipeline minus no-op | task durations |",
+                      "|---|---:|---:|---:|---:|"]
+            for key, run in variants.items():
+                lines.append(f"| {SCHEDULER_LABELS.get(key, key)} | {run['noop']['seconds']:.1f} s | "
+                             f"{run['pipeline']['seconds']:.1f} s | "
+                             f"{run['pipeline']['seconds'] - run['noop']['seconds']:.1f} s | "
+                             f"{run['pipeline'].get('task_seconds', float('nan')):.1f} s |")
     columns = {"noop_dag": "no-op (same work)", "dag_same_work": "pipeline (same work)",
                "noop_dag_shipped": "no-op (shipped)", "dag_shipped_settings": "pipeline (shipped)"}
     runs = [d[k] for k in columns if k in d]
+    titles = [v for k, v in columns.items() if k in d]
+    if sched and "tasks" in sched["pipeline"]:
+        default = sched.get("variants", {}).get("airflow_defaults", {}).get("pipeline")
+        if default and "tasks" in default:
+            runs.append(default)
+            titles.append("pipeline (scheduler, Airflow's defaults)")
+        runs.append(sched["pipeline"])
+        titles.append("pipeline (scheduler, `make airflow`)")
     lines += ["", "Task durations (Airflow's task instances, seconds):", "",
-              "| Task | " + " | ".join(v for k, v in columns.items() if k in d) + " |", "|---|" + "---:|" * len(runs)]
+              "| Task | " + " | ".join(titles) + " |", "|---|" + "---:|" * len(runs)]
     lines += [f"| {name} | {' | '.join(cells)} |" for name, cells in _task_cells(runs)]
     sizes = r["sizes"]
     if sizes:
@@ -481,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="569,20000,200000,1000000")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a new temporary one)")
+    parser.add_argument("--only", choices=("dags", "scheduler", "sizes"), default=None,
+                        help="measure one part and print it (no tables written): for working on that part")
     parser.add_argument("--tables-only", action="store_true",
                         help="only rewrite bench/results.md and the table in docs/benchmark.md from bench/results.json")
     args = parser.parse_args(argv)
@@ -493,6 +538,18 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-"))
     started = time.perf_counter()
+    if args.only:
+        try:
+            if args.only == "scheduler":
+                shape = pipeline_shape({**base_env(work), "PIPELINE_CONFIG": str(BENCH_CONFIG)}, work / "shape-same.json")
+                part: Any = scheduler_runs(work / "scheduler", shape)
+            else:
+                part = shipped_data_runs(work / "dags") if args.only == "dags" else by_size(sizes, work / "sizes")
+        finally:
+            if args.work is None:
+                shutil.rmtree(work, ignore_errors=True)
+        print(json.dumps(part, indent=2))
+        return 0
     try:
         from importlib import metadata
 
@@ -503,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
                         "sklearn": metadata.version("scikit-learn")},
             "targets": TARGETS,
             "dags": shipped_data_runs(work / "dags"),
-            "scheduler": through_scheduler(work / "scheduler", work / "dags" / "shape-same.json"),
+            "scheduler": scheduler_runs(work / "scheduler", work / "dags" / "shape-same.json"),
             "sizes": by_size(sizes, work / "sizes"),
         }
     finally:

@@ -80,7 +80,7 @@ def test_the_package_is_where_the_test_looks():
 #: What the UI plugin, the release reader and the inbox watcher (in the triggerer) import: they
 #: run in Airflow's long-lived processes and must not load the numerical stack.
 LIGHT = ("etl.config", "etl.releases", "etl.history", "etl.web", "etl.headline", "etl.inbox",
-         "etl.inbox_trigger", "etl.progress", "breast_cancer_ui")
+         "etl.inbox_trigger", "etl.progress", "etl.executor", "breast_cancer_ui")
 HEAVY = ("pandas", "numpy", "scipy", "sklearn", "matplotlib", "joblib")
 
 

@@ -1,0 +1,58 @@
+"""The local stack's executor (etl/executor.py): its preload leaves the heavy libraries imported
+and none of the project's modules, and covers what a whole run imports.
+
+In a plain Python subprocess (no Airflow process): the preload changes ``sys.modules`` for good.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import PROJECT_ROOT
+
+#: Preload, then a whole run of the shipped candidates on the small data, in-process as the DAG's
+#: tasks run them; prints what the preload kept and what the run imported of the heavy libraries.
+SCRIPT = """
+import json, sys
+from pathlib import Path
+from etl.executor import LIBRARIES, preload
+project = lambda: {n for n in sys.modules if n == "etl" or n.startswith("etl.")}
+already = project()  # etl.executor itself, and etl.sqlite that Airflow's settings import
+preload()
+kept = sorted({n.split(".")[0] for n in sys.modules})
+left = sorted(project() - already)
+import etl
+attributes = sorted(n for n in vars(etl) if f"etl.{n}" not in sys.modules and n in ("load_data", "report", "steps"))
+before = set(sys.modules)
+from etl import steps
+from etl.config import RunPaths, load_settings
+from etl.storage import location
+from dataclasses import replace
+work = Path(sys.argv[2])
+settings = load_settings()
+settings = replace(settings, paths=replace(settings.paths, results_dir=str(work / "results")),
+                   nested_cv=replace(settings.nested_cv, outer_folds=2, outer_repeats=1),
+                   selection=replace(settings.selection, cv_folds=2, cv_repeats=1))
+run = steps.Run.of_folder(settings, RunPaths(location(work / "results" / "runs" / "r1")), {"data_path": sys.argv[1]})
+steps.run_tasks(run)
+heavy = {name.split(".")[0] for name in LIBRARIES}
+late = sorted(n for n in set(sys.modules) - before if n.split(".")[0] in heavy)
+print(json.dumps({"kept": kept, "etl_left": left, "attributes": attributes, "late": late,
+                  "published": (work / "results" / "model.pkl").exists()}))
+"""
+
+
+def test_the_preload_keeps_the_libraries_a_run_imports_and_none_of_the_projects_modules(small_csv, tmp_path):
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(small_csv), str(tmp_path)], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {"pandas", "numpy", "scipy", "sklearn", "pyarrow", "matplotlib", "jinja2"} <= set(result["kept"])
+    # The project's code is imported afresh by each task: no module of etl stays that the
+    # preload imported, not even as an attribute of the package (``from etl import report``).
+    assert result["etl_left"] == [] and result["attributes"] == []
+    assert result["published"]
+    # Every module of the heavy libraries that a whole run needs was preloaded.
+    assert result["late"] == [], f"imported by the run, not by etl.executor.preload: {result['late']}"
