@@ -25,18 +25,20 @@ ENV PYTHONUNBUFFERED=1 \
     AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False \
     AIRFLOW__CORE__PARALLELISM=4
 
-# The Python dependencies first (a layer reused while only the code changes). A CA bundle given
-# as the build secret `cacert` (a proxy's, as on the project's CI machines) is used for pip
-# without entering the image; without it, pip uses its own.
-# PIP_FIND_LINKS (and PIP_NO_INDEX): a wheelhouse pip takes the wheels from (make docker-test
-# serves the ones the host's own install fetched, on 127.0.0.1); not given, the default: the index.
+# The Python dependencies first (a layer reused while only the code changes). Two optional
+# build secrets, which enter neither the image nor the layer's cache key (what the layer holds is
+# fixed by the files copied here: constraints.txt pins every version):
+# - `cacert`: a CA bundle for pip (a proxy's, as on the project's CI machines);
+# - `pipconf`: a pip configuration file (another index and its credentials, or a wheelhouse:
+#   make docker-test's has `find-links` to the wheels the host's own install fetched, served on
+#   127.0.0.1, and `no-index`). Without them, pip uses its own CA bundle and the public index.
 WORKDIR /opt/project
-ARG PIP_FIND_LINKS
-ARG PIP_NO_INDEX
 COPY requirements.txt requirements-nodeps.txt requirements-cluster.txt constraints.txt ./
 RUN --mount=type=secret,id=cacert,target=/run/secrets/cacert \
+    --mount=type=secret,id=pipconf,target=/run/secrets/pipconf \
     set -eu; \
     if [ -s /run/secrets/cacert ]; then export PIP_CERT=/run/secrets/cacert; fi; \
+    if [ -s /run/secrets/pipconf ]; then export PIP_CONFIG_FILE=/run/secrets/pipconf; fi; \
     python3 -m venv /opt/venv; \
     grep -v '^-e ' requirements.txt > /tmp/requirements.txt; \
     grep -v '^-r ' requirements-cluster.txt > /tmp/requirements-cluster.txt; \

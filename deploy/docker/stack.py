@@ -10,8 +10,10 @@ stand-in PostgreSQL and Redis images, brings the stack up with the test override
 (deploy/docker/compose.test.yaml: host networking, so every connection stays on 127.0.0.1),
 triggers the DAG through the REST API and checks: every task succeeded on the worker container,
 the published files are in the results volume with the manifest's SHA-256, no generated secret
-is in any container's output or task log. Then ``down -v`` and the images it made are removed by
-name (``KEEP_IMAGES=1`` keeps them for a warm rerun). Last, the one-shot container run of the
+is in any container's output or task log. Then ``down -v`` and the images it built are removed by
+name (``KEEP_IMAGES=1`` keeps them); the stand-in base stays, as a pulled base image would
+(``docker rmi`` removes it), so a rerun builds on it and Docker's build cache gives back the
+layer of installed Python packages while the requirement files are unchanged. Last, the one-shot container run of the
 DAG (``docker run ... run``) must write a ``metrics.json`` byte-identical to ``make run``'s
 (both with the tests' fast settings, tests/fast.toml).
 """
@@ -48,7 +50,15 @@ from deploy.net import Api  # noqa: E402
 
 DAG_ID = "breast_cancer_etl_pipeline"
 ENV_FILE = Path(os.environ.get("PIPELINE_ENV_FILE") or PROJECT_ROOT / ".env")  # the Compose env file
-BASE_IMAGE = "breast-cancer-test/base:bookworm"
+#: Debian packages of the stand-in base: what CPython's extension modules link against.
+BASE_PACKAGES = ("ca-certificates", "libssl3", "libffi8", "libsqlite3-0", "libreadline8", "libncursesw6",
+                 "libexpat1", "libbz2-1.0", "liblzma5", "zlib1g", "libuuid1", "libnsl2", "libtirpc3")
+#: The stand-in base image, named by what it is made of (Debian's release, its packages, this
+#: machine's CPython): kept between runs, as Docker keeps a pulled base image, so that a rerun
+#: builds on the same base and reuses the layers built on it (the installed Python packages).
+BASE_REPOSITORY = "breast-cancer-test/base"
+BASE_IMAGE = f"{BASE_REPOSITORY}:bookworm-" + hashlib.sha256(
+    repr(("bookworm", BASE_PACKAGES, sys.version, sys.base_prefix)).encode()).hexdigest()[:12]
 TEST_IMAGES = {
     "pipeline": "breast-cancer-test/pipeline:latest",
     "postgres": "breast-cancer-test/postgres:bookworm",
@@ -188,11 +198,6 @@ def image_exists(name: str) -> bool:
     return subprocess.run([docker(), "image", "inspect", name], capture_output=True, check=False).returncode == 0
 
 
-#: Debian packages of the stand-in base: what CPython's extension modules link against.
-BASE_PACKAGES = ("ca-certificates", "libssl3", "libffi8", "libsqlite3-0", "libreadline8", "libncursesw6",
-                 "libexpat1", "libbz2-1.0", "liblzma5", "zlib1g", "libuuid1", "libnsl2", "libtirpc3")
-
-
 def _interpreter_files(rootfs: Path) -> None:
     """Copy the CPython running this script (the project venv's base interpreter: the one
     constraints.txt was made with) into ``rootfs``'s /usr/local, the layout of the public
@@ -236,6 +241,8 @@ def build_base() -> None:
                        stdout=subprocess.DEVNULL, timeout=600)
         tar.wait()
     log(f"{BASE_IMAGE}: imported (Python {sys.version.split()[0]})")
+    stale = run([docker(), "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", BASE_REPOSITORY], capture=True).split()
+    remove_images([name for name in stale if name != BASE_IMAGE])  # an older recipe's base
 
 
 def wheelhouse(folder: Path) -> Path:
@@ -283,14 +290,19 @@ def served(folder: Path):
 def build(tag: str, dockerfile: Path, context: Path, base: str, find_links: str | None = None) -> None:
     """``docker build`` with BuildKit, the host network (pip and apt reach their registries), the
     host's CA bundle as a build secret (never copied into the image) and, with ``find_links``,
-    a local wheelhouse that pip takes its wheels from first (the build arg ``PIP_FIND_LINKS``)."""
+    a local wheelhouse that pip takes its wheels from, with no index (the build secret
+    ``pipconf``: a secret is no part of the layer's cache key, so a rebuild with the same
+    requirements reuses the installed layer whatever port the wheelhouse is served on)."""
     args = [docker(), "build", "--network", "host", "-t", tag, "-f", str(dockerfile), "--build-arg", f"BASE={base}"]
-    if find_links:  # every file the install needs is there (wheelhouse): no index needed
-        args += ["--build-arg", f"PIP_FIND_LINKS={find_links}", "--build-arg", "PIP_NO_INDEX=1"]
     if CA_BUNDLE.exists():
         args += ["--secret", f"id=cacert,src={CA_BUNDLE}"]
     started = time.monotonic()
-    run([*args, str(context)], env={**os.environ, "DOCKER_BUILDKIT": "1"}, timeout=1800)
+    with tempfile.TemporaryDirectory(prefix="bc-pipconf-") as tmp:
+        if find_links:  # every file the install needs is there (wheelhouse): no index needed
+            conf = Path(tmp) / "pip.conf"
+            conf.write_text(f"[global]\nfind-links = {find_links}\nno-index = true\n")
+            args += ["--secret", f"id=pipconf,src={conf}"]
+        run([*args, str(context)], env={**os.environ, "DOCKER_BUILDKIT": "1"}, timeout=1800)
     log(f"built {tag} in {time.monotonic() - started:.0f} s")
 
 
@@ -463,7 +475,8 @@ def remove_images(names: list[str]) -> None:
     for name in names:
         if image_exists(name):
             run([docker(), "rmi", "-f", name], capture=True)
-    log(f"removed images {', '.join(names)}")
+    if names:
+        log(f"removed images {', '.join(names)}")
 
 
 def test() -> int:
@@ -472,8 +485,6 @@ def test() -> int:
     made: list[str] = []
     try:
         with tempfile.TemporaryDirectory(prefix="bc-docker-") as tmp:
-            if not image_exists(BASE_IMAGE):
-                made.append(BASE_IMAGE)
             build_base()
             standin = PROJECT_ROOT / "deploy" / "docker" / "standin"
             made += list(TEST_IMAGES.values())
