@@ -27,7 +27,7 @@ export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$EXECUTION_PORT
 # task does not import them again (etl/executor.py; the project's own code is imported afresh).
 export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-etl.executor.PreloadingLocalExecutor}"
 # The scheduler's sleep when a loop found nothing to do: 0.5 s, not 1 s, so that a finished task's
-# successors start sooner (a run of the DAG: 12.6 s from trigger to done became 7.4 s; the idle
+# successors start sooner (a run of the DAG: 11.8 s from trigger to done became 7.9 s; the idle
 # stack's CPU 3.8 % of a core became 6.2 %; docs/benchmark.md). The cluster keeps the default.
 export AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME="${AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME:-0.5}"
 
