@@ -68,8 +68,16 @@ class PreloadingLocalExecutor(LocalExecutor):
     """``LocalExecutor`` whose worker processes are forked after ``preload``."""
 
     def start(self) -> None:
+        """Preload, then fork the workers. The preload only saves time: if it fails (a broken
+        install, an import error in a step), the scheduler starts anyway, each task imports
+        what it needs, and the error shows where it belongs, in the task that hits it."""
         started = time.perf_counter()
-        packages = preload()
-        logger.info("preloaded %d packages for the task processes in %.1f s: %s", len(packages),
-                    time.perf_counter() - started, ", ".join(packages))
+        try:
+            packages = preload()
+        except Exception as exc:  # any import error: the preload is an optimisation
+            logger.warning("preload for the task processes failed, tasks import their libraries "
+                           "themselves: %s: %s", type(exc).__name__, exc)
+        else:
+            logger.info("preloaded %d packages for the task processes in %.1f s: %s", len(packages),
+                        time.perf_counter() - started, ", ".join(packages))
         super().start()

@@ -56,3 +56,29 @@ def test_the_preload_keeps_the_libraries_a_run_imports_and_none_of_the_projects_
     assert result["published"]
     # Every module of the heavy libraries that a whole run needs was preloaded.
     assert result["late"] == [], f"imported by the run, not by etl.executor.preload: {result['late']}"
+
+
+def test_a_failed_preload_does_not_stop_the_scheduler(monkeypatch):
+    """The preload only saves time: an import error in it is logged and the workers start."""
+    import logging
+
+    from airflow.executors.local_executor import LocalExecutor
+
+    from etl import executor
+
+    def broken() -> list[str]:
+        raise ImportError("no module named 'sklearn'")
+
+    started, records = [], []
+    monkeypatch.setattr(executor, "preload", broken)
+    monkeypatch.setattr(LocalExecutor, "start", lambda self: started.append(self))
+    handler = logging.Handler(logging.WARNING)  # (Airflow's log set-up bypasses caplog)
+    handler.emit = lambda record: records.append(record.getMessage())
+    executor.logger.addHandler(handler)
+    try:
+        executor.PreloadingLocalExecutor(parallelism=1).start()
+    finally:
+        executor.logger.removeHandler(handler)
+    assert len(started) == 1
+    assert len(records) == 1 and "preload for the task processes failed" in records[0], records
+    assert "no module named 'sklearn'" in records[0]
