@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -520,6 +521,20 @@ def update_readme(table: str, marker: str = "bench") -> None:
         readme.write_text(head + begin + table + rest[rest.index(end):])
 
 
+def _parts(work: Path, sizes: list[int]) -> dict[str, Callable[[], Any]]:
+    """The benchmark's parts, in the order a whole run measures them (the scheduler's uses the
+    DAG shape the first part wrote, or writes it when measured alone)."""
+    shape = work / "dags" / "shape-same.json"
+
+    def scheduler() -> dict[str, Any]:
+        if not shape.exists():
+            pipeline_shape({**base_env(work), "PIPELINE_CONFIG": str(BENCH_CONFIG)}, shape)
+        return scheduler_runs(work / "scheduler", shape)
+
+    return {"dags": lambda: shipped_data_runs(work / "dags"), "scheduler": scheduler,
+            "sizes": lambda: by_size(sizes, work / "sizes")}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="569,20000,200000,1000000")
@@ -538,34 +553,24 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-"))
     started = time.perf_counter()
-    if args.only:
-        try:
-            if args.only == "scheduler":
-                shape = pipeline_shape({**base_env(work), "PIPELINE_CONFIG": str(BENCH_CONFIG)}, work / "shape-same.json")
-                part: Any = scheduler_runs(work / "scheduler", shape)
-            else:
-                part = shipped_data_runs(work / "dags") if args.only == "dags" else by_size(sizes, work / "sizes")
-        finally:
-            if args.work is None:
-                shutil.rmtree(work, ignore_errors=True)
-        print(json.dumps(part, indent=2))
-        return 0
     try:
-        from importlib import metadata
-
-        result: dict[str, Any] = {
-            "date": time.strftime("%Y-%m-%d"),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                        "airflow": metadata.version("apache-airflow"), "pandas": pd.__version__,
-                        "sklearn": metadata.version("scikit-learn")},
-            "targets": TARGETS,
-            "dags": shipped_data_runs(work / "dags"),
-            "scheduler": scheduler_runs(work / "scheduler", work / "dags" / "shape-same.json"),
-            "sizes": by_size(sizes, work / "sizes"),
-        }
+        parts = {name: part() for name, part in _parts(work, sizes).items() if args.only in (None, name)}
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
+    if args.only:
+        print(json.dumps(parts[args.only], indent=2))
+        return 0
+    from importlib import metadata
+
+    result: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "airflow": metadata.version("apache-airflow"), "pandas": pd.__version__,
+                    "sklearn": metadata.version("scikit-learn")},
+        "targets": TARGETS,
+        **parts,
+    }
     result["verdicts"] = verdicts(result)
     result["seconds"] = time.perf_counter() - started
     (BENCH / "results.json").write_text(json.dumps(result, indent=2) + "\n")
