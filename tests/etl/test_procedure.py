@@ -151,3 +151,36 @@ def test_the_exact_bound_rule_finds_the_same_count_as_a_scan_of_every_count():
         for target in (0.5, 0.9, 0.97, 0.99):
             for confidence in (0.0, 0.7, 0.95):
                 assert allowed_misses(n, target, "exact_bound", confidence) == scan(n, target, confidence), (n, target)
+
+
+def test_a_soft_vote_of_other_candidates_is_cross_validated_from_their_fits_bit_for_bit(monkeypatch):
+    """The nested CV's procedure (``cross_validate_candidates``) derives the soft vote's
+    out-of-fold probabilities from its members' fits: the same numbers as fitting the vote."""
+    from sklearn.ensemble import VotingClassifier
+
+    from etl.procedure import cross_validate_candidates
+
+    X, y = _frame(80)
+    X.iloc[::7, 3] = np.nan  # imputed inside every fit, as in real data
+    params = {"logistic_regression": {"C": 0.5}, "svm": {"C": 1.0, "kernel": "rbf", "gamma": "scale"},
+              "soft_vote": {"C": 0.5}}
+    pipelines = {name: make_pipeline(name, p, 0) for name, p in params.items()}
+    direct = {name: cross_validate(pipe, X, y, folds=3, repeats=2, random_state=1) for name, pipe in pipelines.items()}
+
+    def not_fitted(self, *args, **kwargs):
+        raise AssertionError("the soft vote was fitted again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(VotingClassifier, "fit", not_fitted)
+        shared = cross_validate_candidates(pipelines, X, y, folds=3, repeats=2, random_state=1)
+    assert list(shared) == list(params)
+    for name in params:
+        assert np.array_equal(shared[name].oof, direct[name].oof), name
+        assert np.array_equal(shared[name].fold, direct[name].fold) and shared[name].scores == direct[name].scores
+
+    # A vote whose members differ from every candidate (C=0.1 here, 0.5 alone) is fitted itself.
+    pipelines["soft_vote"] = make_pipeline("soft_vote", {"C": 0.1}, 0)
+    again = cross_validate_candidates(pipelines, X, y, folds=3, repeats=2, random_state=1)
+    alone = cross_validate(pipelines["soft_vote"], X, y, folds=3, repeats=2, random_state=1)
+    assert np.array_equal(again["soft_vote"].oof, alone.oof)
+    assert not np.array_equal(again["soft_vote"].oof, shared["soft_vote"].oof)
