@@ -74,11 +74,19 @@ class Browser:
     def open_run(self, dag_id: str, run_id: str) -> None:
         self.driver.get(f"{self.base}/dags/{dag_id}/runs/{quote(run_id, safe='')}")
 
+    def idle(self) -> None:
+        """Leave the UI for a blank page while the test waits through REST: the UI's pages poll
+        the API every few seconds (auto-refresh), which costs the api-server and the browser CPU
+        for nothing. ``frame_text`` and the other steps open a UI page again."""
+        self.driver.get("about:blank")
+
     def frame_text(self, link: str, expect: str) -> str:
-        """Click the tab or nav entry ``link``, then return the text of the view it shows (an
-        iframe) once it contains ``expect``."""
+        """Click the tab or nav entry ``link`` (from the UI's home page after ``idle``), then
+        return the text of the view it shows (an iframe) once it contains ``expect``."""
         from selenium.webdriver.common.by import By
 
+        if self.driver.current_url == "about:blank":
+            self.driver.get(self.base + "/")
         self.find(By.LINK_TEXT, link, f"the {link!r} link").click()
 
         def text():

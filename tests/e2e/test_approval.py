@@ -109,6 +109,7 @@ def test_a_person_signs_each_release_off(tmp_path, webhook_server):
         assert f"Awaiting sign-off by {APPROVER}" in report and "Required Actions" in report, report
         browser.answer_required_action(request["subject"], "Approve", "card read, numbers checked")
         browser.screenshot("required-action-approved")
+        browser.idle()  # the runs are followed through REST
         assert finished(in_browser)["state"] == "success"
         release = run_release(folder(in_browser), results)
         assert release is not None and current_release(results) == release
@@ -122,6 +123,7 @@ def test_a_person_signs_each_release_off(tmp_path, webhook_server):
         assert "card read, numbers checked" in model and "Model card" in model
         browser.screenshot("model-page-signed-off")
         _keep_screenshots(tmp_path / "screenshots")
+        browser.idle()
 
         # 2. Through REST: the admin is not an approver; the approver rejects one, approves another.
         to_reject, to_approve = trigger(), trigger()
@@ -145,6 +147,7 @@ def test_a_person_signs_each_release_off(tmp_path, webhook_server):
         browser.open_run(DAG_ID, to_reject)
         report = browser.frame_text("Report", "Rejected by")
         assert f"Rejected by {APPROVER}" in report and "too few new cases" in report, report
+        browser.idle()
 
         status, body = reviewer.call("PATCH", _hitl(to_approve), {"chosen_options": ["Approve"],
                                                                     "params_input": {"comment": "fine"}})

@@ -138,6 +138,7 @@ def test_trigger_in_the_browser_and_see_the_report(stack, ui_browser):
     browser = ui_browser(api.base, tmp_path / "screenshots")
     browser.login("admin", "admin")
     browser.trigger(DAG_ID)
+    browser.idle()  # the runs are followed through REST
     (ui_run,) = _wait(lambda: api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns")[1]["dag_runs"], 180,
                       "the run triggered in the browser", proc, log)
     assert ui_run["run_type"] == "manual" and ui_run["triggered_by"] == "ui", ui_run
@@ -244,6 +245,7 @@ def test_trigger_in_the_browser_and_see_the_report(stack, ui_browser):
     assert all(r in model for r in run_ids) and "Recent runs" in model and "Releases" in model
     browser.screenshot("model-page")
     _keep_screenshots(tmp_path / "screenshots")
+    browser.idle()
 
     # Scoring on the real scheduler: a file dropped into the inbox is scored with no trigger
     # (the inbox watcher in the triggerer claims it; the asset schedules breast_cancer_scoring).
@@ -282,6 +284,7 @@ def test_trigger_in_the_browser_and_see_the_report(stack, ui_browser):
     browser.driver.get(api.base + "/")  # a fresh Model page, not the one shown above
     model = browser.frame_text("Model", "sensitivity realized")
     assert f"{realized['caught']} of {realized['malignant']}" in model and "no alarm" in model, model
+    browser.idle()
     grown = _wait(lambda: [r for r in api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns")[1]["dag_runs"]
                            if r["run_type"] == "asset_triggered"], 300, "the training run on the grown data", proc, log)
     retrain = finished_run(api, grown[0]["dag_run_id"], proc, log)
