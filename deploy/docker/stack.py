@@ -245,6 +245,35 @@ def build_base() -> None:
     remove_images([name for name in stale if name != BASE_IMAGE])  # an older recipe's base
 
 
+#: Where the wheelhouse is kept between runs, named by what it holds (the requirement files, the
+#: constraints, this Python): a rerun with the same requirements takes it as it is.
+WHEELHOUSE_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "breast-cancer-pipeline"
+REQUIREMENT_FILES = ("requirements.txt", "requirements-cluster.txt", "requirements-nodeps.txt", "constraints.txt")
+
+
+def cached_wheelhouse() -> Path:
+    """``wheelhouse``, kept in ``WHEELHOUSE_CACHE`` under the hash of what it is made from; an
+    older one (other requirements) is removed when a new one is made."""
+    key = hashlib.sha256(repr([sys.version, *((PROJECT_ROOT / name).read_bytes() for name in REQUIREMENT_FILES)])
+                         .encode()).hexdigest()[:12]
+    kept = WHEELHOUSE_CACHE / f"wheelhouse-{key}"
+    if (kept / "complete").exists():
+        log(f"wheelhouse: kept from an earlier run ({kept})")
+        return kept / "wheels"
+    WHEELHOUSE_CACHE.mkdir(parents=True, exist_ok=True)
+    for old in [*WHEELHOUSE_CACHE.glob("wheelhouse-*"), *WHEELHOUSE_CACHE.glob("making-*")]:
+        shutil.rmtree(old, ignore_errors=True)
+    made = Path(tempfile.mkdtemp(prefix="making-", dir=WHEELHOUSE_CACHE))
+    try:
+        wheelhouse(made)
+        (made / "complete").touch()
+        made.rename(kept)  # whole or not at all
+    except BaseException:
+        shutil.rmtree(made, ignore_errors=True)
+        raise
+    return kept / "wheels"
+
+
 def wheelhouse(folder: Path) -> Path:
     """The wheels of the image's Python packages, as the host's pip gets them (from its cache and
     the indexes it is configured with: what ``make test``'s own install fetched already), pinned by
@@ -489,7 +518,7 @@ def test() -> int:
             standin = PROJECT_ROOT / "deploy" / "docker" / "standin"
             made += list(TEST_IMAGES.values())
             try:
-                wheels = wheelhouse(Path(tmp) / "wheelhouse")
+                wheels = cached_wheelhouse()
             except SetupError as exc:
                 log(f"{exc}")
                 wheels = None

@@ -79,3 +79,36 @@ def test_secrets_stay_out_of_the_image_and_git():
     named = [line[1:] for line in ignored if line.startswith("!")]
     assert not any(n.startswith(("secrets", "results", ".env", ".venv", "airflow_home")) for n in named)
     assert ".env" in (PROJECT_ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_the_wheelhouse_is_kept_by_what_it_is_made_from(tmp_path, monkeypatch):
+    """Made once for the same requirement files and kept; remade (the old one removed) when one
+    changes; a failed download leaves nothing that passes for a wheelhouse."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in stack.REQUIREMENT_FILES:
+        (project / name).write_text(f"# {name}\n")
+    made = []
+
+    def download(folder):
+        made.append(folder)
+        (folder / "wheels").mkdir()
+        (folder / "wheels" / "pkg-1.0-py3-none-any.whl").write_text("wheel")
+        return folder / "wheels"
+
+    monkeypatch.setattr(stack, "PROJECT_ROOT", project)
+    monkeypatch.setattr(stack, "WHEELHOUSE_CACHE", tmp_path / "cache")
+    monkeypatch.setattr(stack, "wheelhouse", download)
+    first = stack.cached_wheelhouse()
+    assert stack.cached_wheelhouse() == first and len(made) == 1
+    assert [p.name for p in first.iterdir()] == ["pkg-1.0-py3-none-any.whl"]
+
+    (project / "constraints.txt").write_text("pandas==3.0.0\n")
+    second = stack.cached_wheelhouse()
+    assert second != first and len(made) == 2 and not first.exists()
+
+    (project / "constraints.txt").write_text("pandas==3.0.1\n")
+    monkeypatch.setattr(stack, "wheelhouse", lambda folder: (_ for _ in ()).throw(stack.SetupError("no index")))
+    with pytest.raises(stack.SetupError):
+        stack.cached_wheelhouse()
+    assert list((tmp_path / "cache").iterdir()) == []
