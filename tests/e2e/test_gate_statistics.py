@@ -85,7 +85,7 @@ def _threshold_raised(run: RunPaths, misses: int) -> RunPaths:
     return raised
 
 
-@pytest.mark.timeout(1800)  # 50 outer folds of the default procedure: about 1 min idle, in-process
+@pytest.mark.timeout(1800)  # 50 outer folds of the default procedure: about 35 s idle, in-process
 def test_the_pooled_nested_estimate_keeps_the_promise_with_the_defaults(shipped_csv):
     """5 outer folds x 10 repeats of the whole default procedure on the shipped data: the
     pooled sensitivity keeps the target and the specificity is not overpaid for."""

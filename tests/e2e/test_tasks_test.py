@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import AIRFLOW, CANDIDATES, DAG_ID, run_command, with_config
+from tests.conftest import AIRFLOW, CANDIDATES, DAG_ID, dag_test, run_command, with_config
 
 pytestmark = pytest.mark.airflow_cli
 
@@ -75,18 +75,18 @@ def _rerun_in_process(task: str, record: dict, dag, **mapped) -> None:
     getattr(tasks, task)(**context)
 
 
-@pytest.mark.timeout(1200)  # 2 airflow processes and 13 task calls in-process, about 1.5 min idle
+@pytest.mark.timeout(1200)  # 1 airflow process, a DAG run and 13 task calls in-process, about 1 min idle
 def test_rerunning_each_task_is_idempotent_and_a_changed_model_is_refused(airflow_db, env, tmp_path, monkeypatch):
-    """After a whole run (``dags test``), rerunning any task changes nothing: each task's
-    callable, in-process, as ``airflow tasks test`` calls it on the same date (the CLI itself is
-    the test above's). Then a model changed after ``select_model`` is refused by ``airflow tasks
-    test``, once, without a retry."""
+    """After a whole run (``dag.test()`` in-process, as ``airflow dags test`` runs it), rerunning
+    any task changes nothing: each task's callable, in-process, as ``airflow tasks test`` calls
+    it on the same date (the CLI itself is the test above's). Then a model changed after
+    ``select_model`` is refused by ``airflow tasks test``, once, without a retry."""
     (tmp_path / "two.toml").write_text(TWO_CANDIDATES)
     env = with_config(env, tmp_path / "two.toml")
     date = "2024-05-07"
     run = tmp_path / "results" / "runs" / "2024-05-07T000000Z"
-    proc = run_command([AIRFLOW, "dags", "test", DAG_ID, date], env=env)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    state, tasks = dag_test(DAG_ID, date, env)
+    assert state == "success", tasks
 
     # Rerunning any task is idempotent: same files, same bytes, the same single release.
     for name in ("RESULTS_DIR", "UPLOAD_URI", "SCORING_INBOX", "PIPELINE_CONFIG"):
