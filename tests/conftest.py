@@ -186,6 +186,30 @@ def run_module(module: str, *args: str, env: dict[str, str]):
     return run_command([sys.executable, "-m", module, *args], env=env)
 
 
+def module_help(module: str) -> str:
+    """What ``python -m <module> --help`` prints, run in this process: the module executed as
+    ``__main__`` (``runpy``, its ``if __name__ == "__main__"`` guard included) with that command
+    line, without an interpreter start-up that imports pandas and scikit-learn again. (The
+    steps' real processes: tests/etl/test_cli.py's chain.)"""
+    import contextlib
+    import io
+    import runpy
+    import warnings
+
+    out, argv = io.StringIO(), sys.argv
+    sys.argv = [module, "--help"]
+    try:
+        with contextlib.redirect_stdout(out), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # "found in sys.modules": imported already
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+        raise AssertionError(f"{module} --help did not exit")
+    except SystemExit as done:
+        assert done.code in (0, None), f"{module} --help exited with {done.code}"
+    finally:
+        sys.argv = argv
+    return out.getvalue()
+
+
 def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
     """The folder ``name``, filled by ``make(folder)`` once per test session: the first pytest
     worker to ask makes it while holding a lock, the others wait and reuse it (the pattern of

@@ -5,15 +5,12 @@ run, and the README stays one page that links every docs/ page."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from functools import cache
 from pathlib import Path
 
 import pytest
 
 from etl.config import load_settings
-from tests.conftest import PROJECT_ROOT, inputs_of
+from tests.conftest import PROJECT_ROOT, inputs_of, module_help
 from tests.e2e.test_tasks_test import ORDER
 
 README = PROJECT_ROOT / "README.md"
@@ -64,14 +61,6 @@ def test_relative_links_resolve():
             assert (path.parent / target).exists(), f"{path.name}: broken link {target}"
 
 
-@cache
-def _help(module: str) -> str:
-    proc = subprocess.run([sys.executable, "-m", module, "--help"], check=False, capture_output=True,
-                          text=True, timeout=120, cwd=PROJECT_ROOT)
-    assert proc.returncode == 0, f"{module} --help: {proc.stderr[-2000:]}"
-    return proc.stdout
-
-
 STEP_COMMANDS = sorted({(name, cmd) for name, cmd in _all_commands()
                         if re.search(r"python -m etl\.[a-z_]+", cmd)})
 
@@ -81,7 +70,7 @@ def test_every_step_command_uses_flags_the_step_has(page, command):
     module = re.search(r"python -m (etl\.[a-z_]+)", command).group(1)
     if module == "etl.":  # `python -m etl.<step>` as a pattern
         return
-    help_text = _help(module)
+    help_text = module_help(module)
     flags = re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", command.split(module, 1)[1])
     for flag in flags:
         assert re.search(rf"(?<![\w-]){re.escape(flag)}\b", help_text), f"{page}: {module} has no {flag}"

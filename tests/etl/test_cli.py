@@ -4,17 +4,15 @@ import json
 
 import pytest
 
-from tests.conftest import CANDIDATES, run_module
+from tests.conftest import CANDIDATES, module_help, run_module
 
 STEPS = ["load_data", "preprocess_data", "train_model", "nested_cv", "evaluate_model", "quality_gate", "report",
          "save_results", "upload_results", "summary", "predict"]
 
 
 @pytest.mark.parametrize("step", STEPS)
-def test_help(step, env):
-    proc = run_module(f"etl.{step}", "--help", env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("usage: ")
+def test_help(step):
+    assert module_help(f"etl.{step}").startswith("usage: ")
 
 
 TWO = CANDIDATES[:2]  # two of the enabled candidates: enough to select, quick to train
