@@ -1,8 +1,10 @@
 """A failure in any task, an I/O error or a killed process, never changes the published results;
 a clean rerun of the same run then succeeds.
 
-Real ``airflow dags test`` runs; the fault comes from ``tests/faults/airflow_local_settings.py``
-(an Airflow task policy), so the DAG and the etl code run unchanged.
+The fault comes from ``tests/faults/airflow_local_settings.py`` (an Airflow task policy), so
+the DAG and the etl code run unchanged. A run whose process is killed is a real ``airflow dags
+test``; the run with an I/O error in every attempt and the clean reruns are ``dag.test()`` in
+this process.
 """
 
 import json
@@ -99,22 +101,39 @@ def test_an_io_error_then_a_killed_retry_leave_the_published_results_and_a_rerun
     _clean_rerun_publishes(results, run, fault_env, date)
 
 
+def _fault_policy():
+    """The fault-injecting task policy of ``tests/faults/airflow_local_settings.py``, loaded as
+    a module (Airflow's own loading of it needs its folder on ``PYTHONPATH`` at start-up)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fault_policy", FAULTS / "airflow_local_settings.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.task_policy
+
+
 @pytest.mark.timeout(600)
 def test_an_io_error_in_every_attempt_fails_the_run_and_is_recorded_for_its_report(
-    airflow_db, published_before, fault_env
+    airflow_db, published_before, fault_env, monkeypatch
 ):
     """save_results (the step that publishes) fails in its attempt and its retry: the run fails,
     with the error recorded in the run folder for the run's Report tab (etl.tasks.record_failure),
-    and the published results unchanged; the clean rerun's task clears the record."""
+    and the published results unchanged; the clean rerun's task clears the record. (No process
+    is killed here: the run is ``dag.test()`` in-process, with the same task policy set where
+    Airflow calls it, ``airflow.settings.task_policy``.)"""
+    import airflow.settings
+
     results, before = published_before
     task, date = "save_results", "2025-12-02"
     run = results / "runs" / f"{date}T000000Z"
 
-    returncode, log = _fault_run(fault_env, date, task, "error")
-    assert returncode == 1, log[-3000:]
-    assert f"OSError: injected fault in task {task}" in log
-    assert len(re.findall(rf"starting task_id={task}\b", log)) == 2, log[-3000:]  # retried once
-    assert "starting task_id=upload_results " not in log
+    airflow_policy, faults = airflow.settings.task_policy, _fault_policy()
+    with monkeypatch.context() as patched:
+        patched.setattr(airflow.settings, "task_policy", lambda t: (airflow_policy(t), faults(t)))
+        state, tasks = dag_test(DAG_ID, date, {**fault_env, "ETL_FAULT": f"{task}:error"})
+    assert state == "failed", tasks
+    assert tasks[task] == ("failed", 2)  # the I/O error retried once, then the task failed
+    assert tasks["upload_results"][0] == "upstream_failed"
     records = [json.loads(p.read_text()) for p in sorted((run / "failures").glob("*.json"))]
     assert [(r["task_id"], r["error"]) for r in records] == [(task, f"injected fault in task {task}")], records
     assert _published(results) == before
