@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import re
 from contextlib import ExitStack
 from urllib.parse import quote
 
@@ -80,10 +81,18 @@ def test_a_person_signs_each_release_off(tmp_path, webhook_server):
             return run["dag_run_id"]
 
         def awaiting(run_id: str) -> dict:
+            """The open request of ``run_id``, once the scheduler has taken in that its task
+            paused. (An answer before that, within about half a second of the request opening,
+            can fail the task: an Airflow 3.3 race, docs/sign-off.md; a person is never that
+            quick, a test answering through REST is.)"""
             def asked():
                 status, detail = reviewer.call("GET", _hitl(run_id))
                 return detail if status == 200 and detail["task_instance"]["state"] == "awaiting_input" else None
-            return _wait(asked, 600, f"{run_id} to ask for sign-off", proc, log)  # ~35 s idle
+            detail = _wait(asked, 600, f"{run_id} to ask for sign-off", proc, log)  # ~35 s idle
+            paused = re.escape(f"TaskInstance Finished: dag_id={DAG_ID}, task_id=approve_release, run_id={run_id}, ") \
+                + r"[^\n]*state=awaiting_input"
+            _wait(lambda: re.search(paused, log.read_text()), 120, f"the scheduler to see {run_id} pause", proc, log)
+            return detail
 
         def finished(run_id: str, states=("success", "failed")) -> dict:
             def done():
