@@ -187,24 +187,11 @@ def cross_validate(estimator: ClassifierMixin, X: Any, y: np.ndarray, folds: int
 
 
 def _same_estimator(a: Any, b: Any) -> bool:
-    """Whether two unfitted scikit-learn estimators are built alike: the same class with equal
-    parameters, nested estimators compared the same way (so both fit the same model)."""
-    if type(a) is not type(b):
-        return False
-    pa, pb = a.get_params(deep=False), b.get_params(deep=False)
-    if pa.keys() != pb.keys():
-        return False
-    for key, va in pa.items():
-        vb = pb[key]
-        if hasattr(va, "get_params") and hasattr(vb, "get_params"):
-            if not _same_estimator(va, vb):
-                return False
-        elif isinstance(va, list) and isinstance(vb, list) and len(va) == len(vb):  # (name, step) lists
-            if not all(na == nb and _same_estimator(ea, eb) for (na, ea), (nb, eb) in zip(va, vb, strict=True)):
-                return False
-        elif type(va) is not type(vb) or (va != vb and not (va != va and vb != vb)):  # (NaN equals NaN)
-            return False
-    return True
+    """Whether two unfitted scikit-learn estimators are built alike (so both fit the same model):
+    the same class, parameters and nested estimators, as joblib's hash of the objects tells."""
+    import joblib
+
+    return joblib.hash(a) == joblib.hash(b)
 
 
 def _vote_members(pipeline: Pipeline, others: Mapping[str, Pipeline]) -> list[str] | None:
@@ -215,11 +202,12 @@ def _vote_members(pipeline: Pipeline, others: Mapping[str, Pipeline]) -> list[st
     model = pipeline.named_steps["model"]
     if not isinstance(model, VotingClassifier) or model.voting != "soft" or model.weights is not None:
         return None
+    alike = {name: other for name, other in others.items()
+             if _same_estimator(pipeline.named_steps["preprocess"], other.named_steps["preprocess"])}
     members = []
     for _, member in model.estimators:
-        match = next((name for name, other in others.items()
-                      if _same_estimator(pipeline.named_steps["preprocess"], other.named_steps["preprocess"])
-                      and _same_estimator(member, other.named_steps["model"])), None)
+        match = next((name for name, other in alike.items() if _same_estimator(member, other.named_steps["model"])),
+                     None)
         if match is None:
             return None
         members.append(match)
