@@ -195,6 +195,23 @@ def upload_results(run: Run) -> Outputs:
 STEPS: dict[str, Callable[..., Outputs]] = {task: globals()[task] for task in catalog.TASKS}
 
 
+def run_step(task: str, run: Run, **mapped: Any) -> Outputs:
+    """Run ``task``'s step on ``run`` (a mapped task: the instance of ``candidate`` or
+    ``fold``), after removing what an interrupted attempt of it left half-written in the run
+    folder: a retry after a lost worker, a task cleared and run again (a whole run's start
+    clears them all: ``ensure_results_dir``)."""
+    from etl.storage import remove_interrupted_writes
+
+    names: dict[str, list[str]] = {}
+    for f in catalog.outputs(task):
+        folder, _, name = catalog.path_of(f.name, **mapped).rpartition("/")
+        names.setdefault(folder, []).append(name)
+    for folder, files in names.items():
+        for leftover in remove_interrupted_writes(run.folder.root / folder if folder else run.folder.root, files):
+            logger.info("removed %s, left by an interrupted attempt of %s", leftover, task)
+    return STEPS[task](run, **mapped)
+
+
 def run_tasks(run: Run, tasks: Iterable[str] = catalog.TASKS) -> dict[str, Any]:
     """Run ``tasks`` (in the catalog's order) on ``run``, each mapped task over every instance,
     the way the DAG runs them; a step that skips ends the run there. Returns each task's outputs
@@ -205,8 +222,8 @@ def run_tasks(run: Run, tasks: Iterable[str] = catalog.TASKS) -> dict[str, Any]:
             continue
         instances = expand(task, run.settings)
         try:
-            done[task] = ([STEPS[task](run, **kw) for kw in instances] if instances is not None
-                          else STEPS[task](run))
+            done[task] = ([run_step(task, run, **kw) for kw in instances] if instances is not None
+                          else run_step(task, run))
         except Skipped as skipped:
             logger.info("%s skipped: %s", task, skipped)
             done[task] = {"skipped": str(skipped)}

@@ -18,13 +18,14 @@ can become an object store shared by workers on several machines without touchin
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import io
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Union
@@ -282,16 +283,19 @@ def copy_file(source: Location, target: Location) -> Target:
     return location(target)
 
 
-def remove_interrupted_writes(folder: Location) -> list[str]:
-    """Delete the temporary files that writes killed before their commit left in ``folder``.
+def remove_interrupted_writes(folder: Location, names: Iterable[str] | None = None) -> list[str]:
+    """Delete the temporary files that writes killed before their commit left in ``folder``:
+    every one, or only those of the files ``names`` (a task's own, before it runs again).
 
-    Only call it when no write into ``folder`` is in progress (at the start of a run).
+    Only call it when no write into ``folder`` (of ``names``) is in progress: at the start of
+    a run, or of the one task that writes them.
     """
     folder = location(folder)
     if not isinstance(folder, Path) or not folder.is_dir():
         return []  # an object store has no partial objects
+    patterns = [".*.tmp"] if names is None else [f".{glob.escape(name)}.*.tmp" for name in names]
     removed = []
-    for leftover in folder.glob(".*.tmp"):
+    for leftover in sorted({p for pattern in patterns for p in folder.glob(pattern)}):
         leftover.unlink(missing_ok=True)
         removed.append(str(leftover))
     return removed

@@ -30,7 +30,7 @@ from etl import catalog
 from etl.config import TRAINING_DAG_ID, RunPaths, Settings, load_settings, run_key
 from etl.errors import MissingInputError, ParameterError, PipelineError, Skipped, first_line
 from etl.inputs import Resolver
-from etl.steps import STEPS, Run
+from etl.steps import STEPS, Run, run_step
 from etl.storage import Target, is_local, write_json
 
 logger = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def _task(task: str) -> Callable[..., Outputs]:
         run = Run(settings.with_run_params(_run_params(context)), folder, _from_xcom(context), _run_info(context))
         mapped = {k: context[k] for k in ("candidate", "fold") if k in context}
         try:
-            return STEPS[task](run, **mapped)
+            return run_step(task, run, **mapped)
         except Skipped as skipped:  # a clear state: skipped (so are the tasks after it), not failed
             raise AirflowSkipException(str(skipped)) from None
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -230,11 +231,35 @@ def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callabl
     return folder
 
 
-def dag_test(dag_id: str, date: str, env: dict[str, str], conf: dict | None = None):
+def succeeded_tasks(dag_id: str, logical_date) -> list[str]:
+    """The tasks of the ``dag_id`` run at ``logical_date`` whose every instance succeeded."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(TaskInstance.task_id, TaskInstance.state).join(
+                DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id)
+            ).where(DagRun.dag_id == dag_id, DagRun.logical_date == logical_date)
+        ).all()
+    states: dict[str, set] = {}
+    for task_id, state in rows:
+        states.setdefault(task_id, set()).add(state)
+    return sorted(task_id for task_id, seen in states.items() if seen == {"success"})
+
+
+def dag_test(dag_id: str, date: str, env: dict[str, str], conf: dict | None = None, resume: bool = False):
     """``dag.test()`` in this process: what ``airflow dags test`` does, without starting Airflow
     again (one start-up per pytest worker; the tests where the process itself is the point, a
     kill, the CLI, keep ``airflow dags test``). ``env`` (the ``env`` fixture's, say) is the
     environment of the run, set for its length. Needs ``airflow_db``.
+
+    With ``resume``, the run of that date resumes as a person resumes a failed run in the UI
+    (Clear on the failed task, with its downstream): the tasks whose every instance succeeded
+    keep their result (their state and XComs; ``dag.test``'s ``mark_success_pattern``), the
+    others run again.
 
     Returns:
         The run's state and each task instance's ``(state, try_number)``, by ``task_id`` (a
@@ -250,8 +275,10 @@ def dag_test(dag_id: str, date: str, env: dict[str, str], conf: dict | None = No
     try:
         bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
         assert bag.import_errors == {}, bag.import_errors
-        run = bag.dags[dag_id].test(logical_date=datetime.fromisoformat(date).replace(tzinfo=timezone.utc),
-                                    run_conf=conf)
+        logical_date = datetime.fromisoformat(date).replace(tzinfo=timezone.utc)
+        kept = succeeded_tasks(dag_id, logical_date) if resume else []
+        run = bag.dags[dag_id].test(logical_date=logical_date, run_conf=conf,
+                                    mark_success_pattern="|".join(map(re.escape, kept)) if kept else None)
         tasks = {(ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): (ti.state, ti.try_number)
                  for ti in run.get_task_instances()}
         return run.state, tasks

@@ -4,19 +4,32 @@ a clean rerun of the same run then succeeds.
 The fault comes from ``tests/faults/airflow_local_settings.py`` (an Airflow task policy), so
 the DAG and the etl code run unchanged. A run whose process is killed is a real ``airflow dags
 test``; the run with an I/O error in every attempt and the clean reruns are ``dag.test()`` in
-this process.
+this process. A rerun resumes the run as a person does in the UI (Clear on the failed task,
+downstream included): the tasks that succeeded keep their results, the failed one and those
+after it run again, over whatever the failure left in the run folder.
 """
 
 import json
 import os
 import re
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from etl.releases import current_release, publish, release_is_intact
-from tests.conftest import AIRFLOW, CANDIDATES, DAG_ID, PROJECT_ROOT, dag_test, inputs_of, run_command, with_config
+from tests.conftest import (
+    AIRFLOW,
+    CANDIDATES,
+    DAG_ID,
+    PROJECT_ROOT,
+    dag_test,
+    inputs_of,
+    run_command,
+    succeeded_tasks,
+    with_config,
+)
 from tests.e2e.test_tasks_test import ORDER, TWO_CANDIDATES
 
 pytestmark = pytest.mark.airflow_cli
@@ -58,10 +71,10 @@ def _fault_run(env: dict[str, str], date: str, task: str, kind: str) -> tuple[in
 
 
 def _clean_rerun_publishes(results: Path, run: Path, env: dict[str, str], date: str) -> None:
-    """A clean rerun of the same run succeeds, publishes and uploads that run, whole. (In this
-    process, ``dag.test()`` as ``airflow dags test`` runs it: the fault run before it is the one
-    whose process matters.)"""
-    state, tasks = dag_test(DAG_ID, date, env)
+    """The same run, resumed without the fault (its failed task and those after it run again),
+    succeeds, publishes and uploads that run, whole. (In this process, ``dag.test()`` as
+    ``airflow dags test`` runs it: the fault run before it is the one whose process matters.)"""
+    state, tasks = dag_test(DAG_ID, date, env, resume=True)
     assert state == "success", tasks
     release = current_release(results)
     assert release.name.startswith(run.name) and release_is_intact(release)
@@ -97,6 +110,9 @@ def test_an_io_error_then_a_killed_retry_leave_the_published_results_and_a_rerun
         assert current_release(results).name.startswith(run.name)
     else:
         assert _published(results) == before
+    # What the rerun keeps: every task before the killed one succeeded, the killed one did not.
+    kept = succeeded_tasks(DAG_ID, datetime.fromisoformat(date).replace(tzinfo=timezone.utc))
+    assert set(ORDER[:ORDER.index(task)]) <= set(kept) and task not in kept, kept
 
     _clean_rerun_publishes(results, run, fault_env, date)
 

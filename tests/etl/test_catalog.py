@@ -133,3 +133,25 @@ def test_save_results_publishes_by_the_gates_decision_alone(results):
         steps.save_results(steps.Run.of_folder(settings, RunPaths(old)))
     assert storage.read_json(RunPaths(old).release_record)["published"] is False
     assert (results / "current").resolve().name.startswith("new-")
+
+
+def test_a_task_run_again_first_removes_what_its_interrupted_attempt_left(tmp_path, monkeypatch):
+    """A retry after a lost worker, or a task cleared and run again, starts by deleting the
+    half-written temporary files of its own outputs (the catalog's, for its map index); another
+    task's or another instance's stay (they may be being written now)."""
+    folder = RunPaths(tmp_path / "run")
+    ours = [folder.root / "candidates" / "svm" / ".cv.json.a1.tmp", folder.root / "candidates" / "svm" / ".model.pkl.b2.tmp"]
+    theirs = [folder.root / "candidates" / "logistic_regression" / ".cv.json.c3.tmp",  # another instance
+              folder.root / ".model.pkl.d4.tmp",  # select_model's model.pkl, not a candidate's
+              folder.root / ".data.parquet.e5.tmp"]
+    for leftover in ours + theirs:
+        leftover.parent.mkdir(parents=True, exist_ok=True)
+        leftover.write_bytes(b"half")
+    seen = []
+    monkeypatch.setitem(steps.STEPS, "train_model",
+                        lambda run, candidate: seen.append((candidate, [p.exists() for p in ours])) or {})
+    run = steps.Run.of_folder(load_settings(), folder)
+
+    assert steps.run_step("train_model", run, candidate="svm") == {}
+    assert seen == [("svm", [False, False])]  # gone before the step ran
+    assert all(p.exists() for p in theirs)

@@ -125,3 +125,12 @@ def test_the_steps_storage_calls_work_on_airflow_object_storage_paths(tmp_path, 
     assert storage.load_object(run.model).n_features_in_ == 30
     storage.copy_file(run.metrics, tmp_path / "copy.json")
     assert storage.read_json(tmp_path / "copy.json") == storage.read_json(run.metrics)
+
+
+def test_interrupted_writes_of_named_files_only(tmp_path):
+    for name in (".model.pkl.abc.tmp", ".model.pkl.def.tmp", ".cv.json.ghi.tmp", ".oof[1].parquet.j.tmp"):
+        (tmp_path / name).write_bytes(b"half")
+    assert storage.remove_interrupted_writes(tmp_path, ["model.pkl", "oof[1].parquet"]) == [
+        str(tmp_path / n) for n in (".model.pkl.abc.tmp", ".model.pkl.def.tmp", ".oof[1].parquet.j.tmp")]
+    assert [p.name for p in tmp_path.iterdir()] == [".cv.json.ghi.tmp"]
+    assert storage.remove_interrupted_writes(tmp_path / "absent", ["model.pkl"]) == []
