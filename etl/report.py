@@ -62,9 +62,17 @@ def _drivers(model: Any, X: pd.DataFrame, y: np.ndarray, random_state: int) -> t
             pd.Series(model.coef_[0], index=FEATURE_COLUMNS)
     if hasattr(model, "feature_importances_"):
         return "Feature importances (mean impurity decrease)", pd.Series(model.feature_importances_, index=FEATURE_COLUMNS)
+    import warnings
+
     from sklearn.inspection import permutation_importance
 
-    result = permutation_importance(model, X, y, scoring="roc_auc", n_repeats=5, random_state=random_state)
+    # On the array, not the frame: the same numbers in a third less time (each of the 151
+    # predictions would check the frame's 30 columns again). The model, fitted on named
+    # columns, warns that the array has no names: they are the same columns, in order.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
+        result = permutation_importance(model, X[list(FEATURE_COLUMNS)].to_numpy(), y, scoring="roc_auc",
+                                        n_repeats=5, random_state=random_state)
     return "Permutation importance on the test split (drop in ROC AUC)", \
         pd.Series(result.importances_mean, index=FEATURE_COLUMNS)
 

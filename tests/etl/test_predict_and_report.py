@@ -83,3 +83,27 @@ def test_report_explains_other_winners(tmp_path, small_csv, candidate, drivers):
     run = build_run(tmp_path / "run", small_csv, candidates=(candidate,))
     html = run.report.read_text()
     assert drivers in html and f": {candidate}</h1>" in html
+
+
+def test_permutation_importance_is_sklearns_on_the_frame_without_a_warning(tmp_path, small_csv):
+    """The report's permutation importance (models with neither coefficients nor impurity
+    importances) runs on the array: the numbers are scikit-learn's on the named frame, bit for
+    bit, and the array's lack of column names warns nothing."""
+    import warnings
+
+    from sklearn.inspection import permutation_importance
+
+    from etl.report import _drivers
+    from etl.schema import FEATURE_COLUMNS, LABEL_CODES, TARGET_COLUMN
+    from etl.storage import load_object, read_frame
+
+    run = build_run(tmp_path / "run", small_csv, candidates=("svm",), report=False)
+    model, test = load_object(run.model), read_frame(run.test)
+    X, y = test[list(FEATURE_COLUMNS)], test[TARGET_COLUMN].map(LABEL_CODES).to_numpy(dtype=int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        title, values = _drivers(model, X, y, random_state=7)
+    expected = permutation_importance(model, X, y, scoring="roc_auc", n_repeats=5, random_state=7)
+    assert title.startswith("Permutation importance")
+    assert list(values.index) == list(FEATURE_COLUMNS)
+    assert values.to_numpy().tolist() == expected.importances_mean.tolist()
