@@ -1,5 +1,5 @@
 """A failure in any task, an I/O error or a killed process, never changes the published results;
-a clean rerun of the same run then succeeds.
+the same run, resumed without the fault, then succeeds.
 
 The fault comes from ``tests/faults/airflow_local_settings.py`` (an Airflow task policy), so
 the DAG and the etl code run unchanged. A run whose process is killed is a real ``airflow dags
@@ -92,7 +92,7 @@ def test_an_io_error_then_a_killed_retry_leave_the_published_results_and_a_rerun
 ):
     """The task's first attempt raises an I/O error, which Airflow retries; the retry's process
     is killed mid-write (SIGKILL: a worker lost). Neither changes what is published, and a
-    clean rerun of the run then succeeds."""
+    rerun of the run (resumed: the killed task and those after it) then succeeds."""
     results, before = published_before
     date = f"2025-{1 + ORDER.index(task):02d}-01"
     run = results / "runs" / f"{date}T000000Z"
