@@ -103,8 +103,8 @@ class ReleaseApproval(ApprovalOperator):
 
     def execute(self, context: dict[str, Any]) -> Any:
         from etl import model_card
-        from etl.gate import publishable
         from etl.inputs import resolve_inputs
+        from etl.releases import publishable
 
         settings, folder = self._run(context)
         inputs = resolve_inputs(catalog.APPROVAL_TASK, folder, settings.nested_cv.count)

@@ -186,28 +186,3 @@ def _published_run_key(results_dir: Location) -> str | None:
         return ReleasePaths(current_release(results_dir)).run_key
     except MissingInputError:
         return None
-
-
-def publishable(verdict: dict[str, Any], run_key: str, results_dir: Location) -> str | None:
-    """Why the run may not be published on its gate decision ``verdict``, or None if it may:
-    the gate refused it, or it was compared with a release that is no longer the published one
-    (another run published since; the decision is not made again here: rerun quality_gate)."""
-    if not verdict["passed"]:
-        return refusal(verdict)
-    try:
-        current = current_release(results_dir)
-    except MissingInputError:
-        current = None
-    if current is None or ReleasePaths(current).run_key == run_key:
-        return None  # nothing published, or this run's own release (a rerun)
-    if verdict.get("published_release") != current.name:
-        return (f"quality gate: not published (it compared with {verdict.get('published_release') or 'nothing'}, "
-                f"but {current.name} was published since: clear quality_gate to decide again)")
-    return None
-
-
-def refusal(verdict: dict[str, Any]) -> str:
-    """The one-line reason a verdict refuses publishing."""
-    failed = "; ".join(f"{c['check']}: {c['value']:.4f} {'>=' if c.get('passes_if') == '<' else '<'} "
-                       f"{c['limit']:.4f}" for c in verdict["checks"] if not c["passed"])
-    return f"quality gate: not published ({failed})"

@@ -1,8 +1,9 @@
 """Publish a finished, evaluated run if it clears the quality gate; prune old runs.
 
-The step's work is in the modules every reader of releases shares: ``etl.gate`` decides,
-``etl.releases`` publishes all or nothing (and documents the results folder's layout),
-``etl.retention`` prunes.
+The step's work is in the modules every reader of releases shares: ``etl.releases`` says
+whether the run's recorded gate decision (``gate.json``, made once by ``quality_gate``) still
+lets it be published, and publishes all or nothing (and documents the results folder's
+layout); ``etl.retention`` prunes.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from typing import Any
 
 from etl import cli, inputs, storage
 from etl.config import CLI_RUN_KEY, RunPaths
-from etl.gate import publishable
 from etl.inputs import StepInputs
-from etl.releases import ensure_results_dir, publish
+from etl.releases import ensure_results_dir, publish, publishable
 from etl.retention import prune
 from etl.storage import Location
 

@@ -66,7 +66,7 @@ def test_the_procedure_and_the_models_import_no_step():
 
 def test_no_step_imports_another_step():
     """Steps share code through the procedure and the foundation modules (``etl.contract``,
-    ``etl.gate``, ``etl.releases``, ...), never through each other; only the Airflow callables
+    ``etl.releases``, ...), never through each other; only the Airflow callables
     (``etl.tasks``) call every step."""
     graph = _graph()
     for step in STEPS:
