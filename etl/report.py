@@ -71,8 +71,8 @@ def _drivers(model: Any, X: pd.DataFrame, y: np.ndarray, random_state: int) -> t
     # columns, warns that the array has no names: they are the same columns, in order.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
-        result = permutation_importance(model, X[list(FEATURE_COLUMNS)].to_numpy(), y, scoring="roc_auc",
-                                        n_repeats=5, random_state=random_state)
+        result = permutation_importance(model, X.to_numpy(), y, scoring="roc_auc", n_repeats=5,
+                                        random_state=random_state)
     return "Permutation importance on the test split (drop in ROC AUC)", \
         pd.Series(result.importances_mean, index=FEATURE_COLUMNS)
 

@@ -202,12 +202,9 @@ def run_step(task: str, run: Run, **mapped: Any) -> Outputs:
     clears them all: ``ensure_results_dir``)."""
     from etl.storage import remove_interrupted_writes
 
-    names: dict[str, list[str]] = {}
     for f in catalog.outputs(task):
-        folder, _, name = catalog.path_of(f.name, **mapped).rpartition("/")
-        names.setdefault(folder, []).append(name)
-    for folder, files in names.items():
-        for leftover in remove_interrupted_writes(run.folder.root / folder if folder else run.folder.root, files):
+        target = run.folder.root / catalog.path_of(f.name, **mapped)
+        for leftover in remove_interrupted_writes(target.parent, [target.name]):
             logger.info("removed %s, left by an interrupted attempt of %s", leftover, task)
     return STEPS[task](run, **mapped)
 

@@ -231,8 +231,14 @@ def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callabl
     return folder
 
 
-def succeeded_tasks(dag_id: str, logical_date) -> list[str]:
-    """The tasks of the ``dag_id`` run at ``logical_date`` whose every instance succeeded."""
+def _logical_date(date: str):
+    from datetime import datetime, timezone
+
+    return datetime.fromisoformat(date).replace(tzinfo=timezone.utc)
+
+
+def succeeded_tasks(dag_id: str, date: str) -> list[str]:
+    """The tasks of the ``dag_id`` run of ``date`` whose every instance succeeded."""
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
@@ -242,7 +248,7 @@ def succeeded_tasks(dag_id: str, logical_date) -> list[str]:
         rows = session.execute(
             select(TaskInstance.task_id, TaskInstance.state).join(
                 DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id)
-            ).where(DagRun.dag_id == dag_id, DagRun.logical_date == logical_date)
+            ).where(DagRun.dag_id == dag_id, DagRun.logical_date == _logical_date(date))
         ).all()
     states: dict[str, set] = {}
     for task_id, state in rows:
@@ -265,8 +271,6 @@ def dag_test(dag_id: str, date: str, env: dict[str, str], conf: dict | None = No
         The run's state and each task instance's ``(state, try_number)``, by ``task_id`` (a
         mapped one by ``task_id[map_index]``).
     """
-    from datetime import datetime, timezone
-
     from airflow.dag_processing.dagbag import DagBag
 
     changed = {k: v for k, v in env.items() if os.environ.get(k) != v}
@@ -275,9 +279,8 @@ def dag_test(dag_id: str, date: str, env: dict[str, str], conf: dict | None = No
     try:
         bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
         assert bag.import_errors == {}, bag.import_errors
-        logical_date = datetime.fromisoformat(date).replace(tzinfo=timezone.utc)
-        kept = succeeded_tasks(dag_id, logical_date) if resume else []
-        run = bag.dags[dag_id].test(logical_date=logical_date, run_conf=conf,
+        kept = succeeded_tasks(dag_id, date) if resume else []
+        run = bag.dags[dag_id].test(logical_date=_logical_date(date), run_conf=conf,
                                     mark_success_pattern="|".join(map(re.escape, kept)) if kept else None)
         tasks = {(ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): (ti.state, ti.try_number)
                  for ti in run.get_task_instances()}
