@@ -68,10 +68,10 @@ def _links(context: dict[str, Any], run_key: str) -> str:
     """Markdown links to the run's report and model card (the project's UI plugin)."""
     from airflow.configuration import conf
 
-    from etl.web import URL_PREFIX
+    from etl.config import UI_URL_PREFIX
 
     base = (conf.get("api", "base_url", fallback="") or "").rstrip("/")
-    root = f"{base}{URL_PREFIX}/runs/{run_key}"
+    root = f"{base}{UI_URL_PREFIX}/runs/{run_key}"
     return f"[The run's report]({root}/report) · [The model card]({root}/model_card)"
 
 

@@ -57,6 +57,8 @@ TRAINING_DAG_ID = "breast_cancer_etl_pipeline"
 SCORING_DAG_ID = "breast_cancer_scoring"
 #: The outcomes DAG's id.
 OUTCOMES_DAG_ID = "breast_cancer_outcomes"
+#: Where the api-server mounts the UI plugin's app (``etl.web``; ``plugins/breast_cancer_ui.py``).
+UI_URL_PREFIX = "/breast-cancer"
 
 def _input_path(value: Any) -> Any:
     """The run parameter ``data_path``: a path made absolute (an ``ObjectStoragePath`` as given)."""

@@ -35,8 +35,6 @@ from etl import history, storage
 from etl.config import TRAINING_DAG_ID, ResultsPaths, load_settings
 
 DAG_ID = TRAINING_DAG_ID  # the DAG whose runs have run folders
-#: Where the api-server mounts the app.
-URL_PREFIX = "/breast-cancer"
 
 _LABELS = {"sensitivity": "Sensitivity", "specificity": "Specificity", "roc_auc": "ROC AUC"}
 _COLOURS = {"sensitivity": "#c0392b", "specificity": "#2874a6", "roc_auc": "#1e8449"}
@@ -401,7 +399,7 @@ def card_page(markdown: str, title: str, signoff: dict[str, Any] | None = None) 
 
 
 def create_app(results_dir: storage.Location | None = None) -> FastAPI:
-    """The app the plugin mounts at ``URL_PREFIX``; ``results_dir`` defaults to the settings'
+    """The app the plugin mounts at ``etl.config.UI_URL_PREFIX``; ``results_dir`` defaults to the settings'
     results root (read at the first request)."""
     app = FastAPI(title="Breast cancer model", docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(_reader())])

@@ -252,6 +252,35 @@ def test_every_endpoint_refuses_anonymous_invalid_and_unprivileged_callers(resul
     assert anonymous.get("/docs").status_code == 404 and anonymous.get("/openapi.json").status_code == 404
 
 
+def test_the_plugin_mounts_the_app_made_at_its_first_request(results, auth, monkeypatch):
+    """The plugin's app as the api-server mounts it (``app.mount(url_prefix, app)``): made at
+    the first request (loading the plugin makes none: tests/test_imports.py), then the same
+    app for every request, with its auth."""
+    import importlib
+    import sys
+
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from tests.conftest import PROJECT_ROOT
+
+    monkeypatch.setenv("RESULTS_DIR", str(results))
+    monkeypatch.syspath_prepend(str(PROJECT_ROOT / "plugins"))
+    sys.modules.pop("breast_cancer_ui", None)
+    plugin = importlib.import_module("breast_cancer_ui").BreastCancerModelPlugin
+    (mounted,) = plugin.fastapi_apps
+    assert mounted["app"]._app is None  # nothing made by loading the plugin
+    root = FastAPI()
+    root.mount(mounted["url_prefix"], mounted["app"])
+    api = TestClient(root)
+    assert api.get("/breast-cancer/api/runs").status_code == 401
+    made = mounted["app"]._app
+    assert made is not None
+    runs = api.get("/breast-cancer/api/runs", headers={"Authorization": f"Bearer {auth()}"})
+    assert runs.status_code == 200 and PUBLISHED in {r["run_id"] for r in runs.json()["runs"]}
+    assert mounted["app"]._app is made  # one app for every request
+
+
 @pytest.mark.parametrize("name", [
     "../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%2E%2E", "%2E", "%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
     "..%252F..%252Fetc", "%2Fetc%2Fpasswd", "runs", "published", "current", "manifest.json",
