@@ -35,7 +35,7 @@ from airflow.sdk import Param
 from airflow.sdk.exceptions import AirflowFailException
 
 from etl import catalog, storage
-from etl.config import RunPaths, Settings
+from etl.config import UI_URL_PREFIX, RunPaths, Settings
 from etl.errors import first_line
 
 logger = logging.getLogger(__name__)
@@ -67,8 +67,6 @@ def answer_record(event: dict[str, Any], approve: str) -> dict[str, Any]:
 def _links(context: dict[str, Any], run_key: str) -> str:
     """Markdown links to the run's report and model card (the project's UI plugin)."""
     from airflow.configuration import conf
-
-    from etl.config import UI_URL_PREFIX
 
     base = (conf.get("api", "base_url", fallback="") or "").rstrip("/")
     root = f"{base}{UI_URL_PREFIX}/runs/{run_key}"

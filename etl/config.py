@@ -60,6 +60,7 @@ OUTCOMES_DAG_ID = "breast_cancer_outcomes"
 #: Where the api-server mounts the UI plugin's app (``etl.web``; ``plugins/breast_cancer_ui.py``).
 UI_URL_PREFIX = "/breast-cancer"
 
+
 def _input_path(value: Any) -> Any:
     """The run parameter ``data_path``: a path made absolute (an ``ObjectStoragePath`` as given)."""
     return resolve_path(value) if isinstance(value, (str, os.PathLike)) and "://" not in str(value) else value
