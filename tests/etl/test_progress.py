@@ -18,16 +18,20 @@ Task instance state updated new_state=failed rows_affected=1
 [DAG TEST] starting task_id=save_results map_index=-1 [airflow]
 Task instance state updated new_state=skipped rows_affected=1
 [DAG TEST] end task task_id=save_results map_index=-1 [airflow]
-DagRun Finished: dag_id=d, run_duration=21.6, state=failed, run_type=manual
+DagRun Finished: dag_id=d, run_start_date=2024-03-01 00:00:00+00:00, run_duration=86977364.5, state=failed, run_type=manual
 """
 
 
 def test_one_line_per_task_and_one_per_mapped_task_when_its_last_instance_ends():
-    lines = list(task_lines(LOG.splitlines(), {"train_model": 2}))
+    ticks = iter(range(0, 1000, 3))  # a clock that advances 3 s at each reading
+    lines = list(task_lines(LOG.splitlines(), {"train_model": 2}, clock=lambda: next(ticks)))
     assert [line.split()[:2] for line in lines[:-1]] == [
         ["load_data", "success"], ["train_model", "x2"], ["save_results", "skipped"]]
     assert "failed/success" in lines[1]  # the states of its instances
-    assert lines[-1] == "DAG run failed in 22 s"
+    assert lines[0].split()[-2:] == ["3.0", "s"]  # load_data: started at 0, ended at 3
+    # The run's time as measured, from the first task's start: not Airflow's run_duration, which
+    # `dags test` of a past logical date (make run DATE=...) counts from that date.
+    assert lines[-1] == "DAG run failed in 24 s"
 
 
 def test_a_mapped_task_of_unknown_count_is_shown_when_the_run_ends():
