@@ -38,10 +38,11 @@ db: $(VENV)/.installed-run
 	@$(ENV) airflow db migrate > /dev/null
 
 # One line per task, then the summary; Airflow's full log goes to $AIRFLOW_HOME/logs/make-run/
-# (airflow_home/logs/make-run/; VERBOSE=1 shows it on the terminal too).
+# (airflow_home/logs/make-run/; VERBOSE=1 shows it on the terminal too). DATE=2024-03-01: the
+# run's logical date (default: now); CONF='{...}': its parameters.
 run: db
 	@$(ENV) python -m etl.progress --log-dir "$$AIRFLOW_HOME/logs/make-run" $(if $(VERBOSE),--verbose) -- \
-		airflow dags test $(DAG_ID) $(if $(CONF),--conf '$(CONF)')
+		airflow dags test $(DAG_ID) $(DATE) $(if $(CONF),--conf '$(CONF)')
 	@$(ENV) python -m etl.summary
 
 # pytest workers: the tests wait on Airflow subprocesses and servers much of the time, so three

@@ -231,6 +231,41 @@ def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callabl
     return folder
 
 
+@pytest.fixture(scope="session")
+def full_run(airflow_db, tmp_path_factory) -> tuple[Path, str, str]:
+    """``make run DATE=2024-03-01`` with the tests' settings, made once for the session
+    (``made_once``) and shared: the whole DAG as a user runs it first (``airflow dags test``
+    behind the Makefile's one line per task). Its folder (``results/``, ``uploads/``), Airflow's
+    log and what the terminal showed. The suite's only ``make run``, and its one published
+    baseline: the container check compares its one-shot run with it, the tests that need a
+    published model start from a copy of it (``copy_of``)."""
+
+    from deploy.docker.stack import check_terminal
+
+    def make(root: Path) -> None:
+        env = {**os.environ, "RESULTS_DIR": str(root / "results"), "UPLOAD_URI": str(root / "uploads"),
+               "SCORING_INBOX": str(root / "incoming"), "PIPELINE_AIRFLOW_HOME": os.environ["AIRFLOW_HOME"],
+               "PIPELINE_SECRETS_DIR": str(root / "secrets")}
+        proc = run_command(["make", "--no-print-directory", "run", "DATE=2024-03-01"], env=env, timeout=900)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        # The terminal: one line per task and the summary, under 30 lines, naming Airflow's
+        # log in this worker's Airflow home (each pytest worker has its own).
+        check_terminal(proc.stdout, Path(os.environ["AIRFLOW_HOME"]) / "logs" / "make-run")
+        (root / "terminal.txt").write_text(proc.stdout)
+        named = re.search(r"^Airflow's log: (\S+)", proc.stdout, re.MULTILINE)
+        shutil.copy(named.group(1), root / "dags-test.log")
+
+    root = made_once(tmp_path_factory, "full-run", make)
+    return root, (root / "dags-test.log").read_text(), (root / "terminal.txt").read_text()
+
+
+def copy_of(full_run: tuple[Path, str, str], folder: Path) -> None:
+    """The full run's ``results/`` and ``uploads/``, copied into ``folder`` (a test's
+    ``tmp_path``: the ``env`` fixture's folders)."""
+    for name in ("results", "uploads"):
+        shutil.copytree(full_run[0] / name, folder / name, symlinks=True)
+
+
 def _logical_date(date: str):
     from datetime import datetime, timezone
 

@@ -15,7 +15,9 @@ name (``KEEP_IMAGES=1`` keeps them); the stand-in base stays, as a pulled base i
 (``docker rmi`` removes it), so a rerun builds on it and Docker's build cache gives back the
 layer of installed Python packages while the requirement files are unchanged. Last, the one-shot container run of the
 DAG (``docker run ... run``) must write a ``metrics.json`` byte-identical to ``make run``'s
-(both with the tests' fast settings, tests/fast.toml).
+(both with the tests' fast settings, tests/fast.toml). ``test --one-shot-results DIR`` keeps the
+one-shot run's results in DIR and leaves the comparison to the caller: the test suite compares
+them with the ``make run`` its other tests share (tests/conftest.py, ``full_run``), not a second one.
 """
 
 from __future__ import annotations
@@ -468,13 +470,18 @@ def check_terminal(output: str, log_dir: Path) -> None:
     check(any(line.split()[:2] == ["save_results", "success"] for line in lines), output[-3000:])
 
 
-def check_one_shot(workdir: Path) -> None:
+def check_one_shot(workdir: Path, results: Path | None = None) -> None:
     """The one-shot container run prints the summary and writes the same metrics.json as
     ``make run`` on the same data, seed and settings (the tests' fast settings, for both). One
     after the other: side by side, the two processes' numerical libraries oversubscribe the 2
-    cores and both crawl (seen: 8 minutes instead of 1.5)."""
-    results = workdir / "one-shot-results"
-    results.mkdir()
+    cores and both crawl (seen: 8 minutes instead of 1.5).
+
+    With ``results``, the one-shot run writes there, its terminal output goes to
+    ``results/terminal.txt``, and ``make run`` is not run: the caller compares.
+    """
+    kept = results is not None
+    results = results if kept else workdir / "one-shot-results"
+    results.mkdir(parents=True)
     os.chown(results, 50000, 0)  # the image's user: the container runs as non-root
     threads = [arg for name in THREAD_VARIABLES if name in os.environ for arg in ("-e", name)]
     started = time.monotonic()
@@ -485,6 +492,10 @@ def check_one_shot(workdir: Path) -> None:
     log(f"one-shot container run in {time.monotonic() - started:.0f} s")
     check("Expected on unseen patients" in output and "Published artifacts" in output, output[-3000:])
     check_terminal(output, results / "logs")
+    if kept:
+        (results / "terminal.txt").write_text(output)
+        log(f"one-shot results kept in {results}; make run left to the caller")
+        return
     local = workdir / "make-run"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIPELINE_CONFIG", "RESULTS_", "UPLOAD_"))}
     env.update(PIPELINE_AIRFLOW_HOME=str(local / "airflow_home"), PIPELINE_SECRETS_DIR=str(local / "secrets"),
@@ -508,7 +519,7 @@ def remove_images(names: list[str]) -> None:
         log(f"removed images {', '.join(names)}")
 
 
-def test() -> int:
+def test(one_shot_results: Path | None = None) -> int:
     started = time.monotonic()
     dockerd = ensure_engine(start=True)
     made: list[str] = []
@@ -531,7 +542,7 @@ def test() -> int:
             build(TEST_IMAGES["redis"], standin / "redis.Dockerfile", standin, BASE_IMAGE)
             log(f"project image {image_size(TEST_IMAGES['pipeline']) / 1e6:.0f} MB on the stand-in base")
             check_stack(Path(tmp))
-            check_one_shot(Path(tmp))
+            check_one_shot(Path(tmp), one_shot_results)
         log(f"all checks passed in {time.monotonic() - started:.0f} s")
         return 0
     finally:
@@ -546,6 +557,9 @@ def test() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=("env", "preflight", "test"))
+    parser.add_argument("--one-shot-results", type=Path, metavar="DIR",
+                        help="test: keep the one-shot run's results in DIR (a new folder) and do not run "
+                             "make run to compare them with")
     args = parser.parse_args(argv)
     try:
         if args.command == "env":
@@ -560,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "preflight":
             preflight()
             return 0
-        return test()
+        return test(args.one_shot_results)
     except SetupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,16 +1,16 @@
-"""The whole DAG, run for real: once by ``airflow dags test`` (what ``make run`` does), the other
-runs by ``dag.test()`` in-process (the same run without an Airflow start-up each)."""
+"""The whole DAG, run for real: once by ``make run`` (``airflow dags test`` behind one line per
+task; the session's shared ``full_run``), a second time by ``airflow dags test``, the other runs
+by ``dag.test()`` in-process (the same run without an Airflow start-up each)."""
 
 import hashlib
 import json
 import os
 import re
-import shutil
 
 import pytest
 
 from etl.releases import current_release, load_published
-from tests.conftest import AIRFLOW, CANDIDATES, DAG_ID, PROJECT_ROOT, dag_test, made_once, run_command
+from tests.conftest import AIRFLOW, CANDIDATES, DAG_ID, PROJECT_ROOT, copy_of, dag_test, run_command
 
 pytestmark = pytest.mark.airflow_cli
 
@@ -29,32 +29,16 @@ def _dags_test(date: str, env: dict, *args: str) -> str:
     return proc.stdout + proc.stderr
 
 
-@pytest.fixture
-def full_run(airflow_db, tmp_path_factory):
-    """One whole run on 2024-03-01 with the tests' settings, made once for the session
-    (``made_once``): its folder (``results/``, ``uploads/``) and log. Tests that change the
-    results work on a copy (``copy_of``)."""
-
-    def make(root):
-        env = {**os.environ, "RESULTS_DIR": str(root / "results"), "UPLOAD_URI": str(root / "uploads"),
-               "SCORING_INBOX": str(root / "incoming")}
-        (root / "dags-test.log").write_text(_dags_test("2024-03-01", env))
-
-    root = made_once(tmp_path_factory, "full-run", make)
-    return root, (root / "dags-test.log").read_text()
-
-
-def copy_of(full_run, tmp_path) -> None:
-    """The full run's results and uploads, copied into this test's ``tmp_path`` (the ``env``
-    fixture's folders)."""
-    for name in ("results", "uploads"):
-        shutil.copytree(full_run[0] / name, tmp_path / name, symlinks=True)
-
-
 @pytest.mark.timeout(600)  # the shared full run is made here: room for a busy machine
 def test_full_run_publishes_model_scaler_metrics_and_manifest(full_run, tmp_path, shipped_csv):
     copy_of(full_run, tmp_path)
-    log = full_run[1]
+    _, log, terminal = full_run
+    # make run's terminal (checked as it is made: one line per task, under 30 lines, naming
+    # Airflow's log): the summary, and nothing of Airflow's log.
+    assert "Expected on unseen patients" in terminal and "Published artifacts" in terminal
+    took = re.search(r"^DAG run success in (\d+) s$", terminal, re.MULTILINE)
+    assert took and int(took.group(1)) < 900, terminal  # the run's time, not since its logical date
+    assert "starting task_id" not in terminal  # Airflow's log went to the file
     # One mapped train_model task per enabled candidate, then one selection.
     # (Airflow runs the mapped instances in no fixed order)
     assert sorted(re.findall(r"starting task_id=train_model map_index=(\d+)", log)) == [str(i) for i in range(len(CANDIDATES))]

@@ -2,12 +2,14 @@
 Compose file validates as users get it; the project image and the Compose stack, built and run
 on a real Docker engine (stand-in base, PostgreSQL and Redis images built here, host
 networking), run the DAG through REST on a Celery worker; the one-shot container run writes
-the same metrics.json as make run. ``deploy/docker/stack.py test`` does the work and cleans up.
+the same metrics.json as the session's make run. ``deploy/docker/stack.py test`` does the work
+and cleans up.
 
 Needs Debian's docker.io, docker-compose and debootstrap, which ``make test`` installs; the
 test fails (it does not skip) when they are missing.
 """
 
+import os
 import subprocess
 import sys
 
@@ -41,9 +43,15 @@ def test_the_compose_file_validates_as_users_get_it(tmp_path):
 
 
 @pytest.mark.timeout(3600)
-def test_the_image_the_stack_and_the_one_shot_run(tmp_path):
-    proc = run_command([sys.executable, str(PROJECT_ROOT / "deploy" / "docker" / "stack.py"), "test"],
-                       env=dict(__import__("os").environ), timeout=3500)
+def test_the_image_the_stack_and_the_one_shot_run(tmp_path, request):
+    """The whole container check; its one-shot run's metrics.json is then compared with the
+    session's ``make run`` (``full_run``, made by whichever test asked first), which ``stack.py
+    test`` run alone (make docker-test) runs itself."""
+    one_shot = tmp_path / "one-shot"
+    proc = run_command([sys.executable, str(PROJECT_ROOT / "deploy" / "docker" / "stack.py"), "test",
+                        "--one-shot-results", str(one_shot)], env=dict(os.environ), timeout=3500)
     print(proc.stdout[-6000:])
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-8000:]
     assert "all checks passed" in proc.stdout
+    made_run = request.getfixturevalue("full_run")[0]
+    assert (one_shot / "metrics.json").read_bytes() == (made_run / "results" / "metrics.json").read_bytes()

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from tests import input_shapes
-from tests.conftest import DAG_ID, dag_test
+from tests.conftest import DAG_ID, copy_of, dag_test
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +26,12 @@ def frame(small_csv):
 
 
 @pytest.fixture(scope="module")
-def published(airflow_db, tmp_path_factory):
-    """A results folder holding a published model, and a snapshot of its published files."""
+def published(full_run, tmp_path_factory):
+    """A results folder holding a published model (a copy of the session's full run), and a
+    snapshot of its published files."""
     root = tmp_path_factory.mktemp("published")
+    copy_of(full_run, root)
     env = {**os.environ, "RESULTS_DIR": str(root / "results"), "UPLOAD_URI": str(root / "uploads")}
-    state, tasks = dag_test(DAG_ID, "2023-03-01", env)
-    assert state == "success", tasks
     results = root / "results"
     return env, results, {p.name: p.read_bytes() for p in results.iterdir() if p.is_file()}
 

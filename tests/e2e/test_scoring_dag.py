@@ -16,23 +16,22 @@ import pytest
 from etl.config import InboxPaths, ResultsPaths
 from etl.schema import FEATURE_COLUMNS
 from etl.score import batch_name
-from tests.conftest import AIRFLOW, DAG_ID, PROJECT_ROOT, SCORING_DAG_ID, dag_test, run_command, with_config
+from tests.conftest import AIRFLOW, PROJECT_ROOT, SCORING_DAG_ID, copy_of, dag_test, run_command, with_config
 
-# A training run (module fixture) and up to three scoring runs per test: room for a busy machine.
+# Up to three scoring runs per test (and the session's full run, if no test made it yet): room for a busy machine.
 pytestmark = [pytest.mark.airflow_cli, pytest.mark.timeout(900)]
 
 FAULTS = PROJECT_ROOT / "tests" / "faults"
 
 
 @pytest.fixture(scope="module")
-def published(airflow_db, tmp_path_factory, shipped_csv):
-    """A results folder where the training DAG published a model of the shipped data, and the
-    shipped rows that model never saw (its test split), raw, as a CSV."""
+def published(full_run, tmp_path_factory, shipped_csv):
+    """A results folder where the training DAG published a model of the shipped data (a copy of
+    the session's full run), and the shipped rows that model never saw (its test split), raw,
+    as a CSV."""
     root = tmp_path_factory.mktemp("scoring")
-    env = {**os.environ, "RESULTS_DIR": str(root / "results"), "UPLOAD_URI": str(root / "uploads")}
-    state, tasks = dag_test(DAG_ID, "2024-06-01", env)
-    assert state == "success", tasks
-    test_ids = pd.read_parquet(root / "results" / "runs" / "2024-06-01T000000Z" / "test.parquet")["id"]
+    copy_of(full_run, root)
+    test_ids = pd.read_parquet(root / "results" / "runs" / "2024-03-01T000000Z" / "test.parquet")["id"]
     raw = pd.read_csv(shipped_csv)
     unseen = root / "unseen.csv"
     raw[raw["id"].astype(str).isin(set(test_ids.astype(str)))].to_csv(unseen, index=False)
