@@ -39,6 +39,10 @@ os.environ.update(
         # One Fernet key for the session's Airflow processes and the in-process runs
         # (``dag_test``): both read the trigger kwargs the other encrypted in the database.
         "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        # The stacks the tests start (make airflow, the cluster) live a few minutes and nothing
+        # changes their DAG files: their dag-processors parse each file at start-up, and again
+        # after 10 minutes, not every 30 s (Airflow's default, kept for users' own stacks).
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
     }
 )
 # One thread per numerical library in every test process and the Airflow processes they start

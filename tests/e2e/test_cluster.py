@@ -42,6 +42,8 @@ def _alive(pid: int) -> bool:
 def test_the_dag_runs_unchanged_on_a_distributed_airflow(executor, folder):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AIRFLOW", "RESULTS_", "UPLOAD_"))}  # (keeps tests/fast.toml)
+    env["AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL"] = os.environ[  # parse once (tests/conftest.py)
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL"]
     proc = run_command([sys.executable, str(PROJECT_ROOT / "deploy" / "cluster.py"), "test",
                         "--executor", executor, "--dir", str(folder)], env=env, timeout=850)
     out = proc.stdout + proc.stderr
