@@ -79,11 +79,14 @@ SERVER_FIXTURES = {"s3_server", "smtp_server", "webhook_server", "drive"}
 #: that none begins late and leaves the other workers idle at the end: ``make test`` hands out
 #: tests in collection order, two at a time per worker (``--maxschedchunk 1``), so each long
 #: test is followed by a short one (``_longest_first``), not by another long one.
-#: (Not the browser test: beside the image build at the start, its SQLite stack was seen stalling.)
+#: The browser test (about 2 minutes) comes after the first three, not beside the image build at
+#: the start, where its SQLite stack was seen stalling; in collection order it began late and
+#: ran past every other test (seen: a worker's last test ended 30 s after the others').
 LONGEST_FIRST = ("tests/e2e/test_docker.py::test_the_image_the_stack_and_the_one_shot_run",
                  "tests/e2e/test_tasks_test.py::test_each_task_in_order_on_a_fresh_date",
                  "tests/e2e/test_approval.py",  # 2.4 min, most of it waiting for the approval timeout
-                 "tests/e2e/test_cluster.py", "tests/e2e/test_tasks_test.py", "tests/e2e/test_gate_statistics.py")
+                 "tests/e2e/test_cluster.py", "tests/e2e/test_ui_trigger.py", "tests/e2e/test_tasks_test.py",
+                 "tests/e2e/test_gate_statistics.py")
 
 
 def _longest_first(items: list) -> list:
@@ -112,22 +115,28 @@ def pytest_collection_modifyitems(config, items):
     items[:] = _longest_first(items)
 
 
-#: Each test's time (setup, call and teardown, seconds), slowest first, written after every run
-#: of the suite (git-ignored) and named at its end, with any test over ``SLOW_SECONDS`` that is
-#: not one of the known long ones (``KNOWN_SLOW``): a slow newcomer is seen at once.
+#: Each test's time (setup, call and teardown, seconds), slowest first, with the pytest worker
+#: that ran it and when it started (seconds after the first test), written after every run of
+#: the suite (git-ignored) and named at its end, with when each worker's last test ended (the
+#: suite's tail) and any test over ``SLOW_SECONDS`` that is not one of the known long ones
+#: (``KNOWN_SLOW``): a slow newcomer is seen at once.
 DURATIONS_FILE = PROJECT_ROOT / "test-durations.txt"
 SLOW_SECONDS = 60.0
 _durations: dict[str, float] = {}
+_spans: dict[str, tuple[str, float, float]] = {}  # nodeid: (worker, start, stop), epoch seconds
 
 
 def pytest_runtest_logreport(report):
     """Add up each test's phases (on the controller too: xdist forwards the workers' reports)."""
     _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+    node = getattr(report, "node", None)  # xdist: the worker that sent it
+    worker = node.gateway.id if node is not None else "main"
+    start = _spans.get(report.nodeid, (worker, report.start, 0.0))[1]
+    _spans[report.nodeid] = (worker, start, report.stop)
 
 
-#: The tests known to take more than ``SLOW_SECONDS``: the longest (started first) and the browser
-#: test (``make airflow``, a browser, three runs on the real scheduler; about 2 minutes).
-KNOWN_SLOW = (*LONGEST_FIRST, "tests/e2e/test_ui_trigger.py")
+#: The tests known to take more than ``SLOW_SECONDS``: the longest, started first.
+KNOWN_SLOW = LONGEST_FIRST
 
 
 def _newcomers(durations: dict[str, float]) -> list[str]:
@@ -139,9 +148,17 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if hasattr(config, "workerinput") or not _durations:
         return
     ordered = sorted(_durations.items(), key=lambda item: -item[1])
-    DURATIONS_FILE.write_text("".join(f"{seconds:8.1f} s  {nodeid}\n" for nodeid, seconds in ordered))
+    began = min(start for _, start, _ in _spans.values())
+    DURATIONS_FILE.write_text("".join(
+        f"{seconds:8.1f} s  {_spans[nodeid][0]:>4} at {_spans[nodeid][1] - began:6.0f} s  {nodeid}\n"
+        for nodeid, seconds in ordered))
     terminalreporter.write_line(f"each test's duration, slowest first: {DURATIONS_FILE} "
                                 f"({len(ordered)} tests, {sum(_durations.values()) / 60:.1f} min of test time)")
+    ends: dict[str, float] = {}
+    for worker, _, stop in _spans.values():
+        ends[worker] = max(ends.get(worker, 0.0), stop - began)
+    terminalreporter.write_line("each worker's last test ended at " + ", ".join(
+        f"{worker} {end:.0f} s" for worker, end in sorted(ends.items())) + " (after the first test began)")
     for nodeid in _newcomers(dict(ordered)):
         terminalreporter.write_line(f"SLOW: {nodeid} took {_durations[nodeid]:.0f} s (> {SLOW_SECONDS:.0f} s and not "
                                     "in LONGEST_FIRST, tests/conftest.py): make it cheaper, or list it there")
