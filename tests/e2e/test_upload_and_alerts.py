@@ -1,5 +1,7 @@
-"""Real DAG runs (``airflow dags test``) uploading to a real S3 API server on 127.0.0.1 and
-alerting through a real SMTP server and a webhook receiver on 127.0.0.1."""
+"""Real DAG runs uploading to a real S3 API server on 127.0.0.1 and alerting through a real SMTP
+server and a webhook receiver on 127.0.0.1: ``airflow dags test`` where the process is the point
+(the secrets backend configured at start-up, a retry while the server comes back), ``dag.test()``
+in-process for the others."""
 
 import json
 import re
@@ -77,8 +79,10 @@ def test_a_run_keeps_every_artifact_on_s3_when_the_results_root_is_a_bucket(
 
 
 def test_a_failed_task_alerts_by_email_and_webhook_and_leaks_no_secret(
-    airflow_db, env, tmp_path, s3_server, smtp_server, webhook_server
+    airflow_db, env, tmp_path, s3_server, smtp_server, webhook_server, capfd
 ):
+    """In-process (``dag.test()``, as ``airflow dags test`` runs it): the alerts are the task's
+    failure callbacks, and everything the run printed is read from this process's output."""
     env = _alerting_env(env, tmp_path, email_to="ml-team@example.org, oncall@example.org",
                         smtp_conn_id="alert_smtp", webhook_conn_id="alert_webhook")
     env.update({
@@ -87,15 +91,16 @@ def test_a_failed_task_alerts_by_email_and_webhook_and_leaks_no_secret(
         "AIRFLOW_CONN_ALERT_SMTP": smtp_server.connection(),
         "AIRFLOW_CONN_ALERT_WEBHOOK": webhook_server.connection(),
     })
-    proc = run_command([AIRFLOW, "dags", "test", DAG_ID, "2024-07-02"], env=env)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 1, log[-3000:]
+    state, tasks = dag_test(DAG_ID, "2024-07-02", env)
+    logged = capfd.readouterr()
+    log = logged.out + logged.err
+    assert state == "failed", tasks
     error = (f"upload to s3://{BUCKET}/breast-cancer: access refused (The request signature we calculated "
              "does not match the signature you provided. Check your key and signing method.); check the "
              "credentials in Airflow connection 'aws_default'")
-    assert error in log
-    # Wrong credentials are not retried.
-    assert len(re.findall(r"starting task_id=upload_results ", log)) == 1 and "up_for_retry" not in log
+    assert error in log, log[-3000:]
+    # Wrong credentials are not retried: one try, failed.
+    assert tasks["upload_results"] == ("failed", 1) and "up_for_retry" not in log
 
     # The upload failed after publishing: local results are whole and this run's.
     release = current_release(tmp_path / "results")
