@@ -271,10 +271,9 @@ def full_run(airflow_db, tmp_path_factory) -> tuple[Path, str, str]:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         # The terminal: one line per task and the summary, under 30 lines, naming Airflow's
         # log in this worker's Airflow home (each pytest worker has its own).
-        check_terminal(proc.stdout, Path(os.environ["AIRFLOW_HOME"]) / "logs" / "make-run")
+        log = check_terminal(proc.stdout, Path(os.environ["AIRFLOW_HOME"]) / "logs" / "make-run")
         (root / "terminal.txt").write_text(proc.stdout)
-        named = re.search(r"^Airflow's log: (\S+)", proc.stdout, re.MULTILINE)
-        shutil.copy(named.group(1), root / "dags-test.log")
+        shutil.copy(log, root / "dags-test.log")
 
     root = made_once(tmp_path_factory, "full-run", make)
     return root, (root / "dags-test.log").read_text(), (root / "terminal.txt").read_text()

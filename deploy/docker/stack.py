@@ -460,14 +460,16 @@ FAST_CONFIG = PROJECT_ROOT / "tests" / "fast.toml"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def check_terminal(output: str, log_dir: Path) -> None:
+def check_terminal(output: str, log_dir: Path) -> Path:
     """What ``make run`` and the one-shot run print: under 30 lines, one per task and the
-    summary, naming the file that holds Airflow's full log (written into ``log_dir``)."""
+    summary, naming the file that holds Airflow's full log (written into ``log_dir``), which is
+    returned."""
     lines = output.strip().splitlines()
     check(len(lines) < 30, f"{len(lines)} lines on the terminal:\n{output[-3000:]}")
     named = [line.split(": ", 1)[1].split(" (")[0] for line in lines if line.startswith("Airflow's log: ")]
     check(len(named) == 1 and any(log_dir.glob(Path(named[0]).name)), f"no log file named in {log_dir}: {lines[:2]}")
     check(any(line.split()[:2] == ["save_results", "success"] for line in lines), output[-3000:])
+    return log_dir / Path(named[0]).name
 
 
 def check_one_shot(workdir: Path, results: Path | None = None) -> None:
@@ -476,8 +478,8 @@ def check_one_shot(workdir: Path, results: Path | None = None) -> None:
     after the other: side by side, the two processes' numerical libraries oversubscribe the 2
     cores and both crawl (seen: 8 minutes instead of 1.5).
 
-    With ``results``, the one-shot run writes there, its terminal output goes to
-    ``results/terminal.txt``, and ``make run`` is not run: the caller compares.
+    With ``results``, the one-shot run writes there and ``make run`` is not run: the caller
+    compares.
     """
     kept = results is not None
     results = results if kept else workdir / "one-shot-results"
@@ -493,7 +495,6 @@ def check_one_shot(workdir: Path, results: Path | None = None) -> None:
     check("Expected on unseen patients" in output and "Published artifacts" in output, output[-3000:])
     check_terminal(output, results / "logs")
     if kept:
-        (results / "terminal.txt").write_text(output)
         log(f"one-shot results kept in {results}; make run left to the caller")
         return
     local = workdir / "make-run"
