@@ -15,6 +15,11 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 EXECUTION_PORT="${PIPELINE_EXECUTION_API_PORT:-8081}"
+if [ "$AIRFLOW__API__PORT" = "$EXECUTION_PORT" ]; then
+    echo "error: the UI (AIRFLOW__API__PORT) and the tasks' API (PIPELINE_EXECUTION_API_PORT) are both set to" \
+         "port $EXECUTION_PORT: give them two ports" >&2
+    exit 1
+fi
 for port in "$AIRFLOW__API__PORT" "$EXECUTION_PORT"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         echo "error: port $port on 127.0.0.1 is taken: stop what listens there (an earlier make airflow?) or set" \

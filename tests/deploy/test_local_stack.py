@@ -1,5 +1,5 @@
 """``make airflow``'s launcher (scripts/airflow-stack.sh), with no Airflow process started: a
-taken port is one clear line, before anything starts."""
+taken port, or one port given to both APIs, is one clear line, before anything starts."""
 
 from __future__ import annotations
 
@@ -35,4 +35,13 @@ def test_a_taken_port_is_one_line_and_nothing_starts(tmp_path, which):
     (line,) = proc.stderr.splitlines()
     assert line.startswith(f"error: port {taken} on 127.0.0.1 is taken: ")
     assert "AIRFLOW__API__PORT" in line and "PIPELINE_EXECUTION_API_PORT" in line
+    assert proc.stdout == "" and not (tmp_path / "airflow_home" / "airflow.db").exists()
+
+
+def test_one_port_for_both_apis_is_one_line_and_nothing_starts(tmp_path):
+    port = free_port()
+    proc = _launch(tmp_path, port, port)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("error: the UI (AIRFLOW__API__PORT) and the tasks' API (PIPELINE_EXECUTION_API_PORT) ")
     assert proc.stdout == "" and not (tmp_path / "airflow_home" / "airflow.db").exists()
