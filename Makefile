@@ -41,9 +41,9 @@ db: $(VENV)/.installed-run
 # (airflow_home/logs/make-run/; VERBOSE=1 shows it on the terminal too). DATE=2024-03-01: the
 # run's logical date (default: now); CONF='{...}': its parameters.
 run: db
-	@$(ENV) python -m etl.progress --log-dir "$$AIRFLOW_HOME/logs/make-run" $(if $(VERBOSE),--verbose) -- \
+	@$(ENV) python -m etl.runtime.progress --log-dir "$$AIRFLOW_HOME/logs/make-run" $(if $(VERBOSE),--verbose) -- \
 		airflow dags test $(DAG_ID) $(DATE) $(if $(CONF),--conf '$(CONF)')
-	@$(ENV) python -m etl.summary
+	@$(ENV) python -m etl.runtime.summary
 
 # pytest workers: the tests wait on Airflow subprocesses and servers much of the time, so three
 # workers on 2 cores finish sooner than two (10.5 min against 12 here).

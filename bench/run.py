@@ -187,7 +187,7 @@ def shipped_data_runs(work: Path) -> dict[str, Any]:
 def bare_args() -> list[str]:
     """The bare script's numbers: the benchmark settings' (``bench/bench.toml``), nested folds
     included, so that it does the pipeline's modelling work."""
-    from etl.config import load_settings
+    from etl.settings import load_settings
 
     s = load_settings(BENCH_CONFIG, environ={})
     if list(s.candidates) != ["logistic_regression"]:
@@ -243,7 +243,7 @@ SCHEDULER_VARIANTS = {
     "preload_only": {"AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "1.0"},
 }
 SCHEDULER_LABELS = {"airflow_defaults": "Airflow's defaults (LocalExecutor, `scheduler_idle_sleep_time` 1 s)",
-                    "preload_only": "the preloading executor (`etl/executor.py`), idle sleep 1 s",
+                    "preload_only": "the preloading executor (`etl/runtime/executor.py`), idle sleep 1 s",
                     "stack": "`make airflow` as shipped: the preloading executor, idle sleep 0.5 s"}
 
 

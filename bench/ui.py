@@ -3,7 +3,7 @@ the runs API and a Report tab answer with 200 runs in the results folder.
 
 One real run is made on the shipped data (the etl step cores, ``bench/bench.toml`` settings) and
 published, then copied to 200 run folders (each with its own ``run.json`` and metrics) and 20
-releases. The app (``etl.web``) answers in-process with Airflow's auth manager and a real token
+releases. The app (``etl.ui.app``) answers in-process with Airflow's auth manager and a real token
 (the check reads the metadata database, as in the api-server), so the time includes the auth
 check, reading every run's files and rendering. Median and 95th percentile of 30 requests each,
 written to ``bench/ui-results.json`` and into docs/benchmark.md (``ui-bench`` markers).
@@ -40,18 +40,19 @@ def make_results(root: Path, runs: int) -> None:
     """One real published run, copied to ``runs`` run folders and 20 releases."""
     from dataclasses import replace
 
-    from etl import steps
-    from etl.config import ResultsPaths, RunPaths, load_settings
+    from etl.orchestration import pipeline
+    from etl.settings import load_settings
     from etl.storage import read_json, write_json
+    from etl.storage.layout import ResultsPaths, RunPaths
 
     settings = load_settings()
     settings = replace(settings, paths=replace(settings.paths, results_dir=str(root)),
                        nested_cv=replace(settings.nested_cv, outer_folds=0))
     layout = ResultsPaths(root)
     run = RunPaths(layout.runs / "2026-01-01T000000Z")
-    steps.run_tasks(steps.Run.of_folder(settings, run, {"random_state": 42},
+    pipeline.run_tasks(pipeline.Run.of_folder(settings, run, {"random_state": 42},
                                         {"dag_id": "breast_cancer_etl_pipeline", "run_id": "bench__0"}),
-                    [task for task in steps.catalog.TASKS if task != "upload_results"])
+                    [task for task in pipeline.catalog.TASKS if task != "upload_results"])
     (release,) = list(layout.releases.iterdir())
     metrics = read_json(run.metrics)
     for i in range(1, runs):
@@ -86,7 +87,7 @@ def measure(results: Path, runs: int) -> dict:
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
     from fastapi.testclient import TestClient
 
-    from etl.web import create_app
+    from etl.ui.app import create_app
 
     client = TestClient(create_app(results))
     client.headers["Authorization"] = "Bearer " + init_auth_manager().generate_jwt(

@@ -34,9 +34,9 @@ from datetime import datetime, timezone
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Param, chain
 
-from etl import alerts, assets, steps, tasks
-from etl.config import TRAINING_DAG_ID as DAG_ID
-from etl.config import load_settings
+from etl.orchestration import alerts, assets, pipeline, tasks
+from etl.settings import TRAINING_DAG_ID as DAG_ID
+from etl.settings import load_settings
 
 settings = load_settings()
 
@@ -101,7 +101,7 @@ with DAG(
         python_callable=tasks.train_model,
         doc_md=tasks.train_model.__doc__,
         map_index_template="{{ task.op_kwargs['candidate'] }}",  # the UI shows the candidate's name
-    ).expand(op_kwargs=steps.expand("train_model", settings))
+    ).expand(op_kwargs=pipeline.expand("train_model", settings))
 
     # The expected performance of the whole procedure: one outer fold of nested CV per task,
     # beside the main path (both start from load_data's table), summarised by evaluate_model.
@@ -110,7 +110,7 @@ with DAG(
         python_callable=tasks.nested_cv,
         doc_md=tasks.nested_cv.__doc__,
         map_index_template="fold {{ task.op_kwargs['fold'] }}",
-    ).expand(op_kwargs=steps.expand("nested_cv", settings))
+    ).expand(op_kwargs=pipeline.expand("nested_cv", settings))
 
     load, evaluate = step(tasks.load_data), step(tasks.evaluate_model)
     load >> nested >> evaluate
@@ -129,7 +129,7 @@ with DAG(
              on_success_callback=alerts.on_run_success if settings.alerts.on_success else None),
     ]
     if settings.release.required:  # [release] approval: a person signs the release off first
-        from etl.approval import ReleaseApproval
+        from etl.orchestration.approval import ReleaseApproval
 
         path.insert(-2, ReleaseApproval(settings=settings))
     chain(*path)

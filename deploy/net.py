@@ -64,7 +64,7 @@ class Api:
     """The Airflow REST API with a bearer token.
 
     A request may wait ``timeout`` seconds for its answer: far longer than an api-server on SQLite
-    may wait for the database's write lock (etl/sqlite.py), so a busy machine, where a POST was
+    may wait for the database's write lock (etl/runtime/sqlite.py), so a busy machine, where a POST was
     seen taking over 30 s, gets a slow answer and not a client-side timeout.
     """
 

@@ -1,11 +1,11 @@
 """The run's catalog: every file a training run writes, the task that writes it, the tasks that
 read it. Declared here once; everything else derives from it:
 
-- ``etl.config.RunPaths`` (``run.metrics``, ``run.candidate(name).cv``, ``run.outer_fold(i)``):
+- ``etl.storage.layout.RunPaths`` (``run.metrics``, ``run.candidate(name).cv``, ``run.outer_fold(i)``):
   where each file is, in the run folder and so in the steps' command-line defaults;
-- ``etl.steps``: a step gets only the inputs the catalog says it reads (``StepInputs`` refuses
+- ``etl.orchestration.pipeline``: a step gets only the inputs the catalog says it reads (``StepInputs`` refuses
   any other), resolved from its producer's XCom or the run folder;
-- ``etl.errors.MissingInputError``: a missing input names the task that writes it;
+- ``etl.catalog.MissingInputError``: a missing input names the task that writes it;
 - the tests: a full run writes exactly these files (``tests/etl/test_catalog.py``).
 
 A new file written by a new step is one ``File`` line here (and its name in the step's
@@ -15,8 +15,10 @@ returned outputs). Standard library only: imported when Airflow parses the DAG.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 #: The training DAG's tasks, in the order a run runs them (``train_model`` and ``nested_cv`` are
 #: mapped: over the enabled candidates and over the outer folds).
@@ -25,13 +27,13 @@ TASKS: tuple[str, ...] = (
     "evaluate_model", "quality_gate", "make_report", "save_results", "upload_results",
 )
 #: The sign-off task: in the DAG between ``make_report`` and ``save_results`` only with
-#: ``[release] approval = "required"``; an Airflow human-in-the-loop operator (``etl.approval``),
+#: ``[release] approval = "required"``; an Airflow human-in-the-loop operator (``etl.orchestration.approval``),
 #: not an etl step, so not in ``TASKS``.
 APPROVAL_TASK = "approve_release"
 #: Every task a training DAG can have, in order: ``TASKS`` with the sign-off before ``save_results``.
 ALL_TASKS: tuple[str, ...] = (*TASKS[:TASKS.index("save_results")], APPROVAL_TASK,
                               *TASKS[TASKS.index("save_results"):])
-#: Who writes the failure records: every task's ``on_failure_callback`` (``etl.tasks.record_failure``).
+#: Who writes the failure records: every task's ``on_failure_callback`` (``etl.orchestration.tasks.record_failure``).
 ON_FAILURE = "on_failure_callback"
 
 
@@ -157,3 +159,83 @@ def path_of(name: str, **fields: object) -> str:
     f = BY_NAME[name]
     values = {k: (f"{v:02d}" if k == "fold" else v) for k, v in fields.items()}
     return f.path.format(**values)
+
+
+@dataclass(frozen=True)
+class StepInputs:
+    """The files a step reads, and nothing else: ``inputs.metrics`` is the path of the run's
+    metrics for a step the catalog lets read them; any other name raises ``AttributeError``.
+
+    Attributes:
+        task: the task whose inputs these are.
+        run_key: the run's folder name (a release is named after it).
+    """
+
+    task: str
+    run_key: str
+    files: Mapping[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        files = self.__dict__.get("files", {})
+        if name in files:
+            return files[name]
+        raise AttributeError(f"task {self.__dict__.get('task')!r} does not read {name!r} (etl.catalog)")
+
+
+# -- how a step fails on purpose ------------------------------------------------------------------
+#
+# ``PipelineError`` and its subclasses describe a problem with the *input* (bad data, a missing file,
+# an invalid parameter) that retrying will not fix: Airflow tasks fail at once, without a retry, and
+# the command lines print them as one line. Anything else (``OSError`` and friends) is treated as
+# possibly transient and left to Airflow's retries. ``Skipped``: a step found nothing to do.
+
+
+def first_line(value: object) -> str:
+    """The first line of an exception's message (its type name when it has none) or of any
+    other value ("" for None): what goes into a one-line error about a failure of a library
+    (boto, s3fs, Google's client) or an alert."""
+    if value is None:
+        return ""
+    fallback = type(value).__name__ if isinstance(value, BaseException) else ""
+    return (str(value).strip().splitlines() or [fallback])[0]
+
+
+class PipelineError(Exception):
+    """A non-transient problem, reported to the user as a single line."""
+
+
+class DataValidationError(PipelineError, ValueError):
+    """The input data does not satisfy the data contract (see ``etl.data.schema``)."""
+
+
+class ParameterError(PipelineError, ValueError):
+    """A run parameter (test size, C, ...) is out of range."""
+
+
+class MissingInputError(PipelineError, FileNotFoundError):
+    """A step's input file does not exist, usually because an upstream step has not run."""
+
+    def __init__(self, path: object, producer: str | None = None) -> None:
+        if producer is None:  # the catalog knows who writes a run's or a release's files
+            producer = producer_of(path)
+        message = f"missing input {path}"
+        if producer:
+            message += f" (written by task {producer!r}: run it first)"
+        super().__init__(message)
+        self.path = path
+        self.producer = producer
+
+
+class IntegrityError(PipelineError):
+    """An artifact's bytes differ from the SHA-256 recorded for it (changed, corrupted or
+    replaced after it was written); it is refused, never loaded."""
+
+
+class UploadError(PipelineError):
+    """The upload destination refused the upload for a reason retrying will not fix: wrong
+    credentials, a missing bucket or folder."""
+
+
+class Skipped(Exception):
+    """A step decided there is nothing for it to do (the gate kept the model unpublished, so
+    there is no release to upload): the task ends skipped, with this reason, not failed."""

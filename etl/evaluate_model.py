@@ -16,16 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from etl import cli, storage
-from etl.procedure import (
-    features_and_labels,
-    malignant_probability,
-    predict_frame,
-    summarize_folds,
-    threshold_metrics,
-)
-from etl.procedure import ranking_scores as ranking_metrics
-from etl.schema import FEATURE_COLUMNS, ID_COLUMN, MALIGNANT, TARGET_COLUMN
+from etl import runner, storage
+from etl.data.schema import FEATURE_COLUMNS, ID_COLUMN, MALIGNANT, TARGET_COLUMN
+from etl.modeling.nested import summarize_folds
+from etl.modeling.procedure import features_and_labels, malignant_probability, predict_frame, threshold_metrics
+from etl.modeling.procedure import ranking_scores as ranking_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +117,7 @@ def confidence_intervals(
     interval of that value as a proportion of the smaller class's rows replaces it, so no
     interval is ever zero-width.
     """
-    from etl.stats import clopper_pearson
+    from etl.modeling.stats import clopper_pearson
 
     cm = threshold_metrics(y, p, threshold)["confusion_matrix"]
     ci = {m: list(clopper_pearson(*count(cm))) for m, count in PROPORTIONS.items()}
@@ -223,17 +218,17 @@ def evaluate_model(
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    p, settings, run = cli.parser(__doc__)
-    p.add_argument("--model", type=cli.path_arg, default=run.model, help="model (select_model)")
-    p.add_argument("--training", type=cli.path_arg, default=run.training,
+    p, settings, run = runner.parser(__doc__)
+    p.add_argument("--model", type=runner.path_arg, default=run.model, help="model (select_model)")
+    p.add_argument("--training", type=runner.path_arg, default=run.training,
                    help="selection record with the threshold (select_model)")
-    p.add_argument("--test", type=cli.path_arg, default=run.test, help="test split")
-    p.add_argument("--metrics", type=cli.path_arg, default=run.metrics, help="JSON to write")
-    p.add_argument("--predictions", type=cli.path_arg, default=run.predictions,
+    p.add_argument("--test", type=runner.path_arg, default=run.test, help="test split")
+    p.add_argument("--metrics", type=runner.path_arg, default=run.metrics, help="JSON to write")
+    p.add_argument("--predictions", type=runner.path_arg, default=run.predictions,
                    help="test predictions CSV to write")
     p.add_argument("--bootstrap", type=int, default=settings.evaluation.bootstrap_resamples, help="resamples")
     p.add_argument("--random-state", type=int, default=settings.split.random_state)
-    p.add_argument("--outer-fold", type=cli.path_arg, action="append", dest="outer_folds",
+    p.add_argument("--outer-fold", type=runner.path_arg, action="append", dest="outer_folds",
                    help="a nested_cv fold record (repeatable; default: those in the run folder)")
 
     def action(a):
@@ -242,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         return evaluate_model(a.model, a.test, a.training, a.metrics, a.predictions, a.bootstrap,
                               a.random_state, folds)
 
-    return cli.run(p, action, argv)
+    return runner.run(p, action, argv)
 
 
 if __name__ == "__main__":

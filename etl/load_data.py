@@ -1,6 +1,6 @@
 """Load the input CSV, check it against the data contract and profile it.
 
-What is accepted and what is refused, each in one line naming the file, is ``etl.contract``'s
+What is accepted and what is refused, each in one line naming the file, is ``etl.data.contract``'s
 (the README's "Input data" section); this step applies it to the run's input.
 
 Writes the validated table (exactly ``id``, ``diagnosis``, the 30 features) and a data profile.
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 
-from etl import cli, storage
-from etl.contract import RawTable, profile, read_input, validate
+from etl import runner, storage
+from etl.data.contract import RawTable, profile, read_input, validate
 
 logger = logging.getLogger(__name__)
 
-#: The contract's readers, here for the step's callers (``etl.contract`` holds them).
+#: The contract's readers, here for the step's callers (``etl.data.contract`` holds them).
 __all__ = ["RawTable", "load_data", "main", "profile", "read_input", "validate"]
 
 
@@ -50,13 +50,13 @@ def load_data(
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    p, settings, run = cli.parser(__doc__)
-    p.add_argument("--data-path", type=cli.path_arg, default=settings.paths.data_path, help="input CSV")
-    p.add_argument("--output", type=cli.path_arg, default=run.data, help="validated table to write (Parquet)")
-    p.add_argument("--profile", type=cli.path_arg, default=run.profile, help="profile JSON to write")
+    p, settings, run = runner.parser(__doc__)
+    p.add_argument("--data-path", type=runner.path_arg, default=settings.paths.data_path, help="input CSV")
+    p.add_argument("--output", type=runner.path_arg, default=run.data, help="validated table to write (Parquet)")
+    p.add_argument("--profile", type=runner.path_arg, default=run.profile, help="profile JSON to write")
     p.add_argument("--max-missing-share", type=float, default=settings.validation.max_missing_share)
     p.add_argument("--min-rows-per-class", type=int, default=settings.validation.min_rows_per_class)
-    return cli.run(
+    return runner.run(
         p,
         lambda a: load_data(
             a.data_path, a.output, a.profile, a.max_missing_share, a.min_rows_per_class

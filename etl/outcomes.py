@@ -6,12 +6,12 @@ An outcome file is a CSV of ``id`` and ``diagnosis`` (``M`` or ``B``: the pathol
 optionally ``date`` (``YYYY-MM-DD``, when it was confirmed; else the day it arrived). It arrives
 in ``[outcomes] inbox`` (default ``data/outcomes/``), laid out as the scoring inbox (``queued/``,
 ``processed/``, ``rejected/`` with a one-line reason; no file overwritten, the same bytes twice
-recognised: ``etl.inbox``).
+recognised: ``etl.storage.inbox``).
 
 Each file accepted is copied, validated, into the ledger, ``results/monitoring/outcomes/<stem>-
 <hash>.parquet`` (named by its bytes: a rerun writes the same file, so a killed run then a rerun
 counts each outcome once). The monitoring records are then recomputed from the whole ledger and
-every scored batch (``etl.monitoring``): ``results/monitoring/releases/<release>.json`` and
+every scored batch (``etl.monitoring.performance``): ``results/monitoring/releases/<release>.json`` and
 ``summary.json``.
 """
 
@@ -24,12 +24,13 @@ from typing import Any
 
 import pandas as pd
 
-from etl import cli, storage
-from etl.config import InboxPaths, OutcomesSettings, ResultsPaths
-from etl.errors import DataValidationError
-from etl.inbox import SUFFIX, claim, file_away, queued
-from etl.monitoring import LEDGER_COLUMNS, join, release_records, resolve
+from etl import runner, storage
+from etl.catalog import DataValidationError
+from etl.monitoring.performance import LEDGER_COLUMNS, join, release_records, resolve
+from etl.settings import OutcomesSettings
 from etl.storage import Location
+from etl.storage.inbox import SUFFIX, claim, file_away, queued
+from etl.storage.layout import InboxPaths, ResultsPaths
 
 logger = logging.getLogger(__name__)
 
@@ -221,8 +222,8 @@ def alarm_message(release: str, alarm: dict[str, Any]) -> tuple[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    p, settings, _ = cli.parser(__doc__)
-    p.add_argument("--input", type=cli.path_arg, default=None,
+    p, settings, _ = runner.parser(__doc__)
+    p.add_argument("--input", type=runner.path_arg, default=None,
                    help="record this one file, left where it is (default: every file of the outcomes inbox)")
 
     def action(a):
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"recorded": done, "rejected": rejected, "releases": out["releases"],
                 "alarms": sorted(out["new_alarms"]), "unmatched": out["unmatched"], "conflicts": out["conflicts"]}
 
-    return cli.run(p, action, argv)
+    return runner.run(p, action, argv)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,10 @@ import logging
 import os
 from typing import Any
 
-from etl import cli, storage
-from etl.contract import read_rows
-from etl.procedure import score_rows
-from etl.releases import open_release
+from etl import runner, storage
+from etl.data.contract import read_rows
+from etl.modeling.procedure import score_rows
+from etl.releases.registry import open_release
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +47,12 @@ def predict(
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    p, settings, _ = cli.parser(__doc__)
-    p.add_argument("--input", type=cli.path_arg, required=True, help="CSV of rows to score")
-    p.add_argument("--output", type=cli.path_arg, required=True, help="predictions CSV to write")
-    p.add_argument("--release", type=cli.path_arg, default=None,
+    p, settings, _ = runner.parser(__doc__)
+    p.add_argument("--input", type=runner.path_arg, required=True, help="CSV of rows to score")
+    p.add_argument("--output", type=runner.path_arg, required=True, help="predictions CSV to write")
+    p.add_argument("--release", type=runner.path_arg, default=None,
                    help="release folder (default: the published one, results/current)")
-    return cli.run(p, lambda a: predict(a.input, a.output, settings.results_dir, a.release), argv)
+    return runner.run(p, lambda a: predict(a.input, a.output, settings.results_dir, a.release), argv)
 
 
 if __name__ == "__main__":

@@ -23,10 +23,10 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
-from etl import cli, storage
-from etl.errors import DataValidationError, ParameterError
-from etl.procedure import make_preprocessor
-from etl.schema import FEATURE_COLUMNS, ID_COLUMN, TARGET_COLUMN
+from etl import runner, storage
+from etl.catalog import DataValidationError, ParameterError
+from etl.data.schema import FEATURE_COLUMNS, ID_COLUMN, TARGET_COLUMN
+from etl.modeling.procedure import make_preprocessor
 
 logger = logging.getLogger(__name__)
 
@@ -154,17 +154,17 @@ def preprocess_data(
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    p, settings, run = cli.parser(__doc__)
-    p.add_argument("--data", type=cli.path_arg, default=run.data, help="validated table (load_data)")
-    p.add_argument("--train", type=cli.path_arg, default=run.train, help="train split to write")
-    p.add_argument("--test", type=cli.path_arg, default=run.test, help="test split to write")
-    p.add_argument("--scaler", type=cli.path_arg, default=run.scaler,
+    p, settings, run = runner.parser(__doc__)
+    p.add_argument("--data", type=runner.path_arg, default=run.data, help="validated table (load_data)")
+    p.add_argument("--train", type=runner.path_arg, default=run.train, help="train split to write")
+    p.add_argument("--test", type=runner.path_arg, default=run.test, help="test split to write")
+    p.add_argument("--scaler", type=runner.path_arg, default=run.scaler,
                    help="fitted imputer and scaler to write")
-    p.add_argument("--summary", type=cli.path_arg, default=run.preprocessing,
+    p.add_argument("--summary", type=runner.path_arg, default=run.preprocessing,
                    help="preprocessing summary JSON to write")
     p.add_argument("--test-size", type=float, default=settings.split.test_size)
     p.add_argument("--random-state", type=int, default=settings.split.random_state)
-    return cli.run(
+    return runner.run(
         p,
         lambda a: preprocess_data(
             a.data, a.train, a.test, a.scaler, a.summary, a.test_size, a.random_state,

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from etl import cli, inputs, storage
-from etl.config import RunPaths
-from etl.headline import expected_line, guarantee_line
-from etl.inputs import StepInputs
-from etl.schema import FEATURE_COLUMNS, LABEL_CODES, SCORES, TARGET_COLUMN
+from etl import runner, storage
+from etl.catalog import StepInputs
+from etl.data.schema import FEATURE_COLUMNS, LABEL_CODES, SCORES, TARGET_COLUMN
+from etl.releases.headline import expected_line, guarantee_line
+from etl.storage.layout import RunPaths
 
 logger = logging.getLogger(__name__)
 
@@ -272,10 +272,10 @@ def make_report(run: StepInputs, report_path: storage.Location, random_state: in
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    p, settings, run = cli.parser(__doc__)
-    p.add_argument("--run-dir", type=cli.path_arg, default=run.root, help="evaluated run folder")
-    p.add_argument("--report", type=cli.path_arg, default=None, help="HTML to write (default: <run>/report.html)")
-    return cli.run(p, lambda a: make_report(inputs.of_folder("make_report", a.run_dir),
+    p, settings, run = runner.parser(__doc__)
+    p.add_argument("--run-dir", type=runner.path_arg, default=run.root, help="evaluated run folder")
+    p.add_argument("--report", type=runner.path_arg, default=None, help="HTML to write (default: <run>/report.html)")
+    return runner.run(p, lambda a: make_report(runner.of_folder("make_report", a.run_dir),
                                             a.report or RunPaths(a.run_dir).report, settings.split.random_state), argv)
 
 

@@ -1,9 +1,9 @@
 """Publish a finished, evaluated run if it clears the quality gate; prune old runs.
 
-The step's work is in the modules every reader of releases shares: ``etl.releases`` says
+The step's work is in the modules every reader of releases shares: ``etl.releases.registry`` says
 whether the run's recorded gate decision (``gate.json``, made once by ``quality_gate``) still
 lets it be published, and publishes all or nothing (and documents the results folder's
-layout); ``etl.retention`` prunes.
+layout); ``etl.releases.retention`` prunes.
 """
 
 from __future__ import annotations
@@ -13,19 +13,19 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from etl import cli, inputs, storage
-from etl.config import CLI_RUN_KEY, RunPaths
-from etl.inputs import StepInputs
-from etl.releases import ensure_results_dir, publish, publishable
-from etl.retention import prune
+from etl import runner, storage
+from etl.catalog import StepInputs
+from etl.releases.registry import ensure_results_dir, publish, publishable
+from etl.releases.retention import prune
 from etl.storage import Location
+from etl.storage.layout import CLI_RUN_KEY, RunPaths
 
 logger = logging.getLogger(__name__)
 
 
 def approval_refusal(signoff: Mapping[str, Any] | None) -> str | None:
     """Why a release that needs a person's approval may not be published, or None when
-    ``signoff`` (``signoff.json``, ``etl.approval``) approves it."""
+    ``signoff`` (``signoff.json``, ``etl.orchestration.approval``) approves it."""
     if signoff is None:
         return ('[release] approval = "required" and nobody has approved this run (approve_release '
                 "records the answer)")
@@ -46,7 +46,7 @@ def save_results(
     """Publish the run if its quality gate decision (``inputs.gate``) allows it and, with
     ``approval_required``, a person approved it (``inputs.signoff``); then prune old runs and
     releases; record what was done at ``record_path`` (``release.json``). The release gets its
-    model card, with the sign-off (``etl.model_card``).
+    model card, with the sign-off (``etl.releases.model_card``).
 
     The decision is the ``quality_gate`` step's, made once: when it refused the model, or when
     it compared with a release that another run has replaced since, nothing is published, and
@@ -55,7 +55,7 @@ def save_results(
     Returns:
         what ``publish`` returns, or ``{"published": False, "reason": ...}``.
     """
-    from etl import model_card
+    from etl.releases import model_card
 
     verdict = storage.read_json(inputs.gate)
     signoff = storage.read_json(inputs.signoff) if inputs.signoff is not None else None
@@ -75,21 +75,21 @@ def save_results(
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    p, settings, run = cli.parser(__doc__)
-    p.add_argument("--run-dir", type=cli.path_arg, default=run.root, help="run folder to publish")
+    p, settings, run = runner.parser(__doc__)
+    p.add_argument("--run-dir", type=runner.path_arg, default=run.root, help="run folder to publish")
     p.add_argument(
-        "--results-dir", type=cli.path_arg, default=settings.results_dir, help="publish here"
+        "--results-dir", type=runner.path_arg, default=settings.results_dir, help="publish here"
     )
     p.add_argument("--keep-runs", type=int, default=settings.retention.keep_runs,
                    help="run folders and releases to keep")
 
     def action(a):
         ensure_results_dir(a.results_dir)
-        return save_results(inputs.of_folder("save_results", a.run_dir), RunPaths(a.run_dir).release_record,
+        return save_results(runner.of_folder("save_results", a.run_dir), RunPaths(a.run_dir).release_record,
                             a.results_dir, {"run_id": CLI_RUN_KEY}, a.keep_runs,
                             timedelta(hours=settings.retention.prune_min_age_hours), settings.release.required)
 
-    return cli.run(p, action, argv)
+    return runner.run(p, action, argv)
 
 
 if __name__ == "__main__":

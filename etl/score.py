@@ -12,12 +12,12 @@ The inbox (``[scoring] inbox``, default ``data/incoming/``)::
       rejected/bad.csv          refused, with rejected/bad.csv.reason.txt: the one-line reason
 
 No file is overwritten: a name already taken is kept as ``new-batch.2.csv``; a file with the bytes
-of one already scored (under any name) is recognised and not scored twice (``etl.inbox.keep``).
+of one already scored (under any name) is recognised and not scored twice (``etl.storage.inbox.keep``).
 
 Each file gives ``results/scoring/<file stem>-<content hash>/``: ``predictions.csv`` (``id``,
 ``malignant_probability``, ``predicted``, ``release``; the same function and bytes as
 ``etl.predict``) and ``report.json`` (counts, the share predicted malignant, the release and its
-threshold, the drift check of ``etl.drift``). A file moves on from ``queued/`` only after its
+threshold, the drift check of ``etl.data.drift``). A file moves on from ``queued/`` only after its
 outputs are complete, so a run killed in the middle scores it again (same bytes) and a finished
 one never does twice.
 """
@@ -27,15 +27,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from etl import cli, drift, storage
-from etl.config import InboxPaths, ResultsPaths, ScoringSettings
-from etl.contract import read_rows
-from etl.errors import DataValidationError
-from etl.inbox import SUFFIX, claim, file_away, keep, queued
-from etl.procedure import score_rows
-from etl.releases import Release, open_release
-from etl.schema import FEATURE_COLUMNS, ID_COLUMN
+from etl import runner, storage
+from etl.catalog import DataValidationError
+from etl.data import drift
+from etl.data.contract import read_rows
+from etl.data.schema import FEATURE_COLUMNS, ID_COLUMN
+from etl.modeling.procedure import score_rows
+from etl.releases.registry import Release, open_release
+from etl.settings import ScoringSettings
 from etl.storage import Location
+from etl.storage.inbox import SUFFIX, claim, file_away, keep, queued
+from etl.storage.layout import InboxPaths, ResultsPaths
 
 logger = logging.getLogger(__name__)
 
@@ -125,10 +127,10 @@ def scored_before(path: Location, results_dir: Location) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    p, settings, _ = cli.parser(__doc__)
-    p.add_argument("--input", type=cli.path_arg, default=None,
+    p, settings, _ = runner.parser(__doc__)
+    p.add_argument("--input", type=runner.path_arg, default=None,
                    help="score this one file, left where it is (default: every file of the inbox)")
-    p.add_argument("--release", type=cli.path_arg, default=None,
+    p.add_argument("--release", type=runner.path_arg, default=None,
                    help="release folder (default: the published one, results/current)")
 
     def action(a):
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                 rejected.append(path.name)
         return {"scored": done, "rejected": rejected}
 
-    return cli.run(p, action, argv)
+    return runner.run(p, action, argv)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
-"""Train the candidate models and select one (the procedure itself is ``etl.procedure``).
+"""Train the candidate models and select one (the procedure itself is ``etl.modeling.procedure``).
 
 ``train_candidate`` cross-validates one candidate with its preprocessing refitted inside every
 fold (repeated stratified k-fold on the training split's raw rows) and fits it on the whole
 scaled training split; the DAG runs one such task per candidate, in parallel. ``select_model``
 gives every candidate its operating point by the configured rule, picks one by the
 one-standard-error rule on the paired per-fold differences of the selection metric
-(``etl.procedure.choose_model``, shared with the nested cross-validation) and records why.
+(``etl.modeling.procedure.choose_model``, shared with the nested cross-validation) and records why.
 Malignant is the positive class (label 1).
 """
 
@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from etl import cli, storage
-from etl.config import CandidatePaths, SelectionSettings
-from etl.models import candidate_params, make_estimator
-from etl.procedure import (
+from etl import runner, storage
+from etl.data.schema import ID_COLUMN, LABEL_CODES, TARGET_COLUMN
+from etl.modeling.models import candidate_params, make_estimator
+from etl.modeling.procedure import (
     CrossValidation,
     choose_model,
     cross_validate,
@@ -30,7 +30,8 @@ from etl.procedure import (
     make_pipeline,
     summarize,
 )
-from etl.schema import ID_COLUMN, LABEL_CODES, TARGET_COLUMN
+from etl.settings import SelectionSettings
+from etl.storage.layout import CandidatePaths
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def select_model(
     """Give each candidate its operating point by ``selection.rule`` on its out-of-fold
     probabilities, pick one by the one-standard-error rule on the paired fold differences of
     ``selection.metric``
-    (``etl.procedure.choose_model``); copy it to ``model_path`` and record the choice.
+    (``etl.modeling.procedure.choose_model``); copy it to ``model_path`` and record the choice.
 
     Returns:
         ``{"model": model_path, "training": training_path, "candidate": winner}``
@@ -183,13 +184,13 @@ def select_model(
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: train the candidates, then select the model."""
-    p, settings, run = cli.parser(__doc__)
-    p.add_argument("--data", type=cli.path_arg, default=run.data, help="validated table (load_data)")
-    p.add_argument("--train", type=cli.path_arg, default=run.train, help="train split")
+    p, settings, run = runner.parser(__doc__)
+    p.add_argument("--data", type=runner.path_arg, default=run.data, help="validated table (load_data)")
+    p.add_argument("--train", type=runner.path_arg, default=run.train, help="train split")
     p.add_argument("--candidate", action="append", choices=list(settings.candidates),
                    help="train only this candidate (repeatable; default: every enabled one)")
-    p.add_argument("--model", type=cli.path_arg, default=run.model, help="selected model to write")
-    p.add_argument("--training", type=cli.path_arg, default=run.training,
+    p.add_argument("--model", type=runner.path_arg, default=run.model, help="selected model to write")
+    p.add_argument("--training", type=runner.path_arg, default=run.training,
                    help="selection record JSON to write")
     p.add_argument("--C", dest="C", type=float, default=settings.model.C, help="logistic regression C")
     p.add_argument("--max-iter", type=int, default=settings.model.max_iter, help="logistic regression iterations")
@@ -203,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                             settings.selection.cv_repeats, a.random_state)
         return select_model({n: run.candidate(n) for n in names}, a.model, a.training, settings.selection)
 
-    return cli.run(p, action, argv)
+    return runner.run(p, action, argv)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ The destination is ``upload_uri`` in the settings (``UPLOAD_URI`` overrides it):
   ``ObjectStoragePath``; credentials, region and endpoint come from the Airflow connection
   ``[upload] conn_id`` (``UPLOAD_CONN_ID``), so an
   ``AIRFLOW_CONN_AWS_DEFAULT`` environment variable works;
-- Google Drive: ``gdrive://<folder id>``, through pydrive2 (see ``etl.gdrive``).
+- Google Drive: ``gdrive://<folder id>``, through pydrive2 (see ``etl.storage.gdrive``).
 
 Each run goes to ``<destination>/<run key>/``; uploading the same run again replaces its files.
 Every file is checked against the release's manifest before it is sent, and every uploaded
@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from etl import cli, storage
-from etl.config import CLI_RUN_KEY
-from etl.errors import ParameterError, UploadError, first_line
-from etl.releases import current_release, verified_files
+from etl import runner, storage
+from etl.catalog import ParameterError, UploadError, first_line
+from etl.releases.registry import current_release, verified_files
+from etl.storage.layout import CLI_RUN_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -138,13 +138,13 @@ class S3Destination(Destination):
 
 
 class DriveDestination(Destination):
-    """Google Drive, ``gdrive://<folder id>``, through pydrive2 (``etl.gdrive``; checked by
+    """Google Drive, ``gdrive://<folder id>``, through pydrive2 (``etl.storage.gdrive``; checked by
     size and Drive's ``md5Checksum``)."""
 
     schemes, host = ("gdrive",), "folder id"
 
     def upload(self, files: Mapping[str, storage.Target], run_key: str) -> dict[str, str]:
-        from etl import gdrive
+        from etl.storage import gdrive
 
         return gdrive.upload(files, urlparse(self.uri).netloc, run_key, **dict(self.options.drive_credentials))
 
@@ -208,16 +208,16 @@ def upload_results(
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    p, settings, _ = cli.parser(__doc__)
+    p, settings, _ = runner.parser(__doc__)
     p.add_argument(
-        "--release", type=cli.path_arg, default=None,
+        "--release", type=runner.path_arg, default=None,
         help="release folder to upload (default: the published one, results/current)",
     )
     p.add_argument("--destination", default=settings.paths.upload_uri,
                    help="folder, file://, s3://bucket/prefix or gdrive://<folder id>")
     p.add_argument("--conn-id", default=settings.upload.conn_id, help="Airflow connection for s3://")
     p.add_argument("--run-key", default=CLI_RUN_KEY, help="sub-folder of the destination")
-    return cli.run(
+    return runner.run(
         p,
         lambda a: upload_results(
             a.release or current_release(settings.results_dir), a.destination, a.run_key,

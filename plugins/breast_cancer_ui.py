@@ -3,7 +3,7 @@ in the navigation (release history, headline metrics with intervals, the gate's 
 
 Airflow loads this file from its plugins folder (``[core] plugins_folder``; ``scripts/env.sh``
 points it here). The api-server serves the app at ``/breast-cancer``; the app and its auth
-check are in ``etl.web``, the data it shows comes from ``etl.history``.
+check are in ``etl.ui.app``, the data it shows comes from ``etl.ui.history``.
 
 Airflow loads every plugin in nearly every process it starts (each ``airflow tasks test`` and
 ``airflow dags test``, the scheduler, each task's process), and only the api-server serves the
@@ -15,13 +15,13 @@ from typing import Any, ClassVar
 
 from airflow.plugins_manager import AirflowPlugin
 
-from etl.config import UI_URL_PREFIX
+from etl.settings import UI_URL_PREFIX
 
 _PATH = UI_URL_PREFIX.strip("/")  # external views' hrefs are relative to the UI's base URL
 
 
 class _AppAtFirstRequest:
-    """An ASGI app that makes ``etl.web.create_app()`` at its first request and hands it each
+    """An ASGI app that makes ``etl.ui.app.create_app()`` at its first request and hands it each
     request (the api-server mounts any ASGI app: ``app.mount(url_prefix, app)``)."""
 
     def __init__(self) -> None:
@@ -29,7 +29,7 @@ class _AppAtFirstRequest:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if self._app is None:  # one event loop: no request sees it half-made
-            from etl.web import create_app
+            from etl.ui.app import create_app
 
             self._app = create_app()
         await self._app(scope, receive, send)

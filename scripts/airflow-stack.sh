@@ -7,7 +7,7 @@
 # every UI or REST action) with a synchronous commit on its event loop. On SQLite, one writer at
 # a time, that commit can wait for the lock held by a task's execution-API call in the same
 # process, whose own commit needs the event loop: a deadlock that only SQLite's lock wait
-# (etl/sqlite.py) ends. Seen on a busy machine: the UI and REST API froze for 20-60 s and a
+# (etl/runtime/sqlite.py) ends. Seen on a busy machine: the UI and REST API froze for 20-60 s and a
 # trigger failed with a 500 "Database error". With the execution API in another process, the
 # audit-log commit waits at most for that process's short transaction. (PostgreSQL locks rows,
 # not the database: the cluster and the containers run one api-server.)
@@ -29,8 +29,8 @@ for port in "$AIRFLOW__API__PORT" "$EXECUTION_PORT"; do
 done
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$EXECUTION_PORT/execution/"
 # The LocalExecutor, its workers forked with pandas and scikit-learn already imported, so that a
-# task does not import them again (etl/executor.py; the project's own code is imported afresh).
-export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-etl.executor.PreloadingLocalExecutor}"
+# task does not import them again (etl/runtime/executor.py; the project's own code is imported afresh).
+export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-etl.runtime.executor.PreloadingLocalExecutor}"
 # The scheduler's sleep when a loop found nothing to do: 0.5 s, not 1 s, so that a finished task's
 # successors start sooner (a run of the DAG: 11.8 s from trigger to done became 7.9 s; the idle
 # stack's CPU 3.8 % of a core became 6.2 %; docs/benchmark.md). The cluster keeps the default.

@@ -25,10 +25,10 @@ export AIRFLOW__CORE__LOAD_EXAMPLES=False
 # 32 LocalExecutor workers (the default) take about 5.5 GB; 4 are plenty for this DAG.
 export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
-# SQLite, the embedded metadata database: wait up to 20 s for its write lock, not 5 (etl/sqlite.py),
+# SQLite, the embedded metadata database: wait up to 20 s for its write lock, not 5 (etl/runtime/sqlite.py),
 # and let a task's call to the execution API wait longer than that (30 s, not 5).
-export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS=etl.sqlite.CONNECT_ARGS
-export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC=etl.sqlite.CONNECT_ARGS
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS=etl.runtime.sqlite.CONNECT_ARGS
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC=etl.runtime.sqlite.CONNECT_ARGS
 export AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT="${AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT:-30}"
 # The UI and REST API: local machine only.
 export AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}"

@@ -15,8 +15,8 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from etl.config import PROJECT_ROOT
-from etl.schema import BENIGN, FEATURE_COLUMNS, ID_COLUMN, MALIGNANT, TARGET_COLUMN
+from etl.data.schema import BENIGN, FEATURE_COLUMNS, ID_COLUMN, MALIGNANT, TARGET_COLUMN
+from etl.settings import PROJECT_ROOT
 
 #: scikit-learn codes the target 0 = malignant, 1 = benign (see its load_breast_cancer docs).
 SKLEARN_TARGET = {"0": MALIGNANT, "1": BENIGN}

@@ -63,7 +63,7 @@ for name in ("DATA_PATH", "UPLOAD_CONN_ID",
 
 
 def _enabled_candidates() -> list[str]:
-    from etl.config import load_settings
+    from etl.settings import load_settings
 
     return list(load_settings().candidates)
 
@@ -364,14 +364,16 @@ def with_config(env: dict[str, str], path: Path) -> dict[str, str]:
 def build_run(run_dir, csv, C: float = 1.0, test_size: float = 0.25, random_state: int = 0,
               candidates=("logistic_regression",), report: bool = True, split: str | None = None,
               nested: bool = False):
-    """Run the training DAG's steps (``etl.steps``, as its tasks do) from ``load_data`` to
+    """Run the training DAG's steps (``etl.orchestration.pipeline``, as its tasks do) from ``load_data`` to
     ``make_report`` into ``run_dir`` (without ``report``: to ``evaluate_model``); with
     ``nested``, the nested cross-validation's outer folds too. The gate compares with nothing
     published (an empty results folder beside ``run_dir``). Returns the run folder's paths."""
     from dataclasses import replace
 
-    from etl import steps, storage
-    from etl.config import RunPaths, load_settings
+    from etl import storage
+    from etl.orchestration import pipeline
+    from etl.settings import load_settings
+    from etl.storage.layout import RunPaths
 
     folder = RunPaths(storage.location(run_dir))
     settings = load_settings()
@@ -382,18 +384,18 @@ def build_run(run_dir, csv, C: float = 1.0, test_size: float = 0.25, random_stat
         nested_cv=settings.nested_cv if nested else replace(settings.nested_cv, outer_folds=0),
         paths=replace(settings.paths, results_dir=str(folder.root.parent / f".{folder.root.name}-unpublished")),
     )
-    run = steps.Run.of_folder(settings, folder,
+    run = pipeline.Run.of_folder(settings, folder,
                               {"data_path": csv, "C": C, "test_size": test_size, "random_state": random_state})
-    steps.run_tasks(run, ["load_data", "preprocess_data", "train_model", "select_model", "nested_cv",
+    pipeline.run_tasks(run, ["load_data", "preprocess_data", "train_model", "select_model", "nested_cv",
                           "evaluate_model", *(["quality_gate", "make_report"] if report else [])])
     return run.folder
 
 
 def inputs_of(run_dir, task: str = "save_results"):
-    """``task``'s inputs (``etl.inputs.StepInputs``) from the run folder ``run_dir``."""
-    from etl import inputs
+    """``task``'s inputs (``etl.catalog.StepInputs``) from the run folder ``run_dir``."""
+    from etl import runner
 
-    return inputs.of_folder(task, run_dir, outer_folds=None if task == "evaluate_model" else 0)
+    return runner.of_folder(task, run_dir, outer_folds=None if task == "evaluate_model" else 0)
 
 
 def gate_settings(**changes):
@@ -401,22 +403,24 @@ def gate_settings(**changes):
     with ``changes``."""
     from dataclasses import replace
 
-    from etl.config import load_settings
+    from etl.settings import load_settings
 
     return replace(load_settings().gate, **changes)
 
 
 def decide_and_publish(run_dir, results, gate=None, run_info=None, keep_runs: int | None = None,
                        approval: str | None = None) -> dict:
-    """The ``quality_gate`` and ``save_results`` steps (``etl.steps``) on the run folder
+    """The ``quality_gate`` and ``save_results`` steps (``etl.orchestration.pipeline``) on the run folder
     ``run_dir`` against the results folder ``results`` (with ``[release] approval`` set to
     ``approval``): what ``save_results`` returned, or ``{"published": False, "reason": ...}``
     when it published nothing."""
     from dataclasses import replace
 
-    from etl import steps, storage
-    from etl.config import RunPaths, load_settings
-    from etl.errors import Skipped
+    from etl import storage
+    from etl.catalog import Skipped
+    from etl.orchestration import pipeline
+    from etl.settings import load_settings
+    from etl.storage.layout import RunPaths
 
     settings = load_settings()
     settings = replace(settings, gate=gate or settings.gate,
@@ -424,10 +428,10 @@ def decide_and_publish(run_dir, results, gate=None, run_info=None, keep_runs: in
                        nested_cv=replace(settings.nested_cv, outer_folds=0),
                        retention=replace(settings.retention, keep_runs=keep_runs or settings.retention.keep_runs),
                        release=replace(settings.release, approval=approval or settings.release.approval))
-    run = steps.Run.of_folder(settings, RunPaths(storage.location(run_dir)), info=run_info)
-    steps.quality_gate(run)
+    run = pipeline.Run.of_folder(settings, RunPaths(storage.location(run_dir)), info=run_info)
+    pipeline.quality_gate(run)
     try:
-        return steps.save_results(run)
+        return pipeline.save_results(run)
     except Skipped as skipped:
         return {"published": False, "reason": str(skipped)}
 

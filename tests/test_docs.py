@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from etl.config import load_settings
+from etl.settings import load_settings
 from tests.conftest import PROJECT_ROOT, inputs_of, module_help
 from tests.e2e.test_tasks_test import ORDER
 
@@ -109,7 +109,7 @@ def test_the_task_by_task_recipe_runs_every_task_of_the_dag():
 def test_the_python_example_runs(tmp_path, evaluated_runs, monkeypatch):
     import shutil
 
-    from etl.releases import publish
+    from etl.releases.registry import publish
 
     shutil.copytree(evaluated_runs["new"], tmp_path / "results" / "runs" / "r")
     publish(inputs_of(tmp_path / "results" / "runs" / "r"), tmp_path / "results")
@@ -124,8 +124,8 @@ def test_the_python_example_runs(tmp_path, evaluated_runs, monkeypatch):
 
 
 def test_the_summary_printed_by_make_run_has_the_readme_layout(evaluated_runs):
+    from etl.runtime.summary import format_summary
     from etl.storage import read_json
-    from etl.summary import format_summary
 
     terminal = re.search(r"```\n(Airflow's log: .*?)```", _text(README), flags=re.S).group(1)
     assert len(terminal.splitlines()) < 30  # what make run prints: a line per task, the summary

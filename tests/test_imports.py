@@ -1,33 +1,71 @@
-"""The import graph of ``etl``: no cycle anywhere, counting the imports inside functions too
-(a cycle hidden in a function body is still a cycle), and the procedure imports no step."""
+"""The house of ``etl``: packages by concern in layers that import only downwards, no import
+cycle anywhere (the imports inside functions counted: a cycle hidden in a function body is still
+a cycle), the top level holding only the runnable steps and the three shared modules, and no
+module over 400 lines. ``docs/project.md`` draws the same layers."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-from etl.config import PROJECT_ROOT
+import pytest
+
+from etl.settings import PROJECT_ROOT
 
 PACKAGE = PROJECT_ROOT / "etl"
-#: The modules behind a DAG task: they may use the procedure and the foundation modules.
+#: The modules every step uses: the top level holds these and the runnable steps, nothing else.
+SHARED = {"catalog", "settings", "runner"}
+#: The runnable steps of the DAGs (``python -m etl.<step>``).
 STEPS = {"load_data", "preprocess_data", "train_model", "nested_cv", "evaluate_model", "quality_gate",
-         "report", "save_results", "upload_results", "predict", "score"}
+         "report", "save_results", "upload_results", "predict", "score", "outcomes"}
+#: The layers, lowest first: a unit (a top-level module or a subpackage) imports only from its own
+#: layer or lower ones. ``steps`` stands for every module of ``STEPS``.
+LAYERS = (
+    {"catalog"},
+    {"storage"},
+    {"settings"},
+    {"data", "modeling"},
+    {"releases", "monitoring"},
+    {"runner"},
+    {"steps"},
+    {"orchestration", "ui", "runtime"},
+)
+MAX_LINES = 400
+#: Modules still over the limit while the house is rebuilt (each to be split, then removed here).
+OVER_LIMIT = {"etl.settings", "etl.ui.app"}
 
 
-def _graph() -> dict[str, set[str]]:
-    modules = {path.stem for path in PACKAGE.glob("*.py")}
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PROJECT_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+
+def _graph(modules: dict[str, Path] | None = None) -> dict[str, set[str]]:
+    """Module -> the project modules it imports (``from etl.x import y`` names ``etl.x.y`` when
+    that is a module, else ``etl.x``)."""
+    modules = modules or _modules()
     graph: dict[str, set[str]] = {}
-    for name in modules:
+    for name, path in modules.items():
         deps = set()
-        for node in ast.walk(ast.parse((PACKAGE / f"{name}.py").read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module == "etl":
-                deps |= {alias.name for alias in node.names if alias.name in modules}
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("etl."):
-                deps.add(node.module.split(".")[1])
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "etl":
+                for alias in node.names:
+                    sub = f"{node.module}.{alias.name}"
+                    deps.add(sub if sub in modules else node.module)
             elif isinstance(node, ast.Import):
-                deps |= {a.name.split(".")[1] for a in node.names if a.name.startswith("etl.")}
-        graph[name] = deps - {name}
+                deps |= {a.name for a in node.names if a.name.split(".")[0] == "etl"}
+        graph[name] = {d for d in deps if d in modules} - {name}
     return graph
+
+
+def _unit(module: str) -> str:
+    """The unit a module belongs to: its subpackage, ``steps`` for a step, or itself."""
+    part = module.split(".")[1] if "." in module else ""
+    return "steps" if part in STEPS else part
 
 
 def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -49,8 +87,14 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_the_etl_package_has_no_import_cycle():
-    assert _cycle(_graph()) is None, " -> ".join(_cycle(_graph()) or [])
+def test_no_import_cycle_between_modules_or_between_packages():
+    graph = _graph()
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+    units: dict[str, set[str]] = {}
+    for module, deps in graph.items():
+        units.setdefault(_unit(module), set()).update(_unit(d) for d in deps)
+    units = {u: deps - {u} for u, deps in units.items()}
+    assert _cycle(units) is None, " -> ".join(_cycle(units) or [])
 
 
 def test_the_cycle_finder_finds_one():
@@ -58,29 +102,58 @@ def test_the_cycle_finder_finds_one():
     assert _cycle({"a": {"b"}, "b": set()}) is None
 
 
-def test_the_procedure_and_the_models_import_no_step():
-    graph = _graph()
-    for module in ("procedure", "models", "stats", "schema"):
-        assert not graph[module] & STEPS, (module, graph[module] & STEPS)
+def _layer(unit: str) -> int:
+    return next(i for i, layer in enumerate(LAYERS) if unit in layer)
+
+
+def test_every_module_imports_only_from_its_layer_or_below():
+    upward = sorted(f"{module} -> {dep}" for module, deps in _graph().items() if _unit(module)
+                    for dep in deps if _layer(_unit(dep)) > _layer(_unit(module)))
+    assert upward == []
+
+
+def test_the_layers_know_every_unit():
+    known = set().union(*LAYERS)
+    assert {_unit(m) for m in _modules() if m != "etl"} <= known
 
 
 def test_no_step_imports_another_step():
-    """Steps share code through the procedure and the foundation modules (``etl.contract``,
-    ``etl.releases``, ...), never through each other; only the Airflow callables
-    (``etl.tasks``) call every step."""
-    graph = _graph()
-    for step in STEPS:
-        assert not graph[step] & STEPS, (step, graph[step] & STEPS)
+    """Steps share code through the packages below them, never through each other; only the
+    Airflow glue (``etl.orchestration``) calls every step."""
+    for module, deps in _graph().items():
+        if _unit(module) == "steps":
+            assert not {d for d in deps if _unit(d) == "steps"}, (module, deps)
 
 
-def test_the_package_is_where_the_test_looks():
-    assert (PACKAGE / "procedure.py").is_file() and Path(__file__).parent.parent == PROJECT_ROOT
+def test_the_top_level_holds_the_steps_and_the_shared_modules_alone():
+    top = {path.stem for path in PACKAGE.glob("*.py")} - {"__init__"}
+    assert top == STEPS | SHARED
+    assert len(top) + 1 <= 18
+    for package in (p for p in PACKAGE.iterdir() if p.is_dir() and p.name != "templates" and p.name[0] != "_"):
+        assert (package / "__init__.py").is_file(), package
+
+
+@pytest.mark.parametrize("module", sorted(_modules()))
+def test_no_module_is_over_the_limit(module):
+    lines = len(_modules()[module].read_text().splitlines())
+    if module in OVER_LIMIT:
+        pytest.xfail(f"{module}: {lines} lines, to be split")
+    assert lines <= MAX_LINES, f"{module}: {lines} lines (split it by what it does)"
+
+
+def test_the_graph_reads_function_level_and_package_imports(tmp_path):
+    (tmp_path / "etl" / "pkg").mkdir(parents=True)
+    (tmp_path / "etl" / "a.py").write_text("def f():\n    from etl.pkg import b\n")
+    (tmp_path / "etl" / "pkg" / "b.py").write_text("from etl import a\n")
+    modules = {"etl.a": tmp_path / "etl" / "a.py", "etl.pkg.b": tmp_path / "etl" / "pkg" / "b.py"}
+    graph = _graph(modules)
+    assert graph == {"etl.a": {"etl.pkg.b"}, "etl.pkg.b": {"etl.a"}} and _cycle(graph)
 
 
 #: What the UI plugin, the release reader and the inbox watcher (in the triggerer) import: they
 #: run in Airflow's long-lived processes and must not load the numerical stack.
-LIGHT = ("breast_cancer_ui", "etl.config", "etl.releases", "etl.history", "etl.web", "etl.headline", "etl.inbox",
-         "etl.inbox_trigger", "etl.progress", "etl.executor")
+LIGHT = ("breast_cancer_ui", "etl.settings", "etl.releases.registry", "etl.ui.history", "etl.ui.app", "etl.releases.headline", "etl.storage.inbox",
+         "etl.orchestration.triggers", "etl.runtime.progress", "etl.runtime.executor")
 #: What the plugin's app needs and only the api-server should load (the plugin makes its app at
 #: the first request): Airflow loads the plugin in every task's process and CLI command.
 API_ONLY = "airflow.api_fastapi.core_api.security"

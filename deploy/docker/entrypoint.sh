@@ -19,13 +19,13 @@ fi
 
 case "${1:-}" in
     run)
-        # SQLite: wait for its write lock as `make run` does (etl/sqlite.py).
-        export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS=etl.sqlite.CONNECT_ARGS
+        # SQLite: wait for its write lock as `make run` does (etl/runtime/sqlite.py).
+        export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS=etl.runtime.sqlite.CONNECT_ARGS
         airflow db migrate > /dev/null
         # One line per task; Airflow's full log in results/logs/ (VERBOSE=1: here too).
-        python -m etl.progress --log-dir results/logs ${VERBOSE:+--verbose} -- \
+        python -m etl.runtime.progress --log-dir results/logs ${VERBOSE:+--verbose} -- \
             airflow dags test breast_cancer_etl_pipeline ${CONF:+--conf "$CONF"}
-        exec python -m etl.summary
+        exec python -m etl.runtime.summary
         ;;
     bash | sh | python | python3)
         exec "$@"

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from etl.config import OUTCOMES_DAG_ID, load_settings
+from etl.settings import OUTCOMES_DAG_ID, load_settings
 from tests.conftest import CANDIDATES, DAG_ID, PROJECT_ROOT, SCORING_DAG_ID
 from tests.e2e.test_tasks_test import ORDER as TASKS
 
@@ -40,13 +40,13 @@ def test_each_task_calls_the_etl_step_of_its_name(dag):
         if task.task_id in ("train_model", "nested_cv"):  # mapped: tested below
             continue
         assert type(task).__name__ == "PythonOperator"
-        assert task.python_callable.__module__ == "etl.tasks"
+        assert task.python_callable.__module__ == "etl.orchestration.tasks"
         assert task.python_callable.__name__ == task.task_id
         assert task.doc_md
 
 
 def test_train_model_is_mapped_over_the_enabled_candidates(dag):
-    from etl import tasks
+    from etl.orchestration import tasks
 
     train = dag.get_task("train_model")
     assert type(train).__name__ == "MappedOperator"
@@ -56,8 +56,8 @@ def test_train_model_is_mapped_over_the_enabled_candidates(dag):
 
 
 def test_nested_cv_is_mapped_over_the_outer_folds(dag):
-    from etl import tasks
-    from etl.config import load_settings
+    from etl.orchestration import tasks
+    from etl.settings import load_settings
 
     nested = dag.get_task("nested_cv")
     assert type(nested).__name__ == "MappedOperator"
@@ -74,9 +74,9 @@ def test_settings(dag):
     assert dag.start_date.tzinfo is not None
     assert set(dag.tags) == {"ml", "breast-cancer", "scikit-learn"}
     assert dag.doc_md and "# Breast cancer diagnosis" in dag.doc_md
-    from etl import alerts
-    from etl.config import load_settings
-    from etl.tasks import record_failure
+    from etl.orchestration import alerts
+    from etl.orchestration.tasks import record_failure
+    from etl.settings import load_settings
 
     settings = load_settings()
     for task in dag.tasks:
@@ -90,11 +90,11 @@ def test_settings(dag):
 
 
 def test_params_default_to_the_settings(dag):
-    from etl.config import load_settings
+    from etl.settings import load_settings
 
     s = load_settings()
     params = {k: dag.params[k] for k in dag.params}
-    # every run parameter of etl.config.RUN_PARAMS, defaulting to its section's value (the input:
+    # every run parameter of etl.settings.RUN_PARAMS, defaulting to its section's value (the input:
     # empty, meaning the configured one)
     assert params == {**s.run_params, "data_path": None}
 
@@ -137,7 +137,7 @@ def test_the_scoring_dag_is_scheduled_on_the_watched_inbox():
     assert asset.name == "breast_cancer_inbox"
     (watcher,) = asset.watchers
     kind, kwargs = watcher.trigger.serialize()
-    assert kind == "etl.inbox_trigger.InboxTrigger" and kwargs["inbox"] == os.environ["SCORING_INBOX"]
+    assert kind == "etl.orchestration.triggers.InboxTrigger" and kwargs["inbox"] == os.environ["SCORING_INBOX"]
     score = scoring.get_task("score_batch")
     assert [a.name for a in score.inlets] == ["breast_cancer_published_model"]
     assert [a.name for a in score.outlets] == ["breast_cancer_scored_batches"]
@@ -154,7 +154,7 @@ def test_the_outcomes_dag_is_scheduled_on_its_watched_inbox_and_starts_training(
     assert asset.name == "breast_cancer_outcomes_inbox"
     (watcher,) = asset.watchers
     kind, kwargs = watcher.trigger.serialize()
-    assert kind == "etl.inbox_trigger.InboxTrigger" and kwargs["inbox"] == load_settings().outcomes.inbox
+    assert kind == "etl.orchestration.triggers.InboxTrigger" and kwargs["inbox"] == load_settings().outcomes.inbox
     update = dag.get_task("update_monitoring")
     assert update.trigger_rule == "all_done"  # a rejected file fails only its own task
     assert update.upstream_task_ids == {"record_outcomes"} and update.downstream_task_ids == {"grow_training_data"}

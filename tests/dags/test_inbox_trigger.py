@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
-from etl.config import InboxPaths
-from etl.inbox_trigger import InboxTrigger
+from etl.orchestration.triggers import InboxTrigger
+from etl.storage.layout import InboxPaths
 from tests.conftest import PROJECT_ROOT
 
 
@@ -35,7 +35,7 @@ def test_it_fires_once_for_new_files_and_claims_them(tmp_path):
 def test_it_imports_no_heavy_library(tmp_path):
     (tmp_path / "x.csv").write_text("id\n")
     script = (
-        "import json, sys; from etl.inbox_trigger import InboxTrigger; "
+        "import json, sys; from etl.orchestration.triggers import InboxTrigger; "
         "claimed = InboxTrigger(sys.argv[1], 'unused', 10.0)._claim(); "
         "print(json.dumps({'claimed': claimed, 'heavy': [m for m in ('pandas', 'sklearn', 'scipy') if m in sys.modules]}))"
     )

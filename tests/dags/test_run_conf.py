@@ -2,8 +2,8 @@
 
 import pytest
 
-from etl.errors import ParameterError
-from etl.tasks import check_run_conf
+from etl.catalog import ParameterError
+from etl.orchestration.tasks import check_run_conf
 
 PARAMS = ["C", "data_path", "max_iter", "random_state", "test_size"]
 

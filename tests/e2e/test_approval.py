@@ -21,8 +21,8 @@ from urllib.parse import quote
 import pytest
 
 from deploy.net import Api
-from etl.config import run_key
-from etl.releases import current_release, run_release
+from etl.releases.registry import current_release, run_release
+from etl.storage.layout import run_key
 from tests.browser import browser as open_browser
 from tests.conftest import DAG_ID, PROJECT_ROOT
 from tests.e2e.test_ui_trigger import _date, _keep_screenshots, _server_said, _wait, airflow_stack

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from etl.releases import current_release, load_published
+from etl.releases.registry import current_release, load_published
 from tests.conftest import AIRFLOW, CANDIDATES, DAG_ID, PROJECT_ROOT, copy_of, dag_test, run_command
 
 pytestmark = pytest.mark.airflow_cli

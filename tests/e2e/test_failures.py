@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from etl.releases import current_release, publish, release_is_intact
+from etl.releases.registry import current_release, publish, release_is_intact
 from tests.conftest import (
     AIRFLOW,
     CANDIDATES,
@@ -132,7 +132,7 @@ def test_an_io_error_in_every_attempt_fails_the_run_and_is_recorded_for_its_repo
     airflow_db, published_before, fault_env, monkeypatch
 ):
     """save_results (the step that publishes) fails in its attempt and its retry: the run fails,
-    with the error recorded in the run folder for the run's Report tab (etl.tasks.record_failure),
+    with the error recorded in the run folder for the run's Report tab (etl.orchestration.tasks.record_failure),
     and the published results unchanged; the clean rerun's task clears the record. (No process
     is killed here: the run is ``dag.test()`` in-process, with the same task policy set where
     Airflow calls it, ``airflow.settings.task_policy``.)"""

@@ -15,8 +15,11 @@ import numpy as np
 import pytest
 
 from etl import storage
-from etl.config import RunPaths, load_settings
-from etl.models import candidate_params
+from etl.modeling.models import candidate_params
+from etl.modeling.procedure import Procedure
+from etl.orchestration import pipeline
+from etl.settings import load_settings
+from etl.storage.layout import RunPaths
 from tests.conftest import decide_and_publish, made_once
 
 #: pipeline.toml alone: the settings a user gets.
@@ -25,17 +28,16 @@ DEFAULTS = load_settings(environ={})
 
 def _run(root: Path, csv: Path, seed: int, flip: float = 0.0) -> RunPaths:
     """load_data .. evaluate_model with the default settings (200 bootstrap resamples, no nested
-    folds) and split seed ``seed``, as the DAG's tasks run them (``etl.steps``); ``flip``: the
+    folds) and split seed ``seed``, as the DAG's tasks run them (``etl.orchestration.pipeline``); ``flip``: the
     share of training labels turned to the other class (bad training data)."""
     from dataclasses import replace
 
-    from etl import steps
 
     s = replace(DEFAULTS, evaluation=replace(DEFAULTS.evaluation, bootstrap_resamples=200),
                 nested_cv=replace(DEFAULTS.nested_cv, outer_folds=0))
-    run = steps.Run.of_folder(s, RunPaths(root / "runs" / f"seed-{seed}{'-flipped' if flip else ''}"),
+    run = pipeline.Run.of_folder(s, RunPaths(root / "runs" / f"seed-{seed}{'-flipped' if flip else ''}"),
                               {"data_path": str(csv), "random_state": seed})
-    steps.run_tasks(run, ["load_data", "preprocess_data"])
+    pipeline.run_tasks(run, ["load_data", "preprocess_data"])
     if flip:
         folder = run.folder
         train, data = storage.read_frame(folder.train), storage.read_frame(folder.data)
@@ -45,7 +47,7 @@ def _run(root: Path, csv: Path, seed: int, flip: float = 0.0) -> RunPaths:
             turn = frame["id"].isin(flipped)
             frame.loc[turn, "diagnosis"] = frame.loc[turn, "diagnosis"].map({"M": "B", "B": "M"})
             storage.write_frame(frame, path)
-    steps.run_tasks(run, ["train_model", "select_model", "evaluate_model"])
+    pipeline.run_tasks(run, ["train_model", "select_model", "evaluate_model"])
     return run.folder
 
 
@@ -90,12 +92,12 @@ def test_the_pooled_nested_estimate_keeps_the_promise_with_the_defaults(shipped_
     """5 outer folds x 10 repeats of the whole default procedure on the shipped data: the
     pooled sensitivity keeps the target and the specificity is not overpaid for."""
     from etl.load_data import read_input, validate
-    from etl.procedure import run_outer_fold, summarize_folds
+    from etl.modeling.nested import run_outer_fold, summarize_folds
 
     data, _ = validate(read_input(shipped_csv), str(shipped_csv))
     s = DEFAULTS
     candidates = candidate_params(s.candidates, s.run_params)
-    folds = [run_outer_fold(data, i, candidates, s.selection.procedure(s.split.random_state), 5, 10) for i in range(50)]
+    folds = [run_outer_fold(data, i, candidates, Procedure.of(s.selection, s.split.random_state), 5, 10) for i in range(50)]
     expected = summarize_folds(folds, s.selection.target_sensitivity)
     pooled = expected["pooled"]
     assert expected["rows_scored"] == 569 * 10 and pooled["malignant"] == 212 * 10

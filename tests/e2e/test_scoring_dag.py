@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from etl.config import InboxPaths, ResultsPaths
-from etl.schema import FEATURE_COLUMNS
+from etl.data.schema import FEATURE_COLUMNS
 from etl.score import batch_name
+from etl.storage.layout import InboxPaths, ResultsPaths
 from tests.conftest import AIRFLOW, PROJECT_ROOT, SCORING_DAG_ID, copy_of, dag_test, run_command, with_config
 
 # Up to three scoring runs per test (and the session's full run, if no test made it yet): room for a busy machine.

@@ -78,13 +78,13 @@ def _mapped(task: str, map_index: int | None) -> dict:
 
 
 def _call_task(task: str, record: dict, dag, **mapped) -> None:
-    """Task ``task``'s callable (``etl.tasks``), in this process, as Airflow calls it in the DAG
+    """Task ``task``'s callable (``etl.orchestration.tasks``), in this process, as Airflow calls it in the DAG
     run ``record`` (its run folder's ``run.json``), with no XComs: what ``airflow tasks test`` on
     that date does."""
     from datetime import datetime
     from types import SimpleNamespace
 
-    from etl import tasks
+    from etl.orchestration import tasks
 
     def at(value):
         return datetime.fromisoformat(value) if value else None

@@ -24,8 +24,8 @@ import pytest
 
 from deploy.checks import listening_addresses
 from deploy.net import Api  # the REST client deploy/cluster.py uses
-from etl.config import run_key
-from etl.releases import current_release, release_is_intact, run_release
+from etl.releases.registry import current_release, release_is_intact, run_release
+from etl.storage.layout import run_key
 from tests.browser import browser as open_browser
 from tests.conftest import CANDIDATES, DAG_ID, PROJECT_ROOT
 from tests.e2e.test_dags_test import RUN_FILES

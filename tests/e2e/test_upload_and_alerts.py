@@ -11,7 +11,7 @@ import time
 import boto3
 import pytest
 
-from etl.releases import current_release, release_is_intact
+from etl.releases.registry import current_release, release_is_intact
 from tests.conftest import AIRFLOW, DAG_ID, PROJECT_ROOT, dag_test, run_command, with_config
 from tests.servers import BUCKET, MOTO_SERVER, free_port, wait_for_port
 

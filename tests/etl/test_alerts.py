@@ -3,9 +3,9 @@ import json
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
-from etl import alerts
-from etl.config import load_settings
-from etl.errors import DataValidationError
+from etl.catalog import DataValidationError
+from etl.orchestration import alerts
+from etl.settings import load_settings
 from tests.servers import free_port
 
 

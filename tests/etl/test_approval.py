@@ -11,8 +11,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from etl import storage
-from etl.config import RunPaths, load_settings
-from etl.errors import ParameterError
+from etl.catalog import ParameterError
+from etl.settings import load_settings
+from etl.storage.layout import RunPaths
 from tests.conftest import PROJECT_ROOT, decide_and_publish
 
 APPROVED = {"decision": "approved", "by": {"id": "ana", "name": "ana"}, "at": "2026-12-01T10:00:00+00:00",
@@ -67,7 +68,7 @@ def test_the_release_settings_are_checked():
     settings = load_settings()
     assert settings.release.approval == "auto" and not settings.release.required
     assert settings.release.approval_timeout == timedelta(hours=72)
-    from etl.config import _approval, _duration
+    from etl.settings import _approval, _duration
 
     assert _duration("90s") == timedelta(seconds=90) and _duration("1.5d") == timedelta(hours=36)
     for bad in ("72", "0h", "soon", "-1m"):
@@ -82,7 +83,7 @@ def test_an_answer_is_recorded_before_the_run_goes_on(tmp_path, monkeypatch):
     the comment); a timeout fails the task with one line and records it; neither is retried."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from etl.approval import ReleaseApproval, answer_record
+    from etl.orchestration.approval import ReleaseApproval, answer_record
 
     settings = load_settings()
     task = ReleaseApproval(settings=settings)
@@ -111,7 +112,7 @@ def test_an_answer_is_recorded_before_the_run_goes_on(tmp_path, monkeypatch):
 def test_the_dag_asks_only_when_approval_is_required(tmp_path, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
-    from etl.config import TRAINING_DAG_ID
+    from etl.settings import TRAINING_DAG_ID
 
     assert "approve_release" not in DagBag(dag_folder=str(PROJECT_ROOT / "dags")).dags[TRAINING_DAG_ID].task_ids
     config = tmp_path / "approval.toml"

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from dataclasses import replace
 
-from etl.config import load_settings
-from etl.models import REGISTRY, candidate_params
+from etl.modeling.models import REGISTRY, candidate_params
+from etl.settings import load_settings
 from etl.train_model import select_model, train_candidate
 from tests.conftest import CANDIDATES, PROJECT_ROOT
 

@@ -1,5 +1,5 @@
 """The run's catalog (``etl.catalog``): it names every file a run writes, and the wiring
-(``etl.steps``) holds to it: a step reads only what it declares, a missing input names its
+(``etl.orchestration.pipeline``) holds to it: a step reads only what it declares, a missing input names its
 producer, and the quality gate's decision is made once."""
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from etl import catalog, steps, storage
-from etl.config import RunPaths, load_settings
-from etl.errors import MissingInputError, Skipped
-from etl.inputs import StepInputs
+from etl import catalog, storage
+from etl.catalog import MissingInputError, Skipped, StepInputs
+from etl.orchestration import pipeline
+from etl.settings import load_settings
+from etl.storage.layout import RunPaths
 from tests.conftest import decide_and_publish, gate_settings
 
 
@@ -47,11 +48,11 @@ def test_the_catalog_names_the_dags_tasks_in_order():
         assert all(order.index(r) > order.index(entry.producer) for r in entry.readers
                    if entry.producer in order), f"{entry.name} is read before it is written"
         assert entry.optional == (entry.producer == catalog.APPROVAL_TASK), entry
-    assert set(steps.STEPS) == set(catalog.TASKS)
+    assert set(pipeline.STEPS) == set(catalog.TASKS)
 
 
 def test_a_full_run_writes_exactly_the_catalogs_files(tmp_path, small_csv):
-    """Every step through ``etl.steps`` on the small data (the DAG's wiring, in-process): the
+    """Every step through ``etl.orchestration.pipeline`` on the small data (the DAG's wiring, in-process): the
     run folder then holds the catalog's files and nothing else (besides pickles' checksums), so
     a new file must be declared; each task returned the paths of its catalog outputs."""
     settings = load_settings()
@@ -59,7 +60,7 @@ def test_a_full_run_writes_exactly_the_catalogs_files(tmp_path, small_csv):
                        paths=replace(settings.paths, results_dir=str(tmp_path / "results"),
                                      upload_uri=str(tmp_path / "uploads")))
     folder = settings.layout.run("2026-01-01T000000Z")
-    done = steps.run_tasks(steps.Run.of_folder(settings, folder, {"data_path": small_csv}))
+    done = pipeline.run_tasks(pipeline.Run.of_folder(settings, folder, {"data_path": small_csv}))
     assert "release" in done["save_results"] and sorted(done["upload_results"]) == [
         "manifest.json", "metrics.json", "model.pkl", "model_card.md", "scaler.pkl"]
     written = {p for p in folder.root.rglob("*") if p.is_file() and not p.name.endswith(".sha256")}
@@ -74,7 +75,7 @@ def test_a_full_run_writes_exactly_the_catalogs_files(tmp_path, small_csv):
 
 
 def test_a_step_reads_only_what_the_catalog_declares(tmp_path, evaluated_runs):
-    run = steps.Run.of_folder(load_settings(), RunPaths(evaluated_runs["new"]))
+    run = pipeline.Run.of_folder(load_settings(), RunPaths(evaluated_runs["new"]))
     with pytest.raises(KeyError, match="task 'make_report' does not read 'scaler'"):
         run.input("make_report", "scaler")
     inputs = run.inputs("make_report")
@@ -87,19 +88,19 @@ def test_a_missing_input_names_the_task_that_writes_it(tmp_path, evaluated_runs)
     folder = tmp_path / "runs" / "k"
     shutil.copytree(evaluated_runs["new"], folder)
     (folder / "predictions.csv").unlink()
-    run = steps.Run.of_folder(load_settings(), RunPaths(folder))
+    run = pipeline.Run.of_folder(load_settings(), RunPaths(folder))
     with pytest.raises(MissingInputError, match=r"predictions.csv \(written by task 'evaluate_model'"):
-        steps.make_report(run)
+        pipeline.make_report(run)
     # A task run too early (as `airflow tasks test` lets a user do): one line, the producer named.
-    early = steps.Run.of_folder(load_settings(), RunPaths(tmp_path / "runs" / "early"))
+    early = pipeline.Run.of_folder(load_settings(), RunPaths(tmp_path / "runs" / "early"))
     (tmp_path / "runs" / "early").mkdir()
     shutil.copy(folder / "data.parquet", tmp_path / "runs" / "early" / "data.parquet")
     with pytest.raises(MissingInputError, match=r"train.parquet \(written by task 'preprocess_data': run it first\)"):
-        steps.train_model(early, next(iter(early.settings.candidates)))
+        pipeline.train_model(early, next(iter(early.settings.candidates)))
     two = list(early.settings.candidates)[:2]
     shutil.copytree(folder / "candidates" / two[0], tmp_path / "runs" / "early" / "candidates" / two[0])
     with pytest.raises(MissingInputError, match=rf"candidates/{two[1]}/cv.json \(written by task 'train_model'"):
-        steps.select_model(early)  # the other candidates have not run yet
+        pipeline.select_model(early)  # the other candidates have not run yet
     assert catalog.producer_of(folder / "candidates" / "svm" / "model.pkl") == "train_model"
     assert catalog.producer_of(folder / "model.pkl") == "select_model"
     assert catalog.producer_of(tmp_path / "published" / "r-1" / "manifest.json") == "save_results"
@@ -123,14 +124,14 @@ def test_save_results_publishes_by_the_gates_decision_alone(results):
 
     settings = replace(load_settings(), paths=replace(load_settings().paths, results_dir=str(results)))
     with pytest.raises(Skipped, match="roc_auc >= min_roc_auc"):
-        steps.save_results(steps.Run.of_folder(settings, RunPaths(run)))  # the decision stands
+        pipeline.save_results(pipeline.Run.of_folder(settings, RunPaths(run)))  # the decision stands
     assert not (results / "current").exists()
 
     old = results / "runs" / "old"
-    steps.quality_gate(steps.Run.of_folder(settings, RunPaths(old)))  # compared with nothing published
+    pipeline.quality_gate(pipeline.Run.of_folder(settings, RunPaths(old)))  # compared with nothing published
     assert "release" in decide_and_publish(run, results)  # another run publishes meanwhile
     with pytest.raises(Skipped, match=r"it compared with nothing, but new-[0-9a-f]+ was published since"):
-        steps.save_results(steps.Run.of_folder(settings, RunPaths(old)))
+        pipeline.save_results(pipeline.Run.of_folder(settings, RunPaths(old)))
     assert storage.read_json(RunPaths(old).release_record)["published"] is False
     assert (results / "current").resolve().name.startswith("new-")
 
@@ -148,10 +149,10 @@ def test_a_task_run_again_first_removes_what_its_interrupted_attempt_left(tmp_pa
         leftover.parent.mkdir(parents=True, exist_ok=True)
         leftover.write_bytes(b"half")
     seen = []
-    monkeypatch.setitem(steps.STEPS, "train_model",
+    monkeypatch.setitem(pipeline.STEPS, "train_model",
                         lambda run, candidate: seen.append((candidate, [p.exists() for p in ours])) or {})
-    run = steps.Run.of_folder(load_settings(), folder)
+    run = pipeline.Run.of_folder(load_settings(), folder)
 
-    assert steps.run_step("train_model", run, candidate="svm") == {}
+    assert pipeline.run_step("train_model", run, candidate="svm") == {}
     assert seen == [("svm", [False, False])]  # gone before the step ran
     assert all(p.exists() for p in theirs)

@@ -7,7 +7,7 @@ import pytest
 from tests.conftest import CANDIDATES, module_help, run_module
 
 STEPS = ["load_data", "preprocess_data", "train_model", "nested_cv", "evaluate_model", "quality_gate", "report",
-         "save_results", "upload_results", "summary", "predict"]
+         "save_results", "upload_results", "runtime.summary", "predict"]
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -41,7 +41,7 @@ def test_steps_chain_with_their_default_paths(small_csv, env, tmp_path):
     assert (tmp_path / "uploads" / "cli" / "model.pkl").read_bytes() == (run / "model.pkl").read_bytes()
     assert sorted(p.name for p in (run / "candidates").iterdir()) == sorted(TWO)
     assert outputs["candidate"] in TWO and (run / "report.html").is_file()
-    proc = run_module("etl.summary", env=env)
+    proc = run_module("etl.runtime.summary", env=env)
     assert proc.returncode == 0 and "accuracy" in proc.stdout
 
 
@@ -59,5 +59,5 @@ def test_step_without_its_input_names_the_missing_file(env, tmp_path):
     proc = run_module("etl.train_model", env=env)
     assert proc.returncode == 1
     assert f"error: missing input {tmp_path / 'results' / 'runs' / 'cli' / 'train.parquet'}" in proc.stderr
-    proc = run_module("etl.summary", env=env)
+    proc = run_module("etl.runtime.summary", env=env)
     assert proc.returncode == 1 and "no published results yet" in proc.stderr

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from etl.config import PROJECT_ROOT, RunPaths, load_settings, resolve_path, run_key
-from etl.errors import ParameterError
+from etl.catalog import ParameterError
+from etl.settings import PROJECT_ROOT, load_settings, resolve_path
+from etl.storage.layout import RunPaths, run_key
 
 
 def test_defaults_come_from_pipeline_toml():
@@ -80,7 +81,7 @@ def test_relative_paths_are_taken_from_the_project_root(tmp_path, monkeypatch):
 def test_run_params_get_their_declared_types_whatever_the_form_sent():
     """The UI's trigger form sends C = 1.0 as the JSON number 1: the run must build the same
     estimator (and the same model bytes) as a run given 1.0."""
-    from etl.config import Settings
+    from etl.settings import Settings
 
     typed = Settings.typed_run_params({"C": 1, "max_iter": 1000.0, "random_state": 42.0, "test_size": 0.2,
                                        "data_path": None})
@@ -90,7 +91,7 @@ def test_run_params_get_their_declared_types_whatever_the_form_sent():
 
 def test_a_runs_parameters_go_into_their_sections():
     """The steps read every setting from its section: a run's parameters are put there."""
-    from etl.config import RUN_PARAMS
+    from etl.settings import RUN_PARAMS
 
     s = load_settings(environ={})
     run = s.with_run_params({"C": 2, "test_size": 0.3, "random_state": 7, "data_path": "", "max_iter": 50})
@@ -109,9 +110,31 @@ def test_every_section_is_the_toml_section():
 
     import tomllib
 
-    from etl.config import DEFAULT_CONFIG_FILE, SECTIONS
+    from etl.settings import DEFAULT_CONFIG_FILE, SECTIONS
 
     raw = tomllib.loads(DEFAULT_CONFIG_FILE.read_text())
     assert set(raw) == {*SECTIONS, "candidates"}
     for name, cls in SECTIONS.items():
         assert {f.name for f in dataclasses.fields(cls)} == set(raw[name]), name
+
+
+def test_the_layouts_name_every_file_of_the_catalog_and_no_other(tmp_path):
+    """A file declared in the catalog is a typed attribute of the run's layout (a candidate's
+    file of ``CandidatePaths``), at the catalog's path: declaring one without the other fails."""
+    from etl import catalog
+    from etl.storage.layout import CandidatePaths, ReleasePaths
+
+    def declared(cls: type) -> set[str]:
+        return {name for name in dir(cls) if type(getattr(cls, name)).__name__ == "_File"}
+
+    run = RunPaths(tmp_path)
+    assert declared(RunPaths) == {f.name for f in catalog.FILES if not f.mapped}
+    for name in declared(RunPaths):
+        assert getattr(run, name) == tmp_path / catalog.BY_NAME[name].path
+    candidate = run.candidate("svm")
+    assert {f.path for f in catalog.FILES if "{candidate}" in f.path} == {
+        str(getattr(candidate, name).relative_to(tmp_path)).replace("svm", "{candidate}")
+        for name in declared(CandidatePaths)}
+    release = ReleasePaths(tmp_path)
+    assert {getattr(release, name).name for name in declared(ReleasePaths)} == {
+        "metrics.json", "model.pkl", "scaler.pkl", "model_card.md"}

@@ -5,7 +5,7 @@ import importlib.util
 
 import pandas as pd
 
-from etl.schema import FEATURE_COLUMNS, ID_COLUMN, TARGET_COLUMN
+from etl.data.schema import FEATURE_COLUMNS, ID_COLUMN, TARGET_COLUMN
 from tests.conftest import PROJECT_ROOT
 
 

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from etl.config import load_settings
-from etl.drift import drift_report, feature_reference, summary
-from etl.schema import FEATURE_COLUMNS
+from etl.data.drift import drift_report, feature_reference, summary
+from etl.data.schema import FEATURE_COLUMNS
+from etl.settings import load_settings
 
 #: The shipped [scoring] drift settings.
 SCORING = load_settings().scoring
@@ -78,7 +78,7 @@ def test_large_batches_get_the_same_decisions_as_with_exact_p_values(split):
     drifted batch of 20,000 rows (the held-out rows resampled, 2 % jitter)."""
     from scipy import stats
 
-    from etl.drift import EXACT_UP_TO, _cdf
+    from etl.data.drift import EXACT_UP_TO, _cdf
 
     train, test = split
     rng = np.random.default_rng(1)

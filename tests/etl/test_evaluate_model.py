@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from etl import storage
-from etl.config import RunPaths
-from etl.errors import IntegrityError
+from etl.catalog import IntegrityError
 from etl.evaluate_model import compute_metrics, evaluate_model, fast_scores, ranking_metrics, threshold_metrics
+from etl.storage.layout import RunPaths
 
 
 def test_compute_metrics_treats_malignant_as_positive():

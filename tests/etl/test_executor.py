@@ -1,4 +1,4 @@
-"""The local stack's executor (etl/executor.py): its preload leaves the heavy libraries imported
+"""The local stack's executor (etl/runtime/executor.py): its preload leaves the heavy libraries imported
 and none of the project's modules, and covers what a whole run imports.
 
 In a plain Python subprocess (no Airflow process): the preload changes ``sys.modules`` for good.
@@ -17,17 +17,18 @@ from tests.conftest import PROJECT_ROOT
 SCRIPT = """
 import json, sys
 from pathlib import Path
-from etl.executor import LIBRARIES, preload
+from etl.runtime.executor import LIBRARIES, preload
 project = lambda: {n for n in sys.modules if n == "etl" or n.startswith("etl.")}
-already = project()  # etl.executor itself, and etl.sqlite that Airflow's settings import
+already = project()  # etl.runtime.executor itself, and etl.runtime.sqlite that Airflow's settings import
 preload()
 kept = sorted({n.split(".")[0] for n in sys.modules})
 left = sorted(project() - already)
 import etl
-attributes = sorted(n for n in vars(etl) if f"etl.{n}" not in sys.modules and n in ("load_data", "report", "steps"))
+attributes = sorted(n for n in vars(etl) if f"etl.{n}" not in sys.modules and n in ("load_data", "report", "orchestration"))
 before = set(sys.modules)
-from etl import steps
-from etl.config import RunPaths, load_settings
+from etl.orchestration import pipeline
+from etl.settings import load_settings
+from etl.storage.layout import RunPaths
 from etl.storage import location
 from dataclasses import replace
 work = Path(sys.argv[2])
@@ -35,8 +36,8 @@ settings = load_settings()
 settings = replace(settings, paths=replace(settings.paths, results_dir=str(work / "results")),
                    nested_cv=replace(settings.nested_cv, outer_folds=2, outer_repeats=1),
                    selection=replace(settings.selection, cv_folds=2, cv_repeats=1))
-run = steps.Run.of_folder(settings, RunPaths(location(work / "results" / "runs" / "r1")), {"data_path": sys.argv[1]})
-steps.run_tasks(run)
+run = pipeline.Run.of_folder(settings, RunPaths(location(work / "results" / "runs" / "r1")), {"data_path": sys.argv[1]})
+pipeline.run_tasks(run)
 heavy = {name.split(".")[0] for name in LIBRARIES}
 late = sorted(n for n in set(sys.modules) - before if n.split(".")[0] in heavy)
 print(json.dumps({"kept": kept, "etl_left": left, "attributes": attributes, "late": late,
@@ -55,7 +56,7 @@ def test_the_preload_keeps_the_libraries_a_run_imports_and_none_of_the_projects_
     assert result["etl_left"] == [] and result["attributes"] == []
     assert result["published"]
     # Every module of the heavy libraries that a whole run needs was preloaded.
-    assert result["late"] == [], f"imported by the run, not by etl.executor.preload: {result['late']}"
+    assert result["late"] == [], f"imported by the run, not by etl.runtime.executor.preload: {result['late']}"
 
 
 def test_a_failed_preload_does_not_stop_the_scheduler(monkeypatch):
@@ -64,7 +65,7 @@ def test_a_failed_preload_does_not_stop_the_scheduler(monkeypatch):
 
     from airflow.executors.local_executor import LocalExecutor
 
-    from etl import executor
+    from etl.runtime import executor
 
     def broken() -> list[str]:
         raise ImportError("no module named 'sklearn'")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from etl import storage
-from etl.config import RunPaths
-from etl.gate import floors, quality_gate, unseen_rows
-from etl.releases import Release, current_release, publish, run_release
+from etl.releases.gate import floors, quality_gate, unseen_rows
+from etl.releases.registry import Release, current_release, publish, run_release
+from etl.storage.layout import RunPaths
 from tests.conftest import build_run, decide_and_publish, gate_settings, inputs_of
 
 COMPARE_ALL = dict(min_unseen_positives=1, min_unseen_negatives=1)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from etl import gdrive
-from etl.config import load_settings
-from etl.errors import UploadError
-from etl.releases import publish
+from etl.catalog import UploadError
+from etl.releases.registry import publish
+from etl.settings import load_settings
+from etl.storage import gdrive
 from etl.upload_results import upload_results
 from tests.conftest import inputs_of
 from tests.fake_drive import FakeDrive, new_key, rewriting_http, serve, service_account_json

@@ -3,10 +3,10 @@ import json
 import pandas as pd
 import pytest
 
-from etl.config import load_settings
-from etl.errors import DataValidationError, MissingInputError, PipelineError
+from etl.catalog import DataValidationError, MissingInputError, PipelineError
+from etl.data.schema import FEATURE_COLUMNS, ID_COLUMN, TARGET_COLUMN
 from etl.load_data import load_data, read_input, validate
-from etl.schema import FEATURE_COLUMNS, ID_COLUMN, TARGET_COLUMN
+from etl.settings import load_settings
 from tests import input_shapes
 from tests.conftest import run_module
 
@@ -42,7 +42,7 @@ def test_refused_inputs_raise_one_line(shape, frame, tmp_path):
         validate(read_input(path), source=str(path))
     assert str(info.value) == f"{path}: {input_shapes.REFUSED[shape][1]}"
     assert not (tmp_path / "data.parquet").exists()
-    # A PipelineError: the task wrapper fails the task at once, without retry (etl.tasks._step;
+    # A PipelineError: the task wrapper fails the task at once, without retry (etl.orchestration.tasks._step;
     # real runs of a refusal of each kind: tests/e2e/test_input_contract.py).
     assert isinstance(info.value, PipelineError)
 

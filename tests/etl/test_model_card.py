@@ -1,4 +1,4 @@
-"""The model card (``etl.model_card``): every number from the run's records, the prose from one
+"""The model card (``etl.releases.model_card``): every number from the run's records, the prose from one
 template; its HTML; and the statistics it shows (calibration, decision curve)."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import shutil
 import numpy as np
 import pytest
 
-from etl import model_card
-from etl.manifest import code_revision, library_versions
-from etl.stats import calibration_table, clopper_pearson, net_benefit
+from etl.modeling.stats import calibration_table, clopper_pearson, net_benefit
+from etl.releases import model_card
+from etl.releases.manifest import code_revision, library_versions
 from tests.conftest import decide_and_publish
 
 #: A number as the card writes it: not part of a word, a hash or a path.

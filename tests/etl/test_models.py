@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from etl.models import CANDIDATES, REGISTRY, make_estimator
+from etl.modeling.models import CANDIDATES, REGISTRY, make_estimator
 
 
 @pytest.mark.parametrize("name", CANDIDATES)

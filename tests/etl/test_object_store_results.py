@@ -11,11 +11,11 @@ from datetime import timedelta
 import pytest
 
 from etl import storage
-from etl.config import load_settings
-from etl.errors import ParameterError
+from etl.catalog import ParameterError
 from etl.predict import predict
-from etl.releases import current_release, ensure_results_dir, load_published, run_release
-from etl.retention import prune
+from etl.releases.registry import current_release, ensure_results_dir, load_published, run_release
+from etl.releases.retention import prune
+from etl.settings import load_settings
 from etl.upload_results import upload_results
 from tests.conftest import build_run, decide_and_publish, gate_settings
 from tests.servers import BUCKET
@@ -87,7 +87,7 @@ def test_a_failed_s3_publish_leaves_the_published_release_and_a_rerun_completes(
     published = {k: v for k, v in s3_server.objects(prefix + "/").items() if "/runs/" not in k}
 
     second = build_run(root / "runs" / "2021-02-02T000000Z", small_csv, C=0.5, report=False)
-    import etl.manifest as module  # etl.releases imports it when it publishes
+    import etl.releases.manifest as module  # etl.releases.registry imports it when it publishes
 
     def lost_connection(*args, **kwargs):  # dies after the artifacts, before manifest and switch
         raise ConnectionError("connection reset while publishing")
@@ -119,9 +119,9 @@ def test_a_missing_bucket_fails_the_write_check_in_one_line(s3_server, monkeypat
 def test_the_scoring_inbox_and_outputs_on_s3(s3_root, s3_server, small_csv, monkeypatch):
     """A cluster's inbox is an s3:// prefix (SCORING_INBOX, through results_conn_id): files are
     claimed, scored from the bucket into the bucket, and moved on, like a local inbox."""
-    from etl.inbox import claim, queued
-    from etl.inbox_trigger import InboxTrigger
+    from etl.orchestration.triggers import InboxTrigger
     from etl.score import process
+    from etl.storage.inbox import claim, queued
 
     root, prefix = s3_root
     run = build_run(root / "runs" / "2021-01-01T000000Z", small_csv, report=False)

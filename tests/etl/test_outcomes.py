@@ -1,7 +1,7 @@
 """Confirmed outcomes on a simulated deployment built from the shipped data: a model trained on
 400 rows is published, the other 169 rows are scored in three batches, and their true
-diagnoses come back as outcome files. In-process (``etl.outcomes``, ``etl.monitoring``,
-``etl.datasets``, the outcomes DAG's callables); the real scheduler is in
+diagnoses come back as outcome files. In-process (``etl.outcomes``, ``etl.monitoring.performance``,
+``etl.monitoring.datasets``, the outcomes DAG's callables); the real scheduler is in
 tests/e2e/test_ui_trigger.py."""
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from etl import datasets, outcomes, score, storage
-from etl.config import InboxPaths, ResultsPaths, load_settings
-from etl.errors import DataValidationError
-from etl.inbox import claim, keep
-from etl.stats import calibration_table, clopper_pearson
+from etl import outcomes, score, storage
+from etl.catalog import DataValidationError
+from etl.modeling.stats import calibration_table, clopper_pearson
+from etl.monitoring import datasets
+from etl.settings import load_settings
+from etl.storage.inbox import claim, keep
+from etl.storage.layout import InboxPaths, ResultsPaths
 from tests.conftest import PROJECT_ROOT, build_run, decide_and_publish, gate_settings
 
 EASY = gate_settings(min_roc_auc=0.5)
@@ -114,7 +116,7 @@ def test_the_realized_figures_equal_a_hand_count(site):
 def test_outcomes_that_break_the_promise_raise_the_alarm_once_on_a_webhook(site, monkeypatch, webhook_server):
     """A delivery in which the model missed a fifth of the tumours: realized sensitivity far
     below 97 % beyond noise. The alarm goes out once (not again on the next recomputation)."""
-    from etl import tasks
+    from etl.orchestration import tasks
 
     joined = _predictions(site.results).merge(site.truth, on="id")
     caught = joined[(joined["diagnosis"] == "M") & (joined["predicted"] == "M")]
@@ -182,13 +184,13 @@ def test_a_killed_run_then_a_rerun_counts_each_outcome_once(site, monkeypatch):
     site.inbox.root.mkdir(parents=True)
     site.truth.to_csv(site.inbox.root / "pathology.csv", index=False)
     (queued,) = claim(site.inbox)
-    import etl.inbox
+    import etl.storage.inbox
 
     def killed(*args):
         raise KeyboardInterrupt  # the process dies after the ledger write, before the file moves on
 
     with monkeypatch.context() as m:
-        m.setattr(etl.inbox, "keep", killed)
+        m.setattr(etl.storage.inbox, "keep", killed)
         with pytest.raises(KeyboardInterrupt):
             outcomes.process(queued, site.inbox, site.results)
     assert queued.exists() and len(list((site.results / "monitoring" / "outcomes").iterdir())) == 1
@@ -310,7 +312,7 @@ def test_the_grown_data_on_an_s3_results_root(s3_server, monkeypatch, site, depl
     objects; the version's data_path reads back through the same storage layer load_data uses."""
     import uuid
 
-    from etl.contract import read_input, validate
+    from etl.data.contract import read_input, validate
     from tests.servers import BUCKET
 
     monkeypatch.setenv("AIRFLOW_CONN_GROWN_S3", s3_server.connection())

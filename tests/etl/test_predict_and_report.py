@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from etl.errors import IntegrityError
+from etl.catalog import IntegrityError
 from etl.predict import predict
-from etl.releases import current_release, publish
+from etl.releases.registry import current_release, publish
 from etl.report import SECTIONS
 from tests.conftest import build_run, inputs_of, run_module
 
@@ -93,8 +93,8 @@ def test_permutation_importance_is_sklearns_on_the_frame_without_a_warning(tmp_p
 
     from sklearn.inspection import permutation_importance
 
+    from etl.data.schema import FEATURE_COLUMNS, LABEL_CODES, TARGET_COLUMN
     from etl.report import _drivers
-    from etl.schema import FEATURE_COLUMNS, LABEL_CODES, TARGET_COLUMN
     from etl.storage import load_object, read_frame
 
     run = build_run(tmp_path / "run", small_csv, candidates=("svm",), report=False)

@@ -3,10 +3,10 @@ import pandas as pd
 import pytest
 
 from etl import storage
-from etl.errors import DataValidationError, ParameterError
+from etl.catalog import DataValidationError, ParameterError
+from etl.data.schema import FEATURE_COLUMNS, TARGET_COLUMN
 from etl.load_data import RawTable, validate
 from etl.preprocess_data import preprocess_data, split_and_scale
-from etl.schema import FEATURE_COLUMNS, TARGET_COLUMN
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The training procedure (etl.procedure): leak-free cross-validation, the operating-point rules
+"""The training procedure (etl.modeling.procedure): leak-free cross-validation, the operating-point rules
 and what each promises, the paired selection, the pooled nested estimate."""
 
 from typing import ClassVar
@@ -8,18 +8,12 @@ import pandas as pd
 import pytest
 from sklearn.impute import SimpleImputer
 
-from etl import procedure
-from etl.errors import ParameterError
-from etl.procedure import (
-    CrossValidation,
-    allowed_misses,
-    choose_threshold,
-    cross_validate,
-    make_pipeline,
-    pooled_counts,
-    select_candidate,
-)
-from etl.schema import FEATURE_COLUMNS
+from etl.catalog import ParameterError
+from etl.data.schema import FEATURE_COLUMNS
+from etl.modeling import procedure
+from etl.modeling.nested import pooled_counts
+from etl.modeling.procedure import CrossValidation, cross_validate, make_pipeline, select_candidate
+from etl.modeling.thresholds import allowed_misses, choose_threshold
 
 
 def _frame(rows: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -141,8 +135,8 @@ def test_the_pooled_counts_add_up_the_folds_with_intervals_at_the_patients_count
 def test_the_exact_bound_rule_finds_the_same_count_as_a_scan_of_every_count():
     """``allowed_misses`` bisects over the count caught (the exact lower bound grows with it):
     the same answer as trying every count from none up, for any size, target and confidence."""
-    from etl.procedure import allowed_misses
-    from etl.stats import lower_bound
+    from etl.modeling.stats import lower_bound
+    from etl.modeling.thresholds import allowed_misses
 
     def scan(n, target, confidence):
         return next((n - k for k in range(n + 1) if lower_bound(k, n, confidence) >= target - 1e-12), None)
@@ -158,7 +152,7 @@ def test_a_soft_vote_of_other_candidates_is_cross_validated_from_their_fits_bit_
     out-of-fold probabilities from its members' fits: the same numbers as fitting the vote."""
     from sklearn.ensemble import VotingClassifier
 
-    from etl.procedure import cross_validate_candidates
+    from etl.modeling.procedure import cross_validate_candidates
 
     X, y = _frame(80)
     X.iloc[::7, 3] = np.nan  # imputed inside every fit, as in real data

@@ -1,9 +1,9 @@
-"""etl.progress: what make run shows of Airflow's log (one line per task), and the log file."""
+"""etl.runtime.progress: what make run shows of Airflow's log (one line per task), and the log file."""
 
 import sys
 from io import StringIO
 
-from etl.progress import run, task_lines
+from etl.runtime.progress import run, task_lines
 
 LOG = """noise before the run
 [DAG TEST] starting task_id=load_data map_index=-1 [airflow]

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from etl.config import RELEASE_FILES
-from etl.errors import IntegrityError, MissingInputError, ParameterError
-from etl.releases import (
+from etl.catalog import IntegrityError, MissingInputError, ParameterError
+from etl.releases.registry import (
     current_release,
     ensure_results_dir,
     load_published,
@@ -22,7 +21,8 @@ from etl.releases import (
     run_release,
     verified_files,
 )
-from etl.retention import prune
+from etl.releases.retention import prune
+from etl.storage.layout import RELEASE_FILES
 from tests.conftest import PROJECT_ROOT, decide_and_publish, inputs_of
 
 

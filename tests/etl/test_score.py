@@ -7,11 +7,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from etl.config import InboxPaths, ResultsPaths, load_settings
-from etl.errors import DataValidationError
+from etl.catalog import DataValidationError
 from etl.predict import predict
-from etl.releases import publish
+from etl.releases.registry import publish
 from etl.score import batch_name, claim, process, queued, score_batch
+from etl.settings import load_settings
+from etl.storage.layout import InboxPaths, ResultsPaths
 from tests.conftest import inputs_of, run_module
 
 #: The shipped [scoring] drift settings.

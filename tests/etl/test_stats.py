@@ -6,7 +6,7 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from etl.evaluate_model import confidence_intervals
-from etl.stats import clopper_pearson, delong, lower_bound, noninferior_paired
+from etl.modeling.stats import clopper_pearson, delong, lower_bound, noninferior_paired
 
 
 def test_the_sensitivity_interval_covers_at_least_93_percent_of_simulated_test_sets():

@@ -5,7 +5,7 @@ import joblib
 import pytest
 
 from etl import storage
-from etl.errors import IntegrityError, MissingInputError
+from etl.catalog import IntegrityError, MissingInputError
 
 
 def test_write_json_is_sorted_and_stable(tmp_path):

@@ -5,11 +5,11 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from etl import storage
-from etl.config import load_settings
-from etl.errors import ParameterError
+from etl.catalog import ParameterError
 from etl.load_data import RawTable, validate
+from etl.modeling.procedure import features_and_labels
 from etl.preprocess_data import split_and_scale
-from etl.procedure import features_and_labels
+from etl.settings import load_settings
 from etl.train_model import fit_model, select_model, train_candidate
 
 
@@ -44,9 +44,9 @@ def test_bad_parameters_are_refused(train, C, max_iter, message):
 @pytest.fixture
 def split(small_csv, tmp_path):
     """A run folder of the small data set, preprocessed, and its settings."""
-    from etl.config import RunPaths
     from etl.load_data import load_data
     from etl.preprocess_data import preprocess_data
+    from etl.storage.layout import RunPaths
 
     run = RunPaths(tmp_path / "run")
     load_data(small_csv, run.data, run.profile, **vars(load_settings().validation))

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from etl.config import RELEASE_FILES
-from etl.errors import IntegrityError, ParameterError, UploadError
-from etl.releases import publish
+from etl.catalog import IntegrityError, ParameterError, UploadError
+from etl.releases.registry import publish
+from etl.storage.layout import RELEASE_FILES
 from etl.upload_results import (
     DESTINATIONS,
     Destination,

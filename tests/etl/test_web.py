@@ -1,4 +1,4 @@
-"""The UI plugin's app (``etl.web``) and what it reads (``etl.history``), in-process with Airflow's
+"""The UI plugin's app (``etl.ui.app``) and what it reads (``etl.ui.history``), in-process with Airflow's
 own auth manager and real tokens: the Report tab, the Model page and the JSON API on a results
 folder with a published, a refused, a failed and a running run; auth on every endpoint;
 traversal; the empty state; an ``s3://`` results root (moto on 127.0.0.1)."""
@@ -15,8 +15,8 @@ from types import SimpleNamespace
 import pytest
 
 from etl import storage
-from etl.config import ResultsPaths, RunPaths, run_key
-from etl.errors import DataValidationError
+from etl.catalog import DataValidationError
+from etl.storage.layout import ResultsPaths, RunPaths, run_key
 from tests.conftest import build_run, decide_and_publish, gate_settings
 from tests.servers import BUCKET
 
@@ -57,7 +57,7 @@ def _folder(results, run_id: str) -> RunPaths:
 def results(tmp_path_factory, evaluated_runs):
     """A results folder with four runs: published, refused by the gate, failed in load_data,
     still running (only its run record)."""
-    from etl.tasks import record_failure
+    from etl.orchestration.tasks import record_failure
 
     root = tmp_path_factory.mktemp("web") / "results"
     published, refused = _folder(root, PUBLISHED), _folder(root, REFUSED)
@@ -82,7 +82,7 @@ def results(tmp_path_factory, evaluated_runs):
 def _client(results_dir):
     from fastapi.testclient import TestClient
 
-    from etl.web import create_app
+    from etl.ui.app import create_app
 
     return TestClient(create_app(results_dir))
 
@@ -107,8 +107,8 @@ def test_the_failure_callback_records_the_task_and_its_first_line(results):
 
 
 def test_a_failure_record_goes_when_the_task_succeeds_later_and_scoring_runs_write_none(tmp_path, monkeypatch):
-    from etl.config import SCORING_DAG_ID, TRAINING_DAG_ID
-    from etl.tasks import _step, record_failure
+    from etl.orchestration.tasks import _step, record_failure
+    from etl.settings import SCORING_DAG_ID, TRAINING_DAG_ID
 
     monkeypatch.setenv("RESULTS_DIR", str(tmp_path))
     context = {"ti": SimpleNamespace(task_id="upload_results", map_index=-1, try_number=3),
@@ -201,7 +201,7 @@ def test_the_model_card_and_the_signoff_of_releases_and_runs(tmp_path, evaluated
     """The Model page links the published release's card and says who signed it off; the Report
     tab of a run awaiting sign-off says where to answer, and that of a rejected run who rejected
     it and why; each card is served as HTML."""
-    from etl.approval import record
+    from etl.orchestration.approval import record
 
     root = tmp_path / "results"
     approved, waiting, rejected = (_folder(root, r) for r in (PUBLISHED, REFUSED, FAILED))
@@ -305,7 +305,7 @@ def test_empty_results_folder_says_how_to_start(tmp_path, auth):
 
 
 def test_an_s3_results_root(s3_server, monkeypatch, small_csv, auth):
-    from etl.config import load_settings
+    from etl.settings import load_settings
 
     monkeypatch.setenv("AIRFLOW_CONN_WEB_S3", s3_server.connection())
     monkeypatch.setenv("RESULTS_DIR", f"s3://{BUCKET}/web-{uuid.uuid4().hex[:8]}")

@@ -1,0 +1,116 @@
+"""The operating point: the threshold a model's probability is read at, chosen by a stated rule
+(``RULES``) on out-of-fold probabilities, and the one sentence of what it promises.
+
+- ``risk_control`` (default): *expected sensitivity on new patients >= target*. Conformal risk
+  control (Angelopoulos et al., 2022) for the miss rate: with ``n`` malignant out-of-fold rows,
+  the threshold may miss ``k`` of them when ``(k + 1) / (n + 1) <= 1 - target``.
+- ``exact_bound``: *sensitivity on new patients >= target with probability ``confidence``*: the
+  exact one-sided lower bound of the out-of-fold sensitivity reaches the target.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from etl.catalog import ParameterError
+
+RULES = ("risk_control", "exact_bound")
+
+
+# -- operating point -------------------------------------------------------------------------
+
+def allowed_misses(malignant: int, target_sensitivity: float, rule: str, confidence: float = 0.0) -> int | None:
+    """How many of ``malignant`` out-of-fold malignant rows a threshold may miss under ``rule``;
+    None when even missing none does not give the guarantee (too few rows)."""
+    from etl.modeling.stats import lower_bound
+
+    n, alpha = malignant, 1 - target_sensitivity
+    if rule == "risk_control":
+        k = math.floor(alpha * (n + 1) - 1 + 1e-9)
+        return k if k >= 0 else None
+    if rule == "exact_bound":
+        # The fewest caught whose exact lower bound reaches the target: the bound grows with the
+        # count caught, so a bisection finds it (17 bounds at 64k malignant rows, not 60k).
+        def reaches(caught: int) -> bool:
+            return lower_bound(caught, n, confidence) >= target_sensitivity - 1e-12
+
+        if not reaches(n):
+            return None
+        low, high = 0, n
+        while low < high:
+            mid = (low + high) // 2
+            low, high = (low, mid) if reaches(mid) else (mid + 1, high)
+        return n - low
+    if rule == "none":
+        return math.floor(alpha * n + 1e-9)
+    raise ParameterError(f"threshold rule {rule!r} is not one of {', '.join(RULES)}")
+
+
+def guarantee(rule: str, target_sensitivity: float, confidence: float = 0.0) -> str:
+    """The one sentence that says what the operating point promises."""
+    if rule == "risk_control":
+        return (f"Expected sensitivity on new patients of at least {target_sensitivity:.0%} "
+                "(conformal risk control on the out-of-fold malignant cases).")
+    if rule == "exact_bound":
+        return (f"Sensitivity on new patients of at least {target_sensitivity:.0%} with probability "
+                f"{confidence:.0%} (exact one-sided bound on the out-of-fold malignant cases).")
+    raise ParameterError(f"threshold rule {rule!r} is not one of {', '.join(RULES)}")
+
+
+def _threshold_at(scores: np.ndarray, y: np.ndarray, misses: int) -> float:
+    """The threshold that misses ``misses`` malignant rows of ``scores``: halfway between the
+    highest score it may miss and the lowest it must catch (every threshold in that gap misses
+    the same rows; the midpoint leaves room on both sides)."""
+    malignant = np.sort(scores[y == 1])
+    return float((malignant[misses - 1] + malignant[misses]) / 2 if misses else malignant[0])
+
+
+def _rates(oof: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
+    oof = np.atleast_2d(oof)
+    return {"sensitivity": float(np.mean(oof[:, y == 1] >= threshold)),
+            "specificity": float(np.mean(oof[:, y == 0] < threshold))}
+
+
+def choose_threshold(y: np.ndarray, oof: np.ndarray, target_sensitivity: float, rule: str = "risk_control",
+                     confidence: float = 0.0) -> dict[str, Any]:
+    """The operating point of ``rule`` on out-of-fold probabilities ``oof`` (one row per repeat,
+    averaged per row before the threshold is read).
+
+    Returns:
+        ``threshold``, ``rule``, ``guarantee`` (the sentence), ``target_sensitivity``,
+        ``confidence``, ``malignant`` (out-of-fold malignant rows per repeat), ``allowed_misses``,
+        the out-of-fold ``sensitivity`` / ``specificity`` at the threshold (over the repeats),
+        ``reachable`` (False: too few malignant rows for the guarantee; the threshold then
+        catches every one), ``threshold_per_repeat`` (each repeat's own, for the record); and
+        ``alternatives``: the threshold and
+        out-of-fold rates of the other rule and of no margin at all (``none``: the target
+        met exactly on these rows), the price of each guarantee in specificity.
+    """
+    if not 0 < target_sensitivity < 1:
+        raise ParameterError(f"target_sensitivity must be in (0, 1), got {target_sensitivity}")
+    if not 0 <= confidence < 1:
+        raise ParameterError(f"threshold_confidence must be in [0, 1), got {confidence}")
+    oof = np.atleast_2d(np.asarray(oof, dtype=float))
+    mean = oof.mean(axis=0)  # each row's out-of-fold probability, averaged over the repeats
+    n = int(np.sum(y == 1))
+    if n == 0:
+        raise ParameterError("no malignant rows to choose a threshold on")
+
+    def point(r: str) -> dict[str, Any]:
+        k = allowed_misses(n, target_sensitivity, r, confidence)
+        t = _threshold_at(mean, y, k if k is not None else 0)
+        return {"threshold": t, "allowed_misses": k if k is not None else 0, "reachable": k is not None,
+                **_rates(mean, y, t)}
+
+    chosen = point(rule)
+    k = chosen["allowed_misses"]
+    return {
+        **chosen, "rule": rule, "guarantee": guarantee(rule, target_sensitivity, confidence),
+        "target_sensitivity": target_sensitivity, "confidence": confidence if rule == "exact_bound" else None,
+        "malignant": n,
+        "threshold_per_repeat": [_threshold_at(row, y, k) for row in oof],
+        "alternatives": {r: point(r) for r in (*RULES, "none") if r != rule},
+    }
