@@ -1,7 +1,7 @@
 """
 # Breast cancer diagnosis: training pipeline
 
-Trains candidate classifiers (logistic regression, SVM, random forest, gradient boosting) that
+Trains the enabled candidate classifiers (logistic regression, SVM, soft vote) that
 tell malignant from benign breast tumours on the Breast Cancer Wisconsin (Diagnostic) data,
 one mapped `train_model` task per candidate; `select_model` picks one by repeated
 cross-validation on the training split (the simplest within one standard error of the best)
@@ -14,14 +14,15 @@ gate passed (and, with `[release] approval = "required"`, a person approved it i
 `approve_release`), published: `metrics.json`, `model.pkl`, `scaler.pkl`, the model card
 `model_card.md` and their `manifest.json` to the `results/` folder, all at once or not at all.
 
-Each task runs one module of the `etl` package and hands the next task **file paths**, never
-data. A run works in its own folder, `results/runs/<run key>/`. Triggered by hand (the form
+Each task runs one step of the `etl` package (`etl/<step>.py`) and hands the next task **file
+paths**, never data. A run works in its own folder, `results/runs/<run key>/`. Triggered by hand (the form
 below, the CLI) and by each new version of the training data grown from confirmed outcomes
 (the `breast_cancer_training_data` asset, `dags/outcomes_dag.py`): such a run trains on it.
 
 **Parameters** (the trigger form): `data_path` (empty: the configured CSV), `test_size`,
-`random_state`, `C`, `max_iter` (the logistic regression's). Defaults and the other
-candidates' settings come from `pipeline.toml`.
+`random_state` (the seed of the models and the cross-validation), `C`, `max_iter` (the logistic
+regression's); each declared once, with its default and bounds, in `etl/settings.py`. The
+candidates and every other setting come from `pipeline.toml`.
 
 Bad data or parameters fail a task at once, with one line in its log; I/O errors are retried.
 A task that fails for good sends an e-mail and/or a webhook message when `[alerts]` is set.
@@ -32,10 +33,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG, Param, chain
+from airflow.sdk import DAG, chain
 
+from etl.catalog import TRAINING_DAG_ID as DAG_ID
 from etl.orchestration import alerts, assets, pipeline, tasks
-from etl.settings import TRAINING_DAG_ID as DAG_ID
 from etl.settings import load_settings
 
 settings = load_settings()
@@ -53,43 +54,7 @@ with DAG(
     max_active_runs=4,
     tags=["ml", "breast-cancer", "scikit-learn"],
     default_args=tasks.default_args(settings),  # retries, time limit, [alerts] failure alert
-    params={
-        "data_path": Param(
-            None,
-            type=["null", "string"],
-            title="Input CSV",
-            description=f"Input CSV, absolute or relative to the project root; empty uses {settings.paths.data_path}.",
-        ),
-        "test_size": Param(
-            settings.split.test_size,
-            type="number",
-            exclusiveMinimum=0,
-            exclusiveMaximum=1,
-            title="Test share",
-            description="Share of rows held out for the test split (stratified).",
-        ),
-        "random_state": Param(
-            settings.split.random_state,
-            type="integer",
-            minimum=0,
-            title="Random seed",
-            description="Seed of the split and the model.",
-        ),
-        "C": Param(
-            settings.model.C,
-            type="number",
-            exclusiveMinimum=0,
-            title="C",
-            description="Inverse regularisation strength of the logistic regression.",
-        ),
-        "max_iter": Param(
-            settings.model.max_iter,
-            type="integer",
-            minimum=1,
-            title="Max iterations",
-            description="Solver iterations of the logistic regression.",
-        ),
-    },
+    params=settings.trigger_form(),  # the run parameters (etl.settings.RUN_PARAMS)
 ) as dag:
     def step(callable_, **kwargs) -> PythonOperator:
         return PythonOperator(

@@ -25,8 +25,9 @@ from datetime import datetime, timezone
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG
 
+from etl.catalog import SCORING_DAG_ID
 from etl.orchestration import assets, tasks
-from etl.settings import SCORING_DAG_ID, load_settings
+from etl.settings import load_settings
 
 settings = load_settings()
 

@@ -14,11 +14,21 @@ returned outputs). Standard library only: imported when Airflow parses the DAG.
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
+
+#: The training DAG's id: its runs have run folders (``results/runs/<run key>/``).
+TRAINING_DAG_ID = "breast_cancer_etl_pipeline"
+#: The scoring DAG's id.
+SCORING_DAG_ID = "breast_cancer_scoring"
+#: The outcomes DAG's id.
+OUTCOMES_DAG_ID = "breast_cancer_outcomes"
+#: Where the api-server mounts the UI plugin's app (``etl.ui.app``; ``plugins/breast_cancer_ui.py``).
+UI_URL_PREFIX = "/breast-cancer"
 
 #: The training DAG's tasks, in the order a run runs them (``train_model`` and ``nested_cv`` are
 #: mapped: over the enabled candidates and over the outer folds).
@@ -26,6 +36,29 @@ TASKS: tuple[str, ...] = (
     "ensure_results_dir", "load_data", "preprocess_data", "train_model", "select_model", "nested_cv",
     "evaluate_model", "quality_gate", "make_report", "save_results", "upload_results",
 )
+#: The module of each task's step: it declares the step (``STEPS``: its wiring) and runs it from
+#: the command line (``python -m <module>``); ``etl.orchestration.pipeline`` runs it for Airflow.
+MODULES: dict[str, str] = {
+    "ensure_results_dir": "etl.runner", "load_data": "etl.load_data", "preprocess_data": "etl.preprocess_data",
+    "train_model": "etl.train_model", "select_model": "etl.train_model", "nested_cv": "etl.nested_cv",
+    "evaluate_model": "etl.evaluate_model", "quality_gate": "etl.quality_gate", "make_report": "etl.report",
+    "save_results": "etl.save_results", "upload_results": "etl.upload_results",
+}
+#: What each task does (its ``doc_md`` in the UI).
+ABOUT: dict[str, str] = {
+    "ensure_results_dir": "Create the results folder and this run's folder.",
+    "load_data": "Validate the input CSV (``[paths] data_path``, or the run's ``data_path``).",
+    "preprocess_data": "Split and scale the validated data.",
+    "train_model": "Cross-validate one candidate on the training split and fit it.",
+    "select_model": "Give each candidate its operating point and choose one.",
+    "nested_cv": "Run the whole procedure on all but one outer fold and score it on that fold.",
+    "evaluate_model": "Score the selected model on the test split, with the nested folds' expected performance.",
+    "quality_gate": 'Decide, once, whether the model may be published (``gate.json``).',
+    "make_report": "Write the run's HTML report and its model card.",
+    "save_results": ('Publish the run if its gate decision (and, with ``[release] approval = "required"``, a '
+                     "person) allows it; prune old runs."),
+    "upload_results": "Upload the release this run published.",
+}
 #: The sign-off task: in the DAG between ``make_report`` and ``save_results`` only with
 #: ``[release] approval = "required"``; an Airflow human-in-the-loop operator (``etl.orchestration.approval``),
 #: not an etl step, so not in ``TASKS``.
@@ -180,6 +213,93 @@ class StepInputs:
         if name in files:
             return files[name]
         raise AttributeError(f"task {self.__dict__.get('task')!r} does not read {name!r} (etl.catalog)")
+
+
+# -- the run parameters ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunParam:
+    """A run parameter, declared once: the trigger form's ``Param`` (``etl.settings.Settings.trigger_form``),
+    the command-line flag of the steps that take it (``etl.runner``) and the override of its
+    setting (``etl.settings.Settings.with_run_params``) all come from here.
+
+    Attributes:
+        name: its name, and its key in ``section`` (``settings.<section>.<name>``).
+        section: where it acts (``split``: the test split; ``model``: the models and the CV).
+        type: the value's type; a value is coerced to it (the trigger form sends ``C`` = 1.0 as
+            the integer 1, and an estimator built with ``C=1`` pickles to other bytes).
+        default: the value when neither the config nor the run sets it (None: ``[paths]``'s).
+        minimum, maximum, exclusive: the bounds, refused themselves when ``exclusive``.
+        steps: the tasks whose command line has the flag (``--test-size``).
+        convert: what a value that is not a number becomes (``data_path``: an absolute path).
+    """
+
+    name: str
+    section: str
+    type: type
+    default: Any
+    title: str
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive: bool = False
+    steps: tuple[str, ...] = ()
+    convert: Callable[[Any], Any] | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def coerce(self, value: Any) -> Any:
+        """``value`` as this parameter's type, within its bounds.
+
+        Raises:
+            ParameterError: one line naming the parameter, its bounds and the value.
+        """
+        if self.convert is not None:
+            return self.convert(value)
+        try:
+            typed = self.type(value)
+        except (TypeError, ValueError):
+            raise ParameterError(f"{self.name} must be a{'n integer' if self.type is int else ' number'}, "
+                                 f"got {value!r}") from None
+        low, high = self.minimum, self.maximum
+        if (low is not None and (typed < low or (self.exclusive and typed == low))) or \
+                (high is not None and (typed > high or (self.exclusive and typed == high))):
+            bounds = " and ".join(f"{op} {b}" for op, b in ((">" if self.exclusive else ">=", low),
+                                                           ("<" if self.exclusive else "<=", high)) if b is not None)
+            raise ParameterError(f"{self.name} must be {bounds}, got {value}")
+        return typed
+
+    def param(self, value: Any, configured: Any = None) -> Any:
+        """The trigger form's ``airflow.sdk.Param`` with the value ``value``."""
+        from airflow.sdk import Param
+
+        bounds = {("exclusiveMinimum" if self.exclusive else "minimum"): self.minimum,
+                  ("exclusiveMaximum" if self.exclusive else "maximum"): self.maximum}
+        schema = {"type": ["null", "string"]} if self.type is str else {
+            "type": "integer" if self.type is int else "number", **{k: v for k, v in bounds.items() if v is not None}}
+        description = self.description + (f" Empty: {configured}." if configured is not None else "")
+        return Param(value, title=self.title, description=description, **schema)
+
+
+def refuse_unknown(names: Iterable[str], valid: Iterable[str]) -> None:
+    """Refuse run parameters that do not exist (a typo such as ``c`` for ``C`` would otherwise
+    run silently with the default): the one place unknown parameters are refused.
+
+    Raises:
+        ParameterError: one line naming the unknown keys, with a close match, and the valid ones.
+    """
+    valid = sorted(valid)
+    unknown = sorted(set(names) - set(valid))
+    if unknown:
+        def hint(key: str) -> str:
+            close = [v for v in valid if v.lower() == key.lower()] or difflib.get_close_matches(key, valid, n=1)
+            return f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key)
+
+        raise ParameterError(f"unknown run parameter(s) {', '.join(map(hint, unknown))}; "
+                             f"valid parameters: {', '.join(valid)}")
 
 
 # -- how a step fails on purpose ------------------------------------------------------------------

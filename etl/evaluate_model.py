@@ -21,6 +21,7 @@ from etl.data.schema import FEATURE_COLUMNS, ID_COLUMN, MALIGNANT, TARGET_COLUMN
 from etl.modeling.nested import summarize_folds
 from etl.modeling.procedure import features_and_labels, malignant_probability, predict_frame, threshold_metrics
 from etl.modeling.procedure import ranking_scores as ranking_metrics
+from etl.runner import Option, Outputs, Run, Step
 
 logger = logging.getLogger(__name__)
 
@@ -216,28 +217,20 @@ def evaluate_model(
     return {"metrics": str(metrics_path), "predictions": str(predictions_path)}
 
 
+def _evaluate_model(run: Run) -> Outputs:
+    """``evaluate_model`` on the run's model, test split and nested folds."""
+    i = run.inputs("evaluate_model")
+    return evaluate_model(i.model, i.test, i.training, run.folder.metrics, run.folder.predictions,
+                          run.settings.evaluation.bootstrap_resamples, run.random_state, i.outer_fold)
+
+
+STEPS = {"evaluate_model": Step("evaluate_model", _evaluate_model, (
+    Option("--bootstrap", "evaluation", "bootstrap_resamples", "bootstrap resamples of the 95 % intervals"),))}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
-    p, settings, run = runner.parser(__doc__)
-    p.add_argument("--model", type=runner.path_arg, default=run.model, help="model (select_model)")
-    p.add_argument("--training", type=runner.path_arg, default=run.training,
-                   help="selection record with the threshold (select_model)")
-    p.add_argument("--test", type=runner.path_arg, default=run.test, help="test split")
-    p.add_argument("--metrics", type=runner.path_arg, default=run.metrics, help="JSON to write")
-    p.add_argument("--predictions", type=runner.path_arg, default=run.predictions,
-                   help="test predictions CSV to write")
-    p.add_argument("--bootstrap", type=int, default=settings.evaluation.bootstrap_resamples, help="resamples")
-    p.add_argument("--random-state", type=int, default=settings.split.random_state)
-    p.add_argument("--outer-fold", type=runner.path_arg, action="append", dest="outer_folds",
-                   help="a nested_cv fold record (repeatable; default: those in the run folder)")
-
-    def action(a):
-        folds = a.outer_folds or [f for f in map(run.outer_fold, range(settings.nested_cv.count))
-                                  if storage.exists(f)]
-        return evaluate_model(a.model, a.test, a.training, a.metrics, a.predictions, a.bootstrap,
-                              a.random_state, folds)
-
-    return runner.run(p, action, argv)
+    """Command-line entry point: the DAG's task on a run folder (``etl.runner.main``)."""
+    return runner.main(STEPS, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import logging
 
 from etl import runner, storage
 from etl.data.contract import RawTable, profile, read_input, validate
+from etl.runner import Option, Outputs, Run, Step
 
 logger = logging.getLogger(__name__)
 
@@ -48,21 +49,22 @@ def load_data(
     return {"data": str(output_path), "profile": str(profile_path)}
 
 
+def _load_data(run: Run) -> Outputs:
+    """``load_data`` on the configured CSV (or the run's ``data_path``) and ``[validation]``."""
+    v = run.settings.validation
+    return load_data(run.settings.paths.data_path, run.folder.data, run.folder.profile, v.max_missing_share,
+                     v.min_rows_per_class)
+
+
+STEPS = {"load_data": Step("load_data", _load_data, (
+    Option("--max-missing-share", "validation", "max_missing_share", "largest share of a feature's values imputed"),
+    Option("--min-rows-per-class", "validation", "min_rows_per_class", "fewest rows of each diagnosis"),
+))}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
-    p, settings, run = runner.parser(__doc__)
-    p.add_argument("--data-path", type=runner.path_arg, default=settings.paths.data_path, help="input CSV")
-    p.add_argument("--output", type=runner.path_arg, default=run.data, help="validated table to write (Parquet)")
-    p.add_argument("--profile", type=runner.path_arg, default=run.profile, help="profile JSON to write")
-    p.add_argument("--max-missing-share", type=float, default=settings.validation.max_missing_share)
-    p.add_argument("--min-rows-per-class", type=int, default=settings.validation.min_rows_per_class)
-    return runner.run(
-        p,
-        lambda a: load_data(
-            a.data_path, a.output, a.profile, a.max_missing_share, a.min_rows_per_class
-        ),
-        argv,
-    )
+    """Command-line entry point: the DAG's task on a run folder (``etl.runner.main``)."""
+    return runner.main(STEPS, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from etl import runner, storage
-from etl.modeling.models import candidate_params
 from etl.modeling.nested import run_outer_fold
 from etl.modeling.procedure import Procedure
+from etl.runner import Outputs, Run, Step
 
 
 def nested_cv(
@@ -43,24 +43,19 @@ def nested_cv(
     return {"fold": index, "outer_fold": str(out_path)}
 
 
+def _nested_cv(run: Run, fold: int) -> Outputs:
+    """``nested_cv`` of outer fold ``fold`` with the candidates and the procedure of the run."""
+    n = run.settings.nested_cv
+    return nested_cv(run.input("nested_cv", "data"), fold, run.folder.outer_fold(fold), run.candidate_params(),
+                     Procedure.of(run.settings.selection, run.random_state), n.outer_folds, n.outer_repeats)
+
+
+STEPS = {"nested_cv": Step("nested_cv", _nested_cv)}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: run outer folds (default: all of them, one after another)."""
-    p, settings, run = runner.parser(__doc__)
-    p.add_argument("--data", type=runner.path_arg, default=run.data, help="validated table (load_data)")
-    p.add_argument("--fold", type=int, action="append",
-                   help=f"outer fold to run (repeatable; default: all {settings.nested_cv.count})")
-    p.add_argument("--C", dest="C", type=float, default=settings.model.C, help="logistic regression C")
-    p.add_argument("--max-iter", type=int, default=settings.model.max_iter, help="logistic regression iterations")
-    p.add_argument("--random-state", type=int, default=settings.split.random_state)
-
-    def action(a):
-        candidates = candidate_params(settings.candidates, vars(a))
-        folds = a.fold if a.fold is not None else range(settings.nested_cv.count)
-        written = [nested_cv(a.data, i, run.outer_fold(i), candidates, Procedure.of(settings.selection, a.random_state),
-                             settings.nested_cv.outer_folds, settings.nested_cv.outer_repeats)["outer_fold"] for i in folds]
-        return {"folds": written}
-
-    return runner.run(p, action, argv)
+    """Command-line entry point: the DAG's task on a run folder (``etl.runner.main``)."""
+    return runner.main(STEPS, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"recorded": done, "rejected": rejected, "releases": out["releases"],
                 "alarms": sorted(out["new_alarms"]), "unmatched": out["unmatched"], "conflicts": out["conflicts"]}
 
-    return runner.run(p, action, argv)
+    return runner.command(p, action, argv)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", type=runner.path_arg, required=True, help="predictions CSV to write")
     p.add_argument("--release", type=runner.path_arg, default=None,
                    help="release folder (default: the published one, results/current)")
-    return runner.run(p, lambda a: predict(a.input, a.output, settings.results_dir, a.release), argv)
+    return runner.command(p, lambda a: predict(a.input, a.output, settings.results_dir, a.release), argv)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from etl import runner, storage
 from etl.catalog import DataValidationError, ParameterError
 from etl.data.schema import FEATURE_COLUMNS, ID_COLUMN, TARGET_COLUMN
 from etl.modeling.procedure import make_preprocessor
+from etl.runner import Outputs, Run, Step
 
 logger = logging.getLogger(__name__)
 
@@ -152,26 +153,19 @@ def preprocess_data(
             "preprocessing": str(summary_path)}
 
 
+def _preprocess_data(run: Run) -> Outputs:
+    """``preprocess_data`` on the run's table with ``[split]`` and the run's seed."""
+    f, split = run.folder, run.settings.split
+    return preprocess_data(run.input("preprocess_data", "data"), f.train, f.test, f.scaler, f.preprocessing,
+                           split.test_size, run.random_state, split.method, split.salt)
+
+
+STEPS = {"preprocess_data": Step("preprocess_data", _preprocess_data)}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
-    p, settings, run = runner.parser(__doc__)
-    p.add_argument("--data", type=runner.path_arg, default=run.data, help="validated table (load_data)")
-    p.add_argument("--train", type=runner.path_arg, default=run.train, help="train split to write")
-    p.add_argument("--test", type=runner.path_arg, default=run.test, help="test split to write")
-    p.add_argument("--scaler", type=runner.path_arg, default=run.scaler,
-                   help="fitted imputer and scaler to write")
-    p.add_argument("--summary", type=runner.path_arg, default=run.preprocessing,
-                   help="preprocessing summary JSON to write")
-    p.add_argument("--test-size", type=float, default=settings.split.test_size)
-    p.add_argument("--random-state", type=int, default=settings.split.random_state)
-    return runner.run(
-        p,
-        lambda a: preprocess_data(
-            a.data, a.train, a.test, a.scaler, a.summary, a.test_size, a.random_state,
-            settings.split.method, settings.split.salt,
-        ),
-        argv,
-    )
+    """Command-line entry point: the DAG's task on a run folder (``etl.runner.main``)."""
+    return runner.main(STEPS, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 from etl import runner
 from etl.releases.gate import check_run
-from etl.storage.layout import RunPaths
+from etl.runner import Option, Outputs, Run, Step
+
+
+def _quality_gate(run: Run) -> Outputs:
+    """``check_run`` against the published release with ``[gate]``."""
+    return check_run(run.inputs("quality_gate"), run.folder.gate, run.settings.results_dir, run.settings.gate)
+
+
+STEPS = {"quality_gate": Step("quality_gate", _quality_gate, (
+    Option("--results-dir", "paths", "results_dir", "results folder whose published release it compares with"),))}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
-    p, settings, run = runner.parser(__doc__)
-    p.add_argument("--run-dir", type=runner.path_arg, default=run.root, help="evaluated run folder")
-    p.add_argument("--results-dir", type=runner.path_arg, default=settings.results_dir,
-                   help="results folder whose published release the run is compared with")
-    return runner.run(p, lambda a: check_run(runner.of_folder("quality_gate", a.run_dir), RunPaths(a.run_dir).gate,
-                                          a.results_dir, settings.gate), argv)
+    """Command-line entry point: the DAG's task on a run folder (``etl.runner.main``)."""
+    return runner.main(STEPS, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from etl import runner, storage
 from etl.catalog import StepInputs
 from etl.data.schema import FEATURE_COLUMNS, LABEL_CODES, SCORES, TARGET_COLUMN
 from etl.releases.headline import expected_line, guarantee_line
-from etl.storage.layout import RunPaths
+from etl.runner import Outputs, Run, Step
 
 logger = logging.getLogger(__name__)
 
@@ -270,13 +270,22 @@ def make_report(run: StepInputs, report_path: storage.Location, random_state: in
     return {"report": str(report_path)}
 
 
+def _make_report(run: Run) -> Outputs:
+    """``make_report`` and the run's model card (its sign-off pending or automatic)."""
+    from etl.releases.model_card import AUTO, write_card
+
+    inputs, release = run.inputs("make_report"), run.settings.release
+    signoff = {"decision": "pending", "approvers": list(release.approvers)} if release.required else AUTO
+    return {**make_report(inputs, run.folder.report, run.random_state),
+            **write_card(inputs, run.folder.model_card, run.info, signoff)}
+
+
+STEPS = {"make_report": Step("make_report", _make_report)}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
-    p, settings, run = runner.parser(__doc__)
-    p.add_argument("--run-dir", type=runner.path_arg, default=run.root, help="evaluated run folder")
-    p.add_argument("--report", type=runner.path_arg, default=None, help="HTML to write (default: <run>/report.html)")
-    return runner.run(p, lambda a: make_report(runner.of_folder("make_report", a.run_dir),
-                                            a.report or RunPaths(a.run_dir).report, settings.split.random_state), argv)
+    """Command-line entry point: the DAG's task on a run folder (``etl.runner.main``)."""
+    return runner.main(STEPS, __doc__, argv)
 
 
 if __name__ == "__main__":

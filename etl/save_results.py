@@ -14,11 +14,11 @@ from datetime import timedelta
 from typing import Any
 
 from etl import runner, storage
-from etl.catalog import StepInputs
-from etl.releases.registry import ensure_results_dir, publish, publishable
+from etl.catalog import Skipped, StepInputs
+from etl.releases.registry import publish, publishable
 from etl.releases.retention import prune
+from etl.runner import Option, Outputs, Run, Step
 from etl.storage import Location
-from etl.storage.layout import CLI_RUN_KEY, RunPaths
 
 logger = logging.getLogger(__name__)
 
@@ -73,23 +73,25 @@ def save_results(
     return published
 
 
+def _save_results(run: Run) -> Outputs:
+    """``save_results`` with ``[retention]``; ``Skipped`` when nothing was published."""
+    r = run.settings.retention
+    outcome = save_results(run.inputs("save_results"), run.folder.release_record, run.settings.results_dir, run.info,
+                           r.keep_runs, timedelta(hours=r.prune_min_age_hours), run.settings.release.required)
+    if not outcome.get("published", True):
+        raise Skipped(outcome["reason"])
+    return outcome
+
+
+STEPS = {"save_results": Step("save_results", _save_results, (
+    Option("--results-dir", "paths", "results_dir", "publish here"),
+    Option("--keep-runs", "retention", "keep_runs", "run folders and releases to keep"),
+))}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
-    p, settings, run = runner.parser(__doc__)
-    p.add_argument("--run-dir", type=runner.path_arg, default=run.root, help="run folder to publish")
-    p.add_argument(
-        "--results-dir", type=runner.path_arg, default=settings.results_dir, help="publish here"
-    )
-    p.add_argument("--keep-runs", type=int, default=settings.retention.keep_runs,
-                   help="run folders and releases to keep")
-
-    def action(a):
-        ensure_results_dir(a.results_dir)
-        return save_results(runner.of_folder("save_results", a.run_dir), RunPaths(a.run_dir).release_record,
-                            a.results_dir, {"run_id": CLI_RUN_KEY}, a.keep_runs,
-                            timedelta(hours=settings.retention.prune_min_age_hours), settings.release.required)
-
-    return runner.run(p, action, argv)
+    """Command-line entry point: the DAG's task on a run folder (``etl.runner.main``)."""
+    return runner.main(STEPS, __doc__, argv)
 
 
 if __name__ == "__main__":

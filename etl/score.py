@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                 rejected.append(path.name)
         return {"scored": done, "rejected": rejected}
 
-    return runner.run(p, action, argv)
+    return runner.command(p, action, argv)
 
 
 if __name__ == "__main__":

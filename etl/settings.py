@@ -1,16 +1,10 @@
-"""Every path and setting of the pipeline, defined once.
+"""The settings of the pipeline, by section of ``pipeline.toml``, typed, each read once.
 
-Precedence, lowest first: ``pipeline.toml`` at the project root, then the file named by
-``PIPELINE_CONFIG`` (it needs only the keys it changes; several files separated by ``:`` are
-read in order), then the environment variables
-``DATA_PATH``, ``RESULTS_DIR``, ``RESULTS_CONN_ID``, ``UPLOAD_URI``, ``UPLOAD_CONN_ID`` and
-``SCORING_INBOX``. Run parameters (``test_size``, ``random_state``, ``C``, ``max_iter``) are further
-overridden per run by the DAG's params or a command's flags.
-
-This module is imported when Airflow parses the DAG file, so it must stay light: standard
-library only. An object-store results root becomes an ``ObjectStoragePath`` only when a task
-first uses it (making one looks up the connection and sets up its file system: no work for
-DAG parsing).
+Precedence, lowest first: a run parameter's declared default (``RUN_PARAMS``), ``pipeline.toml``,
+the files named by ``PIPELINE_CONFIG`` (only the keys they change; several separated by ``:``),
+the environment variables of ``ENV_VARS``; then, per run, the DAG's params or a step's flags.
+Imported when Airflow parses the DAG files: standard library only (an object-store results root
+becomes an ``ObjectStoragePath`` only when a task first uses it).
 """
 
 from __future__ import annotations
@@ -26,66 +20,46 @@ from typing import Any
 
 import tomllib
 
-from etl.catalog import ParameterError
+from etl.catalog import ParameterError, RunParam, refuse_unknown
 from etl.storage import Target
-from etl.storage.layout import InboxPaths, ResultsPaths, results_root
+from etl.storage.layout import (
+    PROJECT_ROOT,
+    InboxPaths,
+    ResultsPaths,
+    input_location,
+    resolve_path,
+    results_location,
+    results_root,
+    upload_location,
+)
 
-#: The repository root (this package is installed in editable mode, so it is the checkout).
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "pipeline.toml"
 
 #: Environment variables that override a setting of the config file: (section, key) -> variable.
 ENV_VARS = {
-    ("paths", "data_path"): "DATA_PATH",
-    ("paths", "results_dir"): "RESULTS_DIR",
-    ("paths", "results_conn_id"): "RESULTS_CONN_ID",
-    ("paths", "upload_uri"): "UPLOAD_URI",
-    ("upload", "conn_id"): "UPLOAD_CONN_ID",
-    ("scoring", "inbox"): "SCORING_INBOX",
-    ("outcomes", "inbox"): "OUTCOMES_INBOX",
+    ("paths", "data_path"): "DATA_PATH", ("paths", "results_dir"): "RESULTS_DIR",
+    ("paths", "results_conn_id"): "RESULTS_CONN_ID", ("paths", "upload_uri"): "UPLOAD_URI",
+    ("upload", "conn_id"): "UPLOAD_CONN_ID", ("scoring", "inbox"): "SCORING_INBOX", ("outcomes", "inbox"): "OUTCOMES_INBOX",
 }
 
 
-#: The training DAG's id: its runs have run folders (``results/runs/<run key>/``).
-TRAINING_DAG_ID = "breast_cancer_etl_pipeline"
-#: The scoring DAG's id.
-SCORING_DAG_ID = "breast_cancer_scoring"
-#: The outcomes DAG's id.
-OUTCOMES_DAG_ID = "breast_cancer_outcomes"
-#: Where the api-server mounts the UI plugin's app (``etl.ui.app``; ``plugins/breast_cancer_ui.py``).
-UI_URL_PREFIX = "/breast-cancer"
-
-
-def _input_path(value: Any) -> Any:
-    """The run parameter ``data_path``: a path made absolute (an ``ObjectStoragePath`` as given)."""
-    return resolve_path(value) if isinstance(value, (str, os.PathLike)) and "://" not in str(value) else value
-
-
-#: The run parameters: what a DAG run's params (the trigger form, ``--conf``) or a step's flags
-#: set over the config file, each ``name: (section, key, type)``. A run's settings are the config's
-#: with these replaced (``Settings.with_run_params``), so the steps read every setting, run
-#: parameter or not, from its section. A new one is a line here, its key in ``pipeline.toml`` and
-#: its ``Param`` in the DAG (``docs/model.md``). Each is coerced to its type: the UI's trigger form
-#: sends JSON numbers as typed, so ``C`` = 1.0 arrives as the integer 1, and a run must not depend
-#: on how a number was written (an estimator built with ``C=1`` pickles to other bytes than one
-#: with ``C=1.0``).
-RUN_PARAMS: dict[str, tuple[str, str, Any]] = {
-    "data_path": ("paths", "data_path", _input_path),
-    "test_size": ("split", "test_size", float),
-    "random_state": ("split", "random_state", int),
-    "C": ("model", "C", float),
-    "max_iter": ("model", "max_iter", int),
-}
-
-
-def _location(value: Any) -> str:
-    """A results or inbox location: a local path made absolute, or a URI as given."""
-    return _results_location(str(value))
-
-
-def _addresses(value: Any) -> tuple[str, ...]:
-    """A comma-separated list of addresses, as a tuple (empty: none)."""
-    return tuple(a.strip() for a in str(value).split(",") if a.strip())
+#: The run parameters: a DAG run's params (the trigger form, ``--conf``) and the steps' flags set
+#: them over the config file. Adding one is a line here with its field in its section, and the code
+#: that uses it (``docs/model.md``).
+RUN_PARAMS: dict[str, RunParam] = {p.name: p for p in (
+    RunParam("data_path", "paths", str, None, "Input CSV",
+             "Input CSV, absolute or relative to the project root.", steps=("load_data",), convert=input_location),
+    RunParam("test_size", "split", float, 0.2, "Test share",
+             "Share of rows held out for the test split (stratified by class).", 0, 1, exclusive=True,
+             steps=("preprocess_data",)),
+    RunParam("random_state", "model", int, 42, "Random seed",
+             "Seed of the models and the cross-validation (and of a random split).", 0,
+             steps=("preprocess_data", "train_model", "nested_cv", "evaluate_model", "make_report")),
+    RunParam("C", "model", float, 1.0, "C", "Inverse regularisation strength of the logistic regression.",
+             0, exclusive=True, steps=("train_model", "nested_cv")),
+    RunParam("max_iter", "model", int, 1000, "Max iterations", "Solver iterations of the logistic regression.",
+             1, steps=("train_model", "nested_cv")),
+)}
 
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -107,18 +81,13 @@ def _approval(value: Any) -> str:
 
 
 def _names(value: Any) -> tuple[str, ...]:
-    """A list of user names (a TOML list, or one comma-separated string)."""
+    """A list of names or addresses (a TOML list, or one comma-separated string)."""
     items = value if isinstance(value, list) else str(value).split(",")
     return tuple(str(v).strip() for v in items if str(v).strip())
 
 
-def _upload_uri(value: Any) -> str:
-    """An upload destination: a plain local path made absolute, a URI as given."""
-    return str(value) if "://" in str(value) else str(resolve_path(str(value)))
-
-
 #: How a value of the config file becomes a setting, by the field's declared type (or the
-#: ``convert`` of its metadata). Every default lives in ``pipeline.toml``, nowhere else.
+#: ``convert`` of its metadata).
 _CONVERT: dict[str, Any] = {"float": float, "int": int, "str": str, "bool": bool, "Path": lambda v: resolve_path(v)}
 
 
@@ -132,9 +101,9 @@ class PathsSettings:
     """``[paths]``: the input, the results folder, the upload destination."""
 
     data_path: Path
-    results_dir: str = _setting(_location)  # an absolute path, or a URI such as s3://bucket/prefix
+    results_dir: str = _setting(results_location)  # an absolute path, or a URI such as s3://bucket/prefix
     results_conn_id: str
-    upload_uri: str = _setting(_upload_uri)
+    upload_uri: str = _setting(upload_location)
 
 
 @dataclass(frozen=True)
@@ -147,18 +116,19 @@ class ValidationSettings:
 
 @dataclass(frozen=True)
 class SplitSettings:
-    """``[split]``: the test split (a run parameter: test_size, random_state)."""
+    """``[split]``: the test split (``test_size`` is a run parameter)."""
 
     test_size: float
-    random_state: int
     method: str
     salt: str
 
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """``[model]``: the run parameters of the candidates that take them."""
+    """``[model]``: the seed of the models and the cross-validation, and the parameters of the
+    candidates that take them (all run parameters)."""
 
+    random_state: int
     C: float
     max_iter: int
 
@@ -246,7 +216,7 @@ class UploadSettings:
 class ScoringSettings:
     """``[scoring]``: the scoring DAG's inbox and drift check."""
 
-    inbox: str = _setting(_location)  # an absolute path, or a URI such as s3://bucket/prefix
+    inbox: str = _setting(results_location)  # an absolute path, or a URI such as s3://bucket/prefix
     poll_seconds: float
     drift_alpha: float
     drift_min_statistic: float
@@ -257,7 +227,7 @@ class ScoringSettings:
 class AlertsSettings:
     """``[alerts]``: where failures (and, if asked, successes) are announced."""
 
-    email_to: tuple[str, ...] = _setting(_addresses)
+    email_to: tuple[str, ...] = _setting(_names)
     smtp_conn_id: str
     webhook_conn_id: str
     on_success: bool
@@ -268,7 +238,7 @@ class OutcomesSettings:
     """``[outcomes]``: confirmed diagnoses coming back (``etl.outcomes``), the alarm on a
     release's realized performance (``etl.monitoring.performance``), the growing training data."""
 
-    inbox: str = _setting(_location)  # an absolute path, or a URI such as s3://bucket/prefix
+    inbox: str = _setting(results_location)  # an absolute path, or a URI such as s3://bucket/prefix
     alarm_confidence: float
     alarm_min_malignant: int
     alarm_min_cases: int
@@ -287,16 +257,6 @@ class ReleaseSettings:
     def required(self) -> bool:
         """Whether a person must approve each release (the DAG then has ``approve_release``)."""
         return self.approval == "required"
-
-
-#: The config file's sections, each a dataclass of its keys (``[candidates]`` is free-form).
-SECTIONS: dict[str, type] = {
-    "paths": PathsSettings, "validation": ValidationSettings, "split": SplitSettings,
-    "model": ModelSettings, "selection": SelectionSettings, "nested_cv": NestedCVSettings,
-    "evaluation": EvaluationSettings, "gate": GateSettings, "retention": RetentionSettings,
-    "airflow": AirflowSettings, "upload": UploadSettings, "scoring": ScoringSettings,
-    "alerts": AlertsSettings, "release": ReleaseSettings, "outcomes": OutcomesSettings,
-}
 
 
 @dataclass(frozen=True)
@@ -324,9 +284,8 @@ class Settings:
 
     @functools.cached_property
     def results_dir(self) -> Target:
-        """The results folder: a ``Path``, or an Airflow ``ObjectStoragePath`` when
-        ``[paths] results_dir`` is a URI such as ``s3://bucket/prefix`` (credentials from the
-        connection ``results_conn_id``): the artifact root workers on several machines share."""
+        """The results folder: a ``Path``, or an ``ObjectStoragePath`` for a URI such as
+        ``s3://bucket/prefix`` (through ``results_conn_id``), which workers on several machines share."""
         return results_root(self.paths.results_dir, self.paths.results_conn_id)
 
     @property
@@ -336,32 +295,31 @@ class Settings:
 
     @property
     def run_params(self) -> dict[str, Any]:
-        """The run parameters (``RUN_PARAMS``) of these settings. ``C`` and ``max_iter`` set the
-        parameters of the same name of the candidates that take them
-        (``etl.modeling.models.Candidate.run_params``)."""
-        return {name: getattr(getattr(self, section), key) for name, (section, key, _) in RUN_PARAMS.items()}
-
-    @staticmethod
-    def typed_run_params(values: Mapping[str, Any]) -> dict[str, Any]:
-        """``values`` with each run parameter as its type (``RUN_PARAMS``); None and "" (the
-        form's empty field: the configured value) are left out."""
-        return {key: RUN_PARAMS[key][2](value) if key in RUN_PARAMS else value
-                for key, value in values.items() if value is not None and value != ""}
+        """The run parameters (``RUN_PARAMS``) of these settings."""
+        return {name: getattr(getattr(self, p.section), name) for name, p in RUN_PARAMS.items()}
 
     def with_run_params(self, values: Mapping[str, Any]) -> Settings:
-        """These settings with a run's parameters (``RUN_PARAMS``) in their sections.
+        """These settings with a run's parameters (``RUN_PARAMS``, each coerced to its type and
+        bounds) in their sections; None and "" (the form's empty field) keep the configured value.
 
         Raises:
-            ParameterError: a name that is not a run parameter.
+            ParameterError: a name that is not a run parameter, a value out of bounds.
         """
-        unknown = sorted(set(values) - set(RUN_PARAMS))
-        if unknown:
-            raise ParameterError(f"unknown run parameter(s) {', '.join(unknown)}; valid: {', '.join(RUN_PARAMS)}")
+        refuse_unknown(values, RUN_PARAMS)
         changes: dict[str, dict[str, Any]] = {}
-        for name, value in self.typed_run_params(values).items():
-            section, key, _ = RUN_PARAMS[name]
-            changes.setdefault(section, {})[key] = value
+        for name, value in values.items():
+            if value is not None and value != "":
+                changes.setdefault(RUN_PARAMS[name].section, {})[name] = RUN_PARAMS[name].coerce(value)
         return replace(self, **{section: replace(getattr(self, section), **keys) for section, keys in changes.items()})
+
+    def override(self, section: str, key: str, value: Any) -> Settings:
+        """These settings with ``[section] key`` set to ``value`` (a step's flag)."""
+        return replace(self, **{section: replace(getattr(self, section), **{key: _convert(section, key, value)})})
+
+    def trigger_form(self) -> dict[str, Any]:
+        """The training DAG's params: one ``Param`` per run parameter, at these settings' value."""
+        return {name: p.param(None, self.paths.data_path) if p.type is str else p.param(getattr(getattr(
+            self, p.section), name)) for name, p in RUN_PARAMS.items()}
 
     @property
     def inbox(self) -> InboxPaths:
@@ -376,35 +334,27 @@ class Settings:
         return InboxPaths(results_root(self.outcomes.inbox, self.paths.results_conn_id))
 
 
-def resolve_path(path: str | os.PathLike[str]) -> Path:
-    """An absolute path: relative paths are taken from the project root, not the working dir."""
-    path = Path(path).expanduser()
-    return Path(os.path.normpath(path if path.is_absolute() else PROJECT_ROOT / path))
+#: The config file's sections, each a dataclass of its keys (``[candidates]`` is free-form).
+SECTIONS: dict[str, type] = {f.name: globals()[str(f.type)] for f in fields(Settings) if f.name != "candidates"}
 
 
-def _results_location(value: str) -> str:
-    """A results folder setting made absolute: local paths and ``file://`` URIs to a path
-    (relative to the project root), other URIs as given."""
-    if value.startswith("file://") or "://" not in value:
-        return str(resolve_path(value.removeprefix("file://")))
-    return value.rstrip("/")
+def _convert(section: str, key: str, value: Any) -> Any:
+    """A config value as the setting ``[section] key``: by its field's ``convert`` or type."""
+    f = next(f for f in fields(SECTIONS[section]) if f.name == key)
+    return (f.metadata.get("convert") or _CONVERT[str(f.type)])(value)
 
 
 def _section(name: str, values: Mapping[str, Any]) -> Any:
-    """``[name]`` of the config as its dataclass, each value converted by its field's type."""
-    cls = SECTIONS[name]
-    kwargs = {}
-    for f in fields(cls):
-        convert = f.metadata.get("convert") or _CONVERT[str(f.type)]
-        kwargs[f.name] = convert(values[f.name])
-    return cls(**kwargs)
+    """``[name]`` of the config as its dataclass."""
+    return SECTIONS[name](**{f.name: _convert(name, f.name, values[f.name]) for f in fields(SECTIONS[name])})
 
 
 def load_settings(
     config_file: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Read the config files and apply the environment overrides.
+    """The settings: ``pipeline.toml``, the config files over it, the environment overrides.
+    Read once per process: again only when a file or a variable they come from has changed.
 
     Args:
         config_file: TOML file(s) read over ``pipeline.toml``, in order, separated by ``:``;
@@ -413,25 +363,34 @@ def load_settings(
 
     Raises:
         ParameterError: one line, for a section or key a config file has that
-            ``pipeline.toml`` does not.
+            ``pipeline.toml`` does not (a run parameter's key is always known).
     """
     environ = os.environ if environ is None else environ
-    with open(DEFAULT_CONFIG_FILE, "rb") as fh:
+    config_files = str(config_file or environ.get("PIPELINE_CONFIG") or "")
+    paths = [DEFAULT_CONFIG_FILE, *(resolve_path(f) for f in config_files.split(os.pathsep) if f)]
+    mtimes = tuple((str(f), f.stat().st_mtime_ns if f.exists() else None) for f in paths)  # (open says why)
+    return _read_settings((mtimes, tuple(environ.get(var) for var in ENV_VARS.values())))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_settings(key: tuple[tuple[tuple[str, int | None], ...], tuple[str | None, ...]]) -> Settings:
+    files, env = key
+    with open(files[0][0], "rb") as fh:
         raw = tomllib.load(fh)
-    config_files = config_file or environ.get("PIPELINE_CONFIG") or ""
-    for path in str(config_files).split(os.pathsep) if config_files else []:
-        with open(resolve_path(path), "rb") as fh:
+    for p in RUN_PARAMS.values():  # a run parameter's default is its declaration's
+        if p.default is not None:
+            raw[p.section].setdefault(p.name, p.default)
+    for path, _ in files[1:]:
+        with open(path, "rb") as fh:
             for section, values in tomllib.load(fh).items():
                 if section not in raw:
                     raise ParameterError(f"{path}: unknown section [{section}]")
                 unknown = sorted(set(values) - set(raw[section]))
                 if unknown:
-                    raise ParameterError(
-                        f"{path}: unknown setting(s) in [{section}]: {', '.join(unknown)}"
-                    )
+                    raise ParameterError(f"{path}: unknown setting(s) in [{section}]: {', '.join(unknown)}")
                 raw[section].update(values)
-    for (section, key), var in ENV_VARS.items():
-        if environ.get(var):
-            raw[section][key] = environ[var]
+    for (section, name), value in zip(ENV_VARS, env, strict=True):
+        if value:
+            raw[section][name] = value
     candidates = {name: dict(raw["candidates"].get(name, {})) for name in raw["candidates"]["enabled"]}
     return Settings(candidates=candidates, **{name: _section(name, raw[name]) for name in SECTIONS})

@@ -20,8 +20,9 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from etl import runner, storage
+from etl.catalog import ParameterError
 from etl.data.schema import ID_COLUMN, LABEL_CODES, TARGET_COLUMN
-from etl.modeling.models import candidate_params, make_estimator
+from etl.modeling.models import make_estimator
 from etl.modeling.procedure import (
     CrossValidation,
     choose_model,
@@ -30,6 +31,7 @@ from etl.modeling.procedure import (
     make_pipeline,
     summarize,
 )
+from etl.runner import Outputs, Run, Step
 from etl.settings import SelectionSettings
 from etl.storage.layout import CandidatePaths
 
@@ -182,29 +184,30 @@ def select_model(
     return {"model": str(model_path), "training": str(training_path), "candidate": winner}
 
 
+def _train_model(run: Run, candidate: str) -> Outputs:
+    """``train_candidate`` of ``candidate`` with its run parameters and ``[selection]``'s CV."""
+    if candidate not in run.settings.candidates:
+        raise ParameterError(f"candidate {candidate!r} is not enabled in [candidates]")
+    sel = run.settings.selection
+    return train_candidate(run.input("train_model", "data"), run.input("train_model", "train"), candidate,
+                           run.candidate_params()[candidate], run.folder.candidate(candidate), sel.cv_folds,
+                           sel.cv_repeats, run.random_state)
+
+
+def _select_model(run: Run) -> Outputs:
+    """``select_model`` among the enabled candidates' files with ``[selection]``."""
+    candidates = {name: CandidatePaths(run.input("select_model", "cv", candidate=name).parent)
+                  for name in run.settings.candidates}
+    return select_model(candidates, run.folder.model, run.folder.training, run.settings.selection)
+
+
+#: Both tasks: the command line trains the candidates (``--candidate``: these only), then selects.
+STEPS = {"train_model": Step("train_model", _train_model), "select_model": Step("select_model", _select_model)}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: train the candidates, then select the model."""
-    p, settings, run = runner.parser(__doc__)
-    p.add_argument("--data", type=runner.path_arg, default=run.data, help="validated table (load_data)")
-    p.add_argument("--train", type=runner.path_arg, default=run.train, help="train split")
-    p.add_argument("--candidate", action="append", choices=list(settings.candidates),
-                   help="train only this candidate (repeatable; default: every enabled one)")
-    p.add_argument("--model", type=runner.path_arg, default=run.model, help="selected model to write")
-    p.add_argument("--training", type=runner.path_arg, default=run.training,
-                   help="selection record JSON to write")
-    p.add_argument("--C", dest="C", type=float, default=settings.model.C, help="logistic regression C")
-    p.add_argument("--max-iter", type=int, default=settings.model.max_iter, help="logistic regression iterations")
-    p.add_argument("--random-state", type=int, default=settings.split.random_state)
-
-    def action(a):
-        names = a.candidate or list(settings.candidates)
-        params = candidate_params(settings.candidates, vars(a))
-        for name in names:
-            train_candidate(a.data, a.train, name, params[name], run.candidate(name), settings.selection.cv_folds,
-                            settings.selection.cv_repeats, a.random_state)
-        return select_model({n: run.candidate(n) for n in names}, a.model, a.training, settings.selection)
-
-    return runner.run(p, action, argv)
+    """Command-line entry point: the DAG's task on a run folder (``etl.runner.main``)."""
+    return runner.main(STEPS, __doc__, argv)
 
 
 if __name__ == "__main__":

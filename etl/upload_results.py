@@ -29,9 +29,9 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from etl import runner, storage
-from etl.catalog import ParameterError, UploadError, first_line
-from etl.releases.registry import current_release, verified_files
-from etl.storage.layout import CLI_RUN_KEY
+from etl.catalog import ParameterError, Skipped, UploadError, first_line
+from etl.releases.registry import recorded_release, verified_files
+from etl.runner import Option, Outputs, Run, Step
 
 logger = logging.getLogger(__name__)
 
@@ -206,25 +206,24 @@ def upload_results(
     return uploaded
 
 
+def _upload_results(run: Run) -> Outputs:
+    """``upload_results`` of the release this run recorded, to ``[paths] upload_uri``."""
+    s = run.settings
+    release = recorded_release(run.inputs("upload_results").release_record, s.results_dir)
+    if release is None:
+        raise Skipped("nothing to upload: the quality gate kept this run's model unpublished")
+    return upload_results(release, s.paths.upload_uri, run.folder.root.name, s.upload.conn_id, s.upload.drive_credentials)
+
+
+STEPS = {"upload_results": Step("upload_results", _upload_results, (
+    Option("--destination", "paths", "upload_uri", "a folder, file://, s3://bucket/prefix or gdrive://<folder id>"),
+    Option("--conn-id", "upload", "conn_id", "the Airflow connection of an s3:// destination"),
+))}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
-    p, settings, _ = runner.parser(__doc__)
-    p.add_argument(
-        "--release", type=runner.path_arg, default=None,
-        help="release folder to upload (default: the published one, results/current)",
-    )
-    p.add_argument("--destination", default=settings.paths.upload_uri,
-                   help="folder, file://, s3://bucket/prefix or gdrive://<folder id>")
-    p.add_argument("--conn-id", default=settings.upload.conn_id, help="Airflow connection for s3://")
-    p.add_argument("--run-key", default=CLI_RUN_KEY, help="sub-folder of the destination")
-    return runner.run(
-        p,
-        lambda a: upload_results(
-            a.release or current_release(settings.results_dir), a.destination, a.run_key,
-            a.conn_id, settings.upload.drive_credentials,
-        ),
-        argv,
-    )
+    """Command-line entry point: the DAG's task on a run folder (``etl.runner.main``)."""
+    return runner.main(STEPS, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from airflow.plugins_manager import AirflowPlugin
 
-from etl.settings import UI_URL_PREFIX
+from etl.catalog import UI_URL_PREFIX
 
 _PATH = UI_URL_PREFIX.strip("/")  # external views' hrefs are relative to the UI's base URL
 

@@ -208,6 +208,21 @@ def run_module(module: str, *args: str, env: dict[str, str]):
     return run_command([sys.executable, "-m", module, *args], env=env)
 
 
+def run_main(module: str, *args: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+             capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    """``python -m <module> <args>`` in this process (its ``main``, with ``env``'s variables):
+    the exit status, what it printed and its error output. For a command line whose process is
+    not what a test proves (the steps' real processes: tests/etl/test_cli.py's chain)."""
+    import importlib
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    capsys.readouterr()
+    status = importlib.import_module(module).main(list(args))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
 def module_help(module: str) -> str:
     """What ``python -m <module> --help`` prints, run in this process: the module executed as
     ``__main__`` (``runpy``, its ``if __name__ == "__main__"`` guard included) with that command
@@ -429,9 +444,9 @@ def decide_and_publish(run_dir, results, gate=None, run_info=None, keep_runs: in
                        retention=replace(settings.retention, keep_runs=keep_runs or settings.retention.keep_runs),
                        release=replace(settings.release, approval=approval or settings.release.approval))
     run = pipeline.Run.of_folder(settings, RunPaths(storage.location(run_dir)), info=run_info)
-    pipeline.quality_gate(run)
+    pipeline.run_step("quality_gate", run)
     try:
-        return pipeline.save_results(run)
+        return pipeline.run_step("save_results", run)
     except Skipped as skipped:
         return {"published": False, "reason": str(skipped)}
 

@@ -35,8 +35,8 @@ from airflow.sdk import Param
 from airflow.sdk.exceptions import AirflowFailException
 
 from etl import catalog, storage
-from etl.catalog import first_line
-from etl.settings import UI_URL_PREFIX, Settings
+from etl.catalog import UI_URL_PREFIX, first_line
+from etl.settings import Settings
 from etl.storage.layout import RunPaths
 
 logger = logging.getLogger(__name__)
@@ -95,10 +95,10 @@ class ReleaseApproval(ApprovalOperator):
         self.approvers = list(release.approvers)
 
     def _run(self, context: dict[str, Any]) -> tuple[Settings, RunPaths]:
-        from etl.orchestration.tasks import _run_folder, _settings
+        from etl.orchestration.tasks import run_folder, run_settings
 
-        settings = _settings(context)
-        return settings, _run_folder(context, settings)
+        settings = run_settings(context)
+        return settings, run_folder(context, settings)
 
     def execute(self, context: dict[str, Any]) -> Any:
         from etl.releases import model_card

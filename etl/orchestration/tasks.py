@@ -17,20 +17,26 @@ inside the callables, never here.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from etl import catalog
-from etl.catalog import MissingInputError, ParameterError, PipelineError, Skipped, first_line
-from etl.orchestration.pipeline import STEPS, Run, run_step
+from etl.catalog import (
+    TRAINING_DAG_ID,
+    MissingInputError,
+    PipelineError,
+    Skipped,
+    first_line,
+    refuse_unknown,
+)
+from etl.orchestration.pipeline import Run, run_step
 from etl.runner import Resolver
-from etl.settings import TRAINING_DAG_ID, Settings, load_settings
+from etl.settings import Settings, load_settings
 from etl.storage import Target, is_local, write_json
 from etl.storage.layout import RunPaths, run_key
 
@@ -95,7 +101,7 @@ def _step(func: Callable[..., Outputs]) -> Callable[..., Outputs]:
     return wrapper
 
 
-def _run_folder(context: dict[str, Any], settings: Settings) -> RunPaths:
+def run_folder(context: dict[str, Any], settings: Settings) -> RunPaths:
     """This DAG run's folder (its name is the run key)."""
     dag_run = context["dag_run"]
     return settings.layout.run(run_key(getattr(dag_run, "logical_date", None), context.get("run_id") or dag_run.run_id))
@@ -107,7 +113,7 @@ def _failure_record(context: dict[str, Any]) -> Target | None:
     ti, dag_run = context["ti"], context["dag_run"]
     if getattr(dag_run, "dag_id", TRAINING_DAG_ID) != TRAINING_DAG_ID:
         return None
-    return _run_folder(context, load_settings()).failure(ti.task_id, getattr(ti, "map_index", -1))
+    return run_folder(context, load_settings()).failure(ti.task_id, getattr(ti, "map_index", -1))
 
 
 def _clear_failure(context: dict[str, Any]) -> None:
@@ -125,27 +131,9 @@ def _clear_failure(context: dict[str, Any]) -> None:
         logger.warning("could not clear an old failure record: %s", first_line(exc))
 
 
-def check_run_conf(conf: dict[str, Any] | None, params: Iterable[str]) -> None:
-    """Refuse a run whose conf names a parameter the DAG does not have (a typo such as ``c``
-    for ``C`` would otherwise run silently with the default).
-
-    Raises:
-        ParameterError: one line naming the unknown keys and listing the valid parameters.
-    """
-    valid = sorted(params)
-    unknown = sorted(set(conf or {}) - set(valid))
-    if unknown:
-        def hint(key: str) -> str:
-            close = [v for v in valid if v.lower() == key.lower()] or difflib.get_close_matches(key, valid, n=1)
-            return f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key)
-
-        hints = [hint(key) for key in unknown]
-        raise ParameterError(f"unknown run parameter(s) {', '.join(hints)}; valid parameters: {', '.join(valid)}")
-
-
-def _settings(context: dict[str, Any]) -> Settings:
+def run_settings(context: dict[str, Any]) -> Settings:
     """The settings, after checking the run's conf names only parameters the DAG has."""
-    check_run_conf(getattr(context["dag_run"], "conf", None), context["dag"].params.keys())
+    refuse_unknown(getattr(context["dag_run"], "conf", None) or {}, context["dag"].params.keys())
     return load_settings()
 
 
@@ -171,8 +159,8 @@ def _task(task: str) -> Callable[..., Outputs]:
 
     @_step
     def callable_(**context: Any) -> Outputs:
-        settings = _settings(context)
-        folder = _run_folder(context, settings)
+        settings = run_settings(context)
+        folder = run_folder(context, settings)
         first = catalog.TASKS[0]  # makes the run folder
         if task != first and is_local(folder.root) and not folder.root.is_dir():
             raise MissingInputError(folder.root, first)  # (object stores: no folders)
@@ -184,7 +172,7 @@ def _task(task: str) -> Callable[..., Outputs]:
             raise AirflowSkipException(str(skipped)) from None
 
     callable_.__name__ = callable_.__qualname__ = task
-    callable_.__doc__ = STEPS[task].__doc__
+    callable_.__doc__ = catalog.ABOUT[task]
     return callable_
 
 
@@ -248,7 +236,7 @@ def claim_batches(**context: Any) -> list[dict[str, str]]:
     waiting in ``queued/``: one mapped ``score_batch`` task each."""
     from etl.storage.inbox import claim_queue
 
-    return claim_queue(_settings(context).inbox)
+    return claim_queue(run_settings(context).inbox)
 
 
 @_step
@@ -260,7 +248,7 @@ def score_batch(path: str, **context: Any) -> Outputs:
     from etl.orchestration import alerts
     from etl.score import process
 
-    settings = _settings(context)
+    settings = run_settings(context)
     outcome = process(path, settings.inbox, settings.results_dir, settings.scoring)
     if outcome["drifted"]:
         logger.warning("%s", outcome["drift"])
@@ -281,7 +269,7 @@ def claim_outcomes(**context: Any) -> list[dict[str, str]]:
     every file waiting in ``queued/``: one mapped ``record_outcomes`` task each."""
     from etl.storage.inbox import claim_queue
 
-    return claim_queue(_settings(context).outcomes_inbox)
+    return claim_queue(run_settings(context).outcomes_inbox)
 
 
 @_step
@@ -291,7 +279,7 @@ def record_outcomes(path: str, **context: Any) -> Outputs:
     ``rejected/`` and fails this task only, in one line."""
     from etl.outcomes import process
 
-    settings = _settings(context)
+    settings = run_settings(context)
     return {k: str(v) for k, v in process(path, settings.outcomes_inbox, settings.results_dir).items()}
 
 
@@ -303,7 +291,7 @@ def update_monitoring(**context: Any) -> Outputs:
     from etl.outcomes import alarm_message
     from etl.outcomes import update_monitoring as update
 
-    settings = _settings(context)
+    settings = run_settings(context)
     out = update(settings.results_dir, settings.outcomes)
     for release, alarm in out["new_alarms"].items():
         alerts.send_message(context, *alarm_message(release, alarm), settings)
@@ -319,7 +307,7 @@ def grow_training_data(**context: Any) -> Outputs:
     from etl.orchestration import assets
     from etl.outcomes import confirmed
 
-    settings = _settings(context)
+    settings = run_settings(context)
     record = grow(confirmed(settings.results_dir), settings.results_dir, settings.paths.data_path,
                   settings.outcomes.retrain_min_cases)
     if record is None:

@@ -12,14 +12,43 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from etl import catalog
 from etl.storage import Target, location
 
+#: The repository root (this package is installed in editable mode, so it is the checkout).
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def resolve_path(path: str | os.PathLike[str]) -> Path:
+    """An absolute path: relative paths are taken from the project root, not the working dir."""
+    path = Path(path).expanduser()
+    return Path(os.path.normpath(path if path.is_absolute() else PROJECT_ROOT / path))
+
+
+def results_location(value: Any) -> str:
+    """A results or inbox folder setting made absolute: local paths and ``file://`` URIs to a
+    path (relative to the project root), other URIs as given."""
+    value = str(value)
+    if value.startswith("file://") or "://" not in value:
+        return str(resolve_path(value.removeprefix("file://")))
+    return value.rstrip("/")
+
+
+def upload_location(value: Any) -> str:
+    """An upload destination: a plain local path made absolute, a URI as given."""
+    return str(value) if "://" in str(value) else str(resolve_path(str(value)))
+
+
+def input_location(value: Any) -> Any:
+    """An input file: a path made absolute (a URI or an ``ObjectStoragePath`` as given)."""
+    return resolve_path(value) if isinstance(value, (str, os.PathLike)) and "://" not in str(value) else value
+
 
 def results_root(value: str, conn_id: str) -> Target:
-    """A results or inbox folder setting (a local path or a URI): a ``Path``, or an
+    """A results or inbox folder setting (``results_location``): a ``Path``, or an
     ``ObjectStoragePath`` for a URI (through Airflow connection ``conn_id``)."""
     if "://" not in value:
         return location(value)

@@ -32,7 +32,8 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from etl import storage
-from etl.settings import TRAINING_DAG_ID, load_settings
+from etl.catalog import TRAINING_DAG_ID
+from etl.settings import load_settings
 from etl.storage.layout import ResultsPaths
 from etl.ui import history
 
@@ -401,7 +402,7 @@ def card_page(markdown: str, title: str, signoff: dict[str, Any] | None = None) 
 
 
 def create_app(results_dir: storage.Location | None = None) -> FastAPI:
-    """The app the plugin mounts at ``etl.settings.UI_URL_PREFIX``; ``results_dir`` defaults to the settings'
+    """The app the plugin mounts at ``etl.catalog.UI_URL_PREFIX``; ``results_dir`` defaults to the settings'
     results root (read at the first request)."""
     app = FastAPI(title="Breast cancer model", docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(_reader())])

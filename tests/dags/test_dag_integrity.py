@@ -9,7 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from etl.settings import OUTCOMES_DAG_ID, load_settings
+from etl.catalog import OUTCOMES_DAG_ID
+from etl.settings import load_settings
 from tests.conftest import CANDIDATES, DAG_ID, PROJECT_ROOT, SCORING_DAG_ID
 from tests.e2e.test_tasks_test import ORDER as TASKS
 

@@ -2,15 +2,14 @@
 
 import pytest
 
-from etl.catalog import ParameterError
-from etl.orchestration.tasks import check_run_conf
+from etl.catalog import ParameterError, refuse_unknown
 
 PARAMS = ["C", "data_path", "max_iter", "random_state", "test_size"]
 
 
 @pytest.mark.parametrize("conf", [None, {}, {"C": 0.5, "test_size": 0.3}])
 def test_known_parameters_pass(conf):
-    check_run_conf(conf, PARAMS)
+    refuse_unknown(conf or {}, PARAMS)
 
 
 @pytest.mark.parametrize(("conf", "message"), [
@@ -21,5 +20,5 @@ def test_known_parameters_pass(conf):
 ])
 def test_unknown_parameters_are_refused_in_one_line(conf, message):
     with pytest.raises(ParameterError) as error:
-        check_run_conf(conf, PARAMS)
+        refuse_unknown(conf or {}, PARAMS)
     assert str(error.value).startswith(message) and "\n" not in str(error.value)

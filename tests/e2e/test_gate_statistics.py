@@ -97,7 +97,7 @@ def test_the_pooled_nested_estimate_keeps_the_promise_with_the_defaults(shipped_
     data, _ = validate(read_input(shipped_csv), str(shipped_csv))
     s = DEFAULTS
     candidates = candidate_params(s.candidates, s.run_params)
-    folds = [run_outer_fold(data, i, candidates, Procedure.of(s.selection, s.split.random_state), 5, 10) for i in range(50)]
+    folds = [run_outer_fold(data, i, candidates, Procedure.of(s.selection, s.model.random_state), 5, 10) for i in range(50)]
     expected = summarize_folds(folds, s.selection.target_sensitivity)
     pooled = expected["pooled"]
     assert expected["rows_scored"] == 569 * 10 and pooled["malignant"] == 212 * 10

@@ -112,7 +112,7 @@ def test_an_answer_is_recorded_before_the_run_goes_on(tmp_path, monkeypatch):
 def test_the_dag_asks_only_when_approval_is_required(tmp_path, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
-    from etl.settings import TRAINING_DAG_ID
+    from etl.catalog import TRAINING_DAG_ID
 
     assert "approve_release" not in DagBag(dag_folder=str(PROJECT_ROOT / "dags")).dags[TRAINING_DAG_ID].task_ids
     config = tmp_path / "approval.toml"

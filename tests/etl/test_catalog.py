@@ -48,7 +48,7 @@ def test_the_catalog_names_the_dags_tasks_in_order():
         assert all(order.index(r) > order.index(entry.producer) for r in entry.readers
                    if entry.producer in order), f"{entry.name} is read before it is written"
         assert entry.optional == (entry.producer == catalog.APPROVAL_TASK), entry
-    assert set(pipeline.STEPS) == set(catalog.TASKS)
+    assert {task: pipeline.step(task).task for task in catalog.TASKS} == {task: task for task in catalog.TASKS}
 
 
 def test_a_full_run_writes_exactly_the_catalogs_files(tmp_path, small_csv):
@@ -90,17 +90,17 @@ def test_a_missing_input_names_the_task_that_writes_it(tmp_path, evaluated_runs)
     (folder / "predictions.csv").unlink()
     run = pipeline.Run.of_folder(load_settings(), RunPaths(folder))
     with pytest.raises(MissingInputError, match=r"predictions.csv \(written by task 'evaluate_model'"):
-        pipeline.make_report(run)
+        pipeline.run_step("make_report", run)
     # A task run too early (as `airflow tasks test` lets a user do): one line, the producer named.
     early = pipeline.Run.of_folder(load_settings(), RunPaths(tmp_path / "runs" / "early"))
     (tmp_path / "runs" / "early").mkdir()
     shutil.copy(folder / "data.parquet", tmp_path / "runs" / "early" / "data.parquet")
     with pytest.raises(MissingInputError, match=r"train.parquet \(written by task 'preprocess_data': run it first\)"):
-        pipeline.train_model(early, next(iter(early.settings.candidates)))
+        pipeline.run_step("train_model", early, candidate=next(iter(early.settings.candidates)))
     two = list(early.settings.candidates)[:2]
     shutil.copytree(folder / "candidates" / two[0], tmp_path / "runs" / "early" / "candidates" / two[0])
     with pytest.raises(MissingInputError, match=rf"candidates/{two[1]}/cv.json \(written by task 'train_model'"):
-        pipeline.select_model(early)  # the other candidates have not run yet
+        pipeline.run_step("select_model", early)  # the other candidates have not run yet
     assert catalog.producer_of(folder / "candidates" / "svm" / "model.pkl") == "train_model"
     assert catalog.producer_of(folder / "model.pkl") == "select_model"
     assert catalog.producer_of(tmp_path / "published" / "r-1" / "manifest.json") == "save_results"
@@ -124,14 +124,14 @@ def test_save_results_publishes_by_the_gates_decision_alone(results):
 
     settings = replace(load_settings(), paths=replace(load_settings().paths, results_dir=str(results)))
     with pytest.raises(Skipped, match="roc_auc >= min_roc_auc"):
-        pipeline.save_results(pipeline.Run.of_folder(settings, RunPaths(run)))  # the decision stands
+        pipeline.run_step("save_results", pipeline.Run.of_folder(settings, RunPaths(run)))  # the decision stands
     assert not (results / "current").exists()
 
     old = results / "runs" / "old"
-    pipeline.quality_gate(pipeline.Run.of_folder(settings, RunPaths(old)))  # compared with nothing published
+    pipeline.run_step("quality_gate", pipeline.Run.of_folder(settings, RunPaths(old)))  # compared with nothing published
     assert "release" in decide_and_publish(run, results)  # another run publishes meanwhile
     with pytest.raises(Skipped, match=r"it compared with nothing, but new-[0-9a-f]+ was published since"):
-        pipeline.save_results(pipeline.Run.of_folder(settings, RunPaths(old)))
+        pipeline.run_step("save_results", pipeline.Run.of_folder(settings, RunPaths(old)))
     assert storage.read_json(RunPaths(old).release_record)["published"] is False
     assert (results / "current").resolve().name.startswith("new-")
 
@@ -149,8 +149,10 @@ def test_a_task_run_again_first_removes_what_its_interrupted_attempt_left(tmp_pa
         leftover.parent.mkdir(parents=True, exist_ok=True)
         leftover.write_bytes(b"half")
     seen = []
-    monkeypatch.setitem(pipeline.STEPS, "train_model",
-                        lambda run, candidate: seen.append((candidate, [p.exists() for p in ours])) or {})
+    from etl import train_model
+
+    monkeypatch.setitem(train_model.STEPS, "train_model", replace(
+        train_model.STEPS["train_model"], func=lambda run, candidate: seen.append((candidate, [p.exists() for p in ours])) or {}))
     run = pipeline.Run.of_folder(load_settings(), folder)
 
     assert pipeline.run_step("train_model", run, candidate="svm") == {}

@@ -58,6 +58,6 @@ def test_bad_data_is_one_line_on_stderr_without_traceback(small_csv, env, tmp_pa
 def test_step_without_its_input_names_the_missing_file(env, tmp_path):
     proc = run_module("etl.train_model", env=env)
     assert proc.returncode == 1
-    assert f"error: missing input {tmp_path / 'results' / 'runs' / 'cli' / 'train.parquet'}" in proc.stderr
+    assert f"error: missing input {tmp_path / 'results' / 'runs' / 'cli' / 'data.parquet'}" in proc.stderr
     proc = run_module("etl.runtime.summary", env=env)
     assert proc.returncode == 1 and "no published results yet" in proc.stderr

@@ -15,7 +15,7 @@ def test_defaults_come_from_pipeline_toml():
     assert s.results_dir == PROJECT_ROOT / "results"
     assert s.layout.runs == PROJECT_ROOT / "results" / "runs"
     assert s.paths.upload_uri == str(PROJECT_ROOT / "results" / "uploads")
-    assert (s.split.test_size, s.split.random_state, s.model.C, s.model.max_iter) == (0.2, 42, 1.0, 1000)
+    assert (s.split.test_size, s.model.random_state, s.model.C, s.model.max_iter) == (0.2, 42, 1.0, 1000)
     assert (s.retention.keep_runs, s.retention.prune_min_age_hours, s.airflow.retries, s.airflow.retry_delay_seconds) == (10, 6, 2, 30)
     assert s.layout.releases == PROJECT_ROOT / "results" / "published"
 
@@ -81,12 +81,42 @@ def test_relative_paths_are_taken_from_the_project_root(tmp_path, monkeypatch):
 def test_run_params_get_their_declared_types_whatever_the_form_sent():
     """The UI's trigger form sends C = 1.0 as the JSON number 1: the run must build the same
     estimator (and the same model bytes) as a run given 1.0."""
-    from etl.settings import Settings
-
-    typed = Settings.typed_run_params({"C": 1, "max_iter": 1000.0, "random_state": 42.0, "test_size": 0.2,
-                                       "data_path": None})
-    assert typed == {"C": 1.0, "max_iter": 1000, "random_state": 42, "test_size": 0.2}  # None: the configured
+    s = load_settings(environ={})
+    run = s.with_run_params({"C": 1, "max_iter": 1000.0, "random_state": 42.0, "test_size": 0.2, "data_path": None})
+    typed = {k: v for k, v in run.run_params.items() if k != "data_path"}
+    assert typed == {"C": 1.0, "max_iter": 1000, "random_state": 42, "test_size": 0.2}
+    assert run.paths.data_path == s.paths.data_path  # None: the configured
     assert [type(typed[k]) for k in ("C", "max_iter", "random_state", "test_size")] == [float, int, int, float]
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("test_size", 1.0, "test_size must be > 0 and < 1, got 1.0"),
+    ("test_size", "a lot", "test_size must be a number, got 'a lot'"),
+    ("max_iter", 0, "max_iter must be >= 1, got 0"),
+    ("C", 0, "C must be > 0, got 0"),
+    ("random_state", -1, "random_state must be >= 0, got -1"),
+])
+def test_a_run_parameter_out_of_its_declared_bounds_is_refused_in_one_line(name, value, message):
+    with pytest.raises(ParameterError, match=re.escape(message)):
+        load_settings(environ={}).with_run_params({name: value})
+
+
+def test_the_trigger_form_the_flags_and_the_defaults_come_from_the_one_declaration():
+    """``RUN_PARAMS`` gives the DAG's ``Param`` (type, bounds, title, default) and the steps' flags."""
+    from dags.pipeline_dag import dag
+    from etl.settings import RUN_PARAMS
+    from tests.conftest import module_help
+
+    s = load_settings(environ={})
+    form = dag.params
+    assert list(form) == list(RUN_PARAMS)
+    test_size = form.get_param("test_size")
+    assert test_size.value == RUN_PARAMS["test_size"].default == s.split.test_size
+    assert (test_size.schema["exclusiveMinimum"], test_size.schema["exclusiveMaximum"]) == (0, 1)
+    assert form.get_param("max_iter").schema == {"type": "integer", "minimum": 1, "title": "Max iterations"}
+    assert form.get_param("max_iter").description == RUN_PARAMS["max_iter"].description
+    assert form.get_param("data_path").description.endswith(f"Empty: {s.paths.data_path}.")
+    assert "--test-size" in module_help("etl.preprocess_data") and "--test-size" not in module_help("etl.load_data")
 
 
 def test_a_runs_parameters_go_into_their_sections():
@@ -95,7 +125,7 @@ def test_a_runs_parameters_go_into_their_sections():
 
     s = load_settings(environ={})
     run = s.with_run_params({"C": 2, "test_size": 0.3, "random_state": 7, "data_path": "", "max_iter": 50})
-    assert (run.model.C, run.split.test_size, run.split.random_state, run.model.max_iter) == (2.0, 0.3, 7, 50)
+    assert (run.model.C, run.split.test_size, run.model.random_state, run.model.max_iter) == (2.0, 0.3, 7, 50)
     assert run.paths.data_path == s.paths.data_path  # the form's empty field: the configured input
     assert run.with_run_params({"data_path": "other.csv"}).paths.data_path == PROJECT_ROOT / "other.csv"
     assert (s.model.C, s.split.test_size) == (1.0, 0.2)  # the config's own settings are unchanged
@@ -105,17 +135,20 @@ def test_a_runs_parameters_go_into_their_sections():
 
 
 def test_every_section_is_the_toml_section():
-    """Each section's fields are exactly its keys in pipeline.toml, the one place defaults live."""
+    """Each section's fields are exactly its keys in pipeline.toml and its run parameters, whose
+    defaults are declared once, in ``RUN_PARAMS``."""
     import dataclasses
 
     import tomllib
 
-    from etl.settings import DEFAULT_CONFIG_FILE, SECTIONS
+    from etl.settings import DEFAULT_CONFIG_FILE, RUN_PARAMS, SECTIONS
 
     raw = tomllib.loads(DEFAULT_CONFIG_FILE.read_text())
     assert set(raw) == {*SECTIONS, "candidates"}
-    for name, cls in SECTIONS.items():
-        assert {f.name for f in dataclasses.fields(cls)} == set(raw[name]), name
+    for name, cls in SECTIONS.items():  # a run parameter's default is its declaration's
+        declared = {p.name for p in RUN_PARAMS.values() if p.section == name and p.default is not None}
+        assert {f.name for f in dataclasses.fields(cls)} == set(raw[name]) | declared, name
+        assert not set(raw[name]) & declared, f"[{name}]: a run parameter's default is declared in RUN_PARAMS"
 
 
 def test_the_layouts_name_every_file_of_the_catalog_and_no_other(tmp_path):

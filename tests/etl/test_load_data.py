@@ -8,7 +8,7 @@ from etl.data.schema import FEATURE_COLUMNS, ID_COLUMN, TARGET_COLUMN
 from etl.load_data import load_data, read_input, validate
 from etl.settings import load_settings
 from tests import input_shapes
-from tests.conftest import run_module
+from tests.conftest import run_main
 
 #: The shipped [validation] rules, as load_data takes them.
 RULES = vars(load_settings().validation)
@@ -48,23 +48,24 @@ def test_refused_inputs_raise_one_line(shape, frame, tmp_path):
 
 
 @pytest.mark.parametrize("shape", ["shared_trailing_comma", "uci_wdbc_data", "few_missing"])
-def test_cli_accepts(shape, frame, tmp_path, env):
+def test_cli_accepts(shape, frame, tmp_path, env, monkeypatch, capsys):
     path = input_shapes.build(input_shapes.ACCEPTED, shape, frame, tmp_path)
-    proc = run_module("etl.load_data", "--data-path", str(path), "--output", str(tmp_path / "d.csv"),
-                      "--profile", str(tmp_path / "p.json"), env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == {"data": str(tmp_path / "d.csv"), "profile": str(tmp_path / "p.json")}
+    status, out, err = run_main("etl.load_data", "--data-path", str(path), "--run-dir", str(tmp_path / "run"),
+                                env=env, monkeypatch=monkeypatch, capsys=capsys)
+    assert status == 0, err
+    assert json.loads(out) == {"data": str(tmp_path / "run" / "data.parquet"),
+                               "profile": str(tmp_path / "run" / "profile.json")}
 
 
 @pytest.mark.parametrize("shape", list(input_shapes.REFUSED))
-def test_cli_refuses_with_one_line_and_no_traceback(shape, frame, tmp_path, env):
+def test_cli_refuses_with_one_line_and_no_traceback(shape, frame, tmp_path, env, monkeypatch, capsys):
     path = input_shapes.build(input_shapes.REFUSED, shape, frame, tmp_path)
-    proc = run_module("etl.load_data", "--data-path", str(path), "--output", str(tmp_path / "d.csv"), env=env)
-    assert proc.returncode == 1
-    assert proc.stdout == ""
-    assert proc.stderr.splitlines()[-1] == f"error: {path}: {input_shapes.REFUSED[shape][1]}"
-    assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "d.csv").exists()
+    status, out, err = run_main("etl.load_data", "--data-path", str(path), "--run-dir", str(tmp_path / "run"),
+                                env=env, monkeypatch=monkeypatch, capsys=capsys)
+    assert status == 1
+    assert out == ""
+    assert err.splitlines() == [f"error: {path}: {input_shapes.REFUSED[shape][1]}"]
+    assert not (tmp_path / "run" / "data.parquet").exists()
 
 
 def test_duplicates_extra_and_empty_columns_are_logged_and_recorded(frame, tmp_path, caplog):

@@ -107,8 +107,8 @@ def test_the_failure_callback_records_the_task_and_its_first_line(results):
 
 
 def test_a_failure_record_goes_when_the_task_succeeds_later_and_scoring_runs_write_none(tmp_path, monkeypatch):
+    from etl.catalog import SCORING_DAG_ID, TRAINING_DAG_ID
     from etl.orchestration.tasks import _step, record_failure
-    from etl.settings import SCORING_DAG_ID, TRAINING_DAG_ID
 
     monkeypatch.setenv("RESULTS_DIR", str(tmp_path))
     context = {"ti": SimpleNamespace(task_id="upload_results", map_index=-1, try_number=3),
