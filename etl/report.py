@@ -22,7 +22,7 @@ import pandas as pd
 from etl import runner, storage
 from etl.catalog import StepInputs
 from etl.data.schema import FEATURE_COLUMNS, LABEL_CODES, SCORES, TARGET_COLUMN
-from etl.releases.headline import expected_line, guarantee_line
+from etl.releases.wording import expected_line, guarantee_line
 from etl.runner import Outputs, Run, Step
 
 logger = logging.getLogger(__name__)

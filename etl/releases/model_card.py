@@ -2,7 +2,8 @@
 2019): what the model is, what it is for and not for, how it performs on patients it never saw,
 what the quality gate decided, its limitations, and who signed it off.
 
-The prose is one template in the repo (``etl/templates/model_card.md.j2``); every number comes
+The prose is one template in the repo (``etl/templates/model_card.md.j2``, through
+``etl.releases.wording``); every number comes
 from the run's own records (``metrics.json``, ``gate.json``, ``training.json``,
 ``profile.json``), none is written by hand. ``make_report`` writes the run's card before the
 decision (``model_card.md`` in the run folder); ``save_results`` writes the release's, with the
@@ -18,48 +19,20 @@ Rendering to HTML needs only markdown-it-py: the UI plugin imports this module a
 
 from __future__ import annotations
 
-import functools
 import html
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "model_card.md.j2"
-#: The card's file name, in the run folder and in the release.
-CARD = "model_card.md"
+from etl.releases.wording import TEMPLATES, interval, num, pct
+from etl.releases.wording import render as render_template
+
+#: The card's template (its prose, written once; the sign-off's sentence is ``wording.j2``'s).
+TEMPLATE = TEMPLATES / "model_card.md.j2"
+#: The card's file name, in the run folder and in the release (the catalog's ``model_card``).
+CARD = TEMPLATE.stem
 
 #: The sign-off of a release published with ``[release] approval = "auto"``.
 AUTO = {"decision": "auto"}
-
-
-def pct(value: float, digits: int = 1) -> str:
-    """A share as a percentage: ``0.9741`` -> ``97.4 %``."""
-    return f"{100 * float(value):.{digits}f} %"
-
-
-def num(value: float | None, digits: int = 3) -> str:
-    """A decimal with ``digits`` places (``-`` for none)."""
-    return "-" if value is None else f"{float(value):.{digits}f}"
-
-
-def interval(bounds: Sequence[float], fmt: Any = pct) -> str:
-    """A confidence interval ``[lo, hi]`` in the format ``fmt``."""
-    return f"[{fmt(bounds[0])}, {fmt(bounds[1])}]"
-
-
-def _integer(value: Any) -> str:
-    return str(int(value))
-
-
-@functools.cache
-def _template() -> Any:
-    import jinja2
-
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
-                             trim_blocks=False, lstrip_blocks=False)
-    env.filters.update(pct=pct, num=num, interval=interval, int=_integer)
-    env.globals.update(pct=pct, num=num)
-    return env.from_string(TEMPLATE.read_text(encoding="utf-8"))
 
 
 def flags(metrics: Mapping[str, Any], gate: Mapping[str, Any], profile: Mapping[str, Any]) -> list[str]:
@@ -85,29 +58,6 @@ def flags(metrics: Mapping[str, Any], gate: Mapping[str, Any], profile: Mapping[
             out.append(f"The quality gate refused it: {check['check']} ({num(check.get('value'), 4)}, "
                        f"limit {num(check.get('limit'), 4)}).")
     return out
-
-
-def signoff_text(signoff: Mapping[str, Any] | None) -> str:
-    """The card's sign-off section."""
-    s = dict(signoff or AUTO)
-    who = (s.get("by") or {}).get("name") or (s.get("by") or {}).get("id")
-    comment = f' Comment: "{s["comment"]}"' if s.get("comment") else ""
-    decision = s.get("decision")
-    if decision == "auto":
-        return ('Decided by the quality gate alone (`[release] approval = "auto"`): no person signs this '
-                "release off.")
-    if decision == "pending":
-        return ("Awaiting sign-off by one of: " + ", ".join(s.get("approvers") or ["(any user)"])
-                + " (Airflow: Browse > Required Actions).")
-    if decision == "approved":
-        return f"Approved by **{who}** at {s.get('at')}.{comment}"
-    if decision == "rejected":
-        return f"Rejected by **{who}** at {s.get('at')}: not published.{comment}"
-    if decision == "timed_out":
-        return f"No answer by {s.get('at')}: not published."
-    if decision == "not_asked":
-        return f"Not put to a person: {s.get('reason')}."
-    return f"Unknown sign-off record: {decision!r}."
 
 
 def card_facts(metrics: Mapping[str, Any], training: Mapping[str, Any], gate: Mapping[str, Any],
@@ -141,7 +91,7 @@ def card_facts(metrics: Mapping[str, Any], training: Mapping[str, Any], gate: Ma
 def render(facts: Mapping[str, Any], signoff: Mapping[str, Any] | None = None, release: str | None = None) -> str:
     """The card as Markdown: ``facts`` (``card_facts``) with the sign-off and, once published,
     the release's name."""
-    return _template().render(**facts, release=release, signoff_text=signoff_text(signoff))
+    return render_template(TEMPLATE.name, html=False, **facts, release=release, signoff=dict(signoff or AUTO))
 
 
 def summary(metrics: Mapping[str, Any], gate: Mapping[str, Any]) -> str:

@@ -9,8 +9,8 @@ import sys
 from etl import storage
 from etl.catalog import PipelineError
 from etl.data.schema import SCORES
-from etl.releases.headline import expected_line, guarantee_line
 from etl.releases.registry import current_release
+from etl.releases.wording import expected_line, guarantee_line
 from etl.settings import load_settings
 from etl.storage.layout import RELEASE_FILES, ReleasePaths
 

@@ -17,8 +17,8 @@ import logging
 from typing import Any
 
 from etl import storage
-from etl.releases.headline import expected_line, guarantee_line
 from etl.releases.registry import current_release
+from etl.releases.wording import expected_line, guarantee_line
 from etl.storage.layout import ReleasePaths, ResultsPaths, run_key
 
 logger = logging.getLogger(__name__)

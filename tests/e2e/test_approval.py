@@ -128,7 +128,7 @@ def test_a_person_signs_each_release_off(tmp_path, webhook_server):
         card = (results / "model_card.md").read_text()
         assert f"Approved by **{APPROVER}**" in card and f"Release `{release.name}`" in card
         model = browser.frame_text("Model", "Published release")
-        assert f"current {release.name}" in model and f"Sign-off: approved by {APPROVER}" in model, model
+        assert f"current {release.name}" in model and f"Sign-off: Approved by {APPROVER}" in model, model
         assert "card read, numbers checked" in model and "Model card" in model
         browser.screenshot("model-page-signed-off")
         _keep_screenshots(tmp_path / "screenshots")

@@ -52,7 +52,7 @@ def test_an_approved_release_records_who_when_and_why(results):
     manifest = json.loads((results / "manifest.json").read_text())
     assert manifest["signoff"] == APPROVED
     card = (results / "model_card.md").read_text()
-    assert 'Approved by **ana** at 2026-12-01T10:00:00+00:00. Comment: "numbers read; fine"' in card
+    assert "Approved by **ana** at 2026-12-01T10:00:00+00:00. Comment: “numbers read; fine”." in card
 
 
 def test_a_refused_model_is_refused_by_the_gate_first(results):

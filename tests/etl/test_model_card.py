@@ -123,17 +123,30 @@ def test_the_release_card_carries_the_release_and_its_signoff(tmp_path, evaluate
     assert "model_card.md" not in manifest["artifacts"]  # not part of the release's content hash
 
 
-@pytest.mark.parametrize("signoff, expected", [
-    (None, "no person signs this release off"),
-    ({"decision": "pending", "approvers": ["ana", "ben"]}, "Awaiting sign-off by one of: ana, ben"),
+@pytest.mark.parametrize("signoff, markdown, html", [
+    ({"decision": "auto"}, 'Decided by the quality gate alone (`[release] approval = "auto"`): no person signs',
+     'Decided by the quality gate alone (<code>[release] approval = &#34;auto&#34;</code>): no person signs'),
+    ({"decision": "pending", "approvers": ["ana", "ben"]}, "Awaiting sign-off by ana, ben: answer under Browse",
+     "Awaiting sign-off by ana, ben: answer under Browse"),
     ({"decision": "approved", "by": {"id": "ana", "name": "ana"}, "at": "2026-12-01T10:00:00+00:00",
-      "comment": "read it"}, 'Approved by **ana** at 2026-12-01T10:00:00+00:00. Comment: "read it"'),
-    ({"decision": "rejected", "by": {"id": "ben", "name": "ben"}, "at": "t", "comment": "too few cases"},
-     'Rejected by **ben** at t: not published. Comment: "too few cases"'),
-    ({"decision": "timed_out", "at": "t"}, "No answer by t: not published."),
+      "comment": "read it"}, "Approved by **ana** at 2026-12-01T10:00:00+00:00. Comment: “read it”.",
+     "Approved by <b>ana</b> at 2026-12-01T10:00:00+00:00. Comment: “read it”."),
+    ({"decision": "rejected", "by": {"id": "ben", "name": "<ben>"}, "at": "t", "comment": "too few cases"},
+     "Rejected by **<ben>** at t: not published; the published release is unchanged. Comment: “too few cases”.",
+     "Rejected by <b>&lt;ben&gt;</b> at t: not published"),
+    ({"decision": "timed_out", "at": "t"}, "No answer by t: not published.", "No answer by t: not published."),
+    (None, "Not recorded", "Not recorded"),
 ])
-def test_the_signoff_section(signoff, expected):
-    assert expected in model_card.signoff_text(signoff)
+def test_the_signoff_sentence_is_written_once_for_the_card_and_the_ui(signoff, markdown, html, evaluated_runs):
+    """``wording.j2`` says a sign-off once: Markdown for the card, HTML (escaped) for the UI."""
+    from etl.releases.wording import signoff as sentence
+
+    assert markdown in sentence(signoff, html=False)
+    assert html in sentence(signoff, html=True)
+    records = [json.loads((evaluated_runs["old"] / f"{name}.json").read_text())
+               for name in ("metrics", "training", "gate", "profile")]
+    card = model_card.render(model_card.card_facts(*records, {"run_id": "r", "run_key": "k"}), signoff)
+    assert sentence(signoff or model_card.AUTO, html=False) in card
 
 
 def test_the_html_card_renders_tables_and_escapes_raw_html():

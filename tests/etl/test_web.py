@@ -221,20 +221,23 @@ def test_the_model_card_and_the_signoff_of_releases_and_runs(tmp_path, evaluated
     release = client.get("/api/releases").json()["current"]
     assert f'href="releases/{release}/model_card"' in page
     text = _text(page)
-    assert "Sign-off: approved by ana at 2026-01-01T11:00:00+00:00 — “read the card”" in text
+    # the sign-off in the sentence of etl/templates/wording.j2, as the card says it
+    assert "Sign-off: Approved by ana at 2026-01-01T11:00:00+00:00. Comment: “read the card”." in text
     assert "rejected by ben" in text and "awaiting sign-off by ana, ben" in text  # the runs' outcomes
     card = client.get(f"/releases/{release}/model_card")
     assert card.status_code == 200 and "<table>" in card.text
-    assert "Approved by <strong>ana</strong>" in card.text and f"Release <code>{release}</code>" in card.text
+    assert "Approved by <strong>ana</strong> at 2026-01-01T11:00:00+00:00. Comment: “read the card”." in card.text
+    assert f"Release <code>{release}</code>" in card.text
 
     report = client.get(f"/runs/{REFUSED}/report").text
     assert "Awaiting sign-off by ana, ben since 2026-01-02T10:05:00+00:00" in _text(report)
     link = f'href="../../../dags/breast_cancer_etl_pipeline/runs/{REFUSED}/tasks/approve_release/required_actions"'
     assert link.replace(":", "%3A").replace("+", "%2B") in report
     report = _text(client.get(f"/runs/{FAILED}/report").text)
-    assert "Rejected by ben at 2026-01-03T11:00:00+00:00: “too few malignant cases”. Nothing was published" in report
+    assert ("Rejected by ben at 2026-01-03T11:00:00+00:00: not published; the published release is unchanged. "
+            "Comment: “too few malignant cases”.") in report
     run_card = client.get(f"/runs/{FAILED}/model_card").text
-    assert "Sign-off since this card was written: rejected by" in _text(run_card)
+    assert "Sign-off since this card was written: Rejected by ben" in _text(run_card)
     assert client.get(f"/runs/{RUNNING}/model_card").status_code == 404
 
 
