@@ -1,4 +1,4 @@
-# Two commands do everything on a fresh machine (Python 3.10-3.13 and make):
+# Two commands do everything on a fresh machine (Python 3.11-3.13 and make):
 #   make run    set up, then run the whole DAG once with `airflow dags test`
 #   make test   set up, then run the test suite (what CI runs; it installs Debian's
 #               postgresql, redis-server (the cluster check), chromium and chromium-driver (the
@@ -21,6 +21,7 @@ DAG_ID := breast_cancer_etl_pipeline
 	docker-env docker-build docker-up docker-down docker-run docker-test
 
 $(VENV)/bin/python:
+	@$(PYTHON) scripts/check_python.py
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 

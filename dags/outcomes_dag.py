@@ -21,7 +21,7 @@ runs on it.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG
@@ -37,7 +37,7 @@ with DAG(
     description="Join confirmed diagnoses to their predictions; track each release; grow the training data",
     doc_md=__doc__,
     schedule=[assets.outcomes_asset(settings)],
-    start_date=datetime(2020, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2020, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,  # one run records the queue at a time; files arriving meanwhile wait for the next
     tags=["ml", "breast-cancer", "monitoring"],

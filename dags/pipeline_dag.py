@@ -30,7 +30,7 @@ A task that fails for good sends an e-mail and/or a webhook message when `[alert
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, chain
@@ -49,7 +49,7 @@ with DAG(
     # confirmed outcomes (dags/outcomes_dag.py): such a run trains on that version.
     schedule=[assets.TRAINING_DATA],
     # A run whose logical date is before start_date runs no task at all: keep it early.
-    start_date=datetime(2020, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2020, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=4,
     tags=["ml", "breast-cancer", "scikit-learn"],

@@ -20,7 +20,7 @@ arrive after it; nothing is re-scored. Each prediction names the release that ma
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG
@@ -36,7 +36,7 @@ with DAG(
     description="Score new cases with the published model; flag batches that drift",
     doc_md=__doc__,
     schedule=[assets.inbox_asset(settings)],
-    start_date=datetime(2020, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2020, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,  # one run scores the queue at a time; files arriving meanwhile wait for the next
     tags=["ml", "breast-cancer", "scoring"],

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -90,7 +90,7 @@ def record(path: Location, results_dir: Location) -> dict[str, Any]:
         logger.info("%s: already in the ledger as %s (the same bytes): counted once", path.name, target.name)
         return {"ledger": str(target), "outcomes": rows, "new": False}
     outcomes = read_outcomes(path)
-    received = datetime.now(timezone.utc).date().isoformat()
+    received = datetime.now(UTC).date().isoformat()
     storage.write_frame(outcomes.assign(file=path.name, received=received), target)
     logger.info("%s: %d outcome(s) recorded (%d malignant)", path.name, len(outcomes),
                 int((outcomes["diagnosis"] == "M").sum()))
@@ -190,14 +190,14 @@ def update_monitoring(results_dir: Location, settings: OutcomesSettings) -> dict
         rec["alarm"]["raised_at"] = None
         if rec["alarm"]["raised"]:  # when it was first raised (and still is)
             rec["alarm"]["raised_at"] = earlier.get("raised_at") if was else \
-                datetime.now(timezone.utc).isoformat(timespec="seconds")
+                datetime.now(UTC).isoformat(timespec="seconds")
         if rec["alarm"]["raised"] and not was:
             new_alarms[name] = rec["alarm"]
             logger.warning("release %s: ALARM: %s", name, "; ".join(rec["alarm"]["reasons"]))
         storage.write_json(rec, path)
         paths[name] = str(path)
     summary = {
-        "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": sorted(set(ledger["file"])) if not ledger.empty else [],
         "outcomes": len(resolved),
         "unmatched": unmatched,

@@ -12,13 +12,12 @@ from __future__ import annotations
 import functools
 import os
 import re
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from etl.catalog import ParameterError, RunParam, refuse_unknown
 from etl.storage import Target

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -302,9 +303,9 @@ def copy_of(full_run: tuple[Path, str, str], folder: Path) -> None:
 
 
 def _logical_date(date: str):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromisoformat(date).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(date).replace(tzinfo=UTC)
 
 
 def succeeded_tasks(dag_id: str, date: str) -> list[str]:

@@ -9,7 +9,7 @@ the pipeline when a task or a candidate is added.
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG
@@ -20,7 +20,7 @@ def noop(**_) -> None:
 
 
 shape = json.loads(open(os.environ["NOOP_SHAPE"]).read()) if os.environ.get("NOOP_SHAPE") else {"tasks": []}
-with DAG("bench_noop", schedule=None, start_date=datetime(2020, 1, 1, tzinfo=timezone.utc), catchup=False):
+with DAG("bench_noop", schedule=None, start_date=datetime(2020, 1, 1, tzinfo=UTC), catchup=False):
     made = {}
     for task in shape["tasks"]:
         if task["op_kwargs"] is not None:  # a mapped task: the pipeline's instances

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -110,7 +110,7 @@ def grow(matched: pd.DataFrame, results_dir: Location, base_data: Location, min_
         "batches": sorted(set(new["batch"])),
         "outcome_files": sorted({f for files in new["files"] for f in files}),
         "added_ids": new[ID_COLUMN].tolist(),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     # The manifest last: a version folder without one is incomplete (a killed run) and is
     # written again by the next; current.json moves only to a complete version.

@@ -26,7 +26,7 @@ its fields. Imported by the DAG file only when approval is required.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.providers.standard.exceptions import HITLTimeoutError
@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def record(folder: RunPaths, **fields: Any) -> dict[str, Any]:

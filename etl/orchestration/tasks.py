@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -78,7 +78,7 @@ def record_failure(context: dict[str, Any]) -> None:
             "map_index": getattr(ti, "map_index", -1),
             "try_number": getattr(ti, "try_number", None),
             "error": first_line(context.get("exception")) or "failed (no error message; see the task log)",
-            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         write_json(record, path)
     except Exception as exc:  # a callback must never hide the task's own failure

@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 import subprocess
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -101,6 +101,6 @@ def build_manifest(
         "versions": library_versions(),
         "code": code_revision(),
         "run": {**run_info, "run_key": run.run_key,
-                "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+                "published_at": datetime.now(UTC).isoformat(timespec="seconds")},
     }
 

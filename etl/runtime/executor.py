@@ -33,7 +33,7 @@ TASK_MODULES = ("etl.load_data", "etl.preprocess_data", "etl.train_model", "etl.
                 "etl.evaluate_model", "etl.quality_gate", "etl.report", "etl.save_results",
                 "etl.upload_results", "etl.score", "etl.outcomes", "etl.monitoring.datasets", "etl.releases.model_card")
 #: And the libraries those modules import inside their functions (the candidates' estimators,
-#: the report's plots, the model card's templates). ``tests/etl/test_executor.py`` checks that a
+#: the report's plots, the model card's templates). ``tests/etl/runtime/test_executor.py`` checks that a
 #: whole run imports no module of these libraries that the preload left out.
 LIBRARIES = ("sklearn.linear_model", "sklearn.svm", "sklearn.ensemble", "sklearn.calibration",
              "sklearn.inspection", "sklearn.metrics", "scipy.stats", "joblib", "matplotlib.figure",

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -91,7 +91,7 @@ def _map_counts() -> dict[str, int]:
 def run(command: list[str], log_dir: Path, verbose: bool = False, out: IO[str] = sys.stdout) -> int:
     """Run ``command``, its output to a new log file in ``log_dir`` and the task lines to ``out``."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"dags-test-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.log"
+    log_path = log_dir / f"dags-test-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.log"
     print(f"Airflow's log: {log_path}{'' if verbose else ' (VERBOSE=1 shows it here)'}", file=out, flush=True)
     with open(log_path, "w", encoding="utf-8") as log, subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -344,7 +344,7 @@ def run_key(logical_date: datetime | None, run_id: str | None) -> str:
     the run id. Only characters safe in file and object names are kept.
     """
     if logical_date is not None:
-        utc = logical_date.astimezone(timezone.utc)
+        utc = logical_date.astimezone(UTC)
         key = utc.strftime("%Y-%m-%dT%H%M%S")
         if utc.microsecond:
             key += f".{utc.microsecond:06d}"

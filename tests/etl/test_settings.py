@@ -138,7 +138,6 @@ def test_every_section_is_the_toml_section():
     """Each section's fields are exactly its keys in pipeline.toml and its run parameters, whose
     defaults are declared once, in ``RUN_PARAMS``."""
     import dataclasses
-
     import tomllib
 
     from etl.settings import DEFAULT_CONFIG_FILE, RUN_PARAMS, SECTIONS

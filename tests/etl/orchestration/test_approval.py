@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -95,7 +95,7 @@ def test_an_answer_is_recorded_before_the_run_goes_on(tmp_path, monkeypatch):
     folder = RunPaths(tmp_path / "run")
     folder.root.mkdir()
     monkeypatch.setattr(ReleaseApproval, "_run", lambda self, context: (settings, folder))
-    at = datetime(2026, 12, 1, 10, tzinfo=timezone.utc)
+    at = datetime(2026, 12, 1, 10, tzinfo=UTC)
     event = {"chosen_options": ["Approve"], "params_input": {"comment": "fine"}, "responded_at": at,
              "responded_by_user": {"id": "ana", "name": "ana"}}
     result = task.execute_complete({}, event)

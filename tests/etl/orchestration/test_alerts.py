@@ -1,6 +1,6 @@
 import dataclasses
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from etl.catalog import DataValidationError
@@ -12,7 +12,7 @@ from tests.servers import free_port
 def _context(exception=None):
     ti = SimpleNamespace(task_id="load_data", dag_id="dag", try_number=1,
                          log_url="http://127.0.0.1:8080/dags/dag/runs/r1/tasks/load_data?try_number=1")
-    dag_run = SimpleNamespace(dag_id="dag", run_id="r1", logical_date=datetime(2024, 3, 1, tzinfo=timezone.utc))
+    dag_run = SimpleNamespace(dag_id="dag", run_id="r1", logical_date=datetime(2024, 3, 1, tzinfo=UTC))
     return {"ti": ti, "dag_run": dag_run, "run_id": "r1", "exception": exception}
 
 
