@@ -317,8 +317,10 @@ class Settings:
 
     def trigger_form(self) -> dict[str, Any]:
         """The training DAG's params: one ``Param`` per run parameter, at these settings' value."""
-        return {name: p.param(None, self.paths.data_path) if p.type is str else p.param(getattr(getattr(
-            self, p.section), name)) for name, p in RUN_PARAMS.items()}
+        values = {name: getattr(getattr(self, p.section), name) for name, p in RUN_PARAMS.items()}
+        # a parameter without a default of its own is empty on the form: the configured value
+        return {name: p.param(None, values[name]) if p.default is None else p.param(values[name])
+                for name, p in RUN_PARAMS.items()}
 
     @property
     def inbox(self) -> InboxPaths:

@@ -150,3 +150,92 @@ def test_the_cluster_check_does_not_rely_on_assert():
         tree = ast.parse(_text(PROJECT_ROOT / "deploy" / name))
         asserts = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Assert)]
         assert not asserts, f"deploy/{name}: assert on line(s) {asserts}; use check()"
+
+
+# -- the facts that drift: each said once in the code, checked wherever the docs repeat it ----------
+
+
+def _requires_python() -> tuple[str, str]:
+    """pyproject's ``requires-python`` as the first and last supported versions (``3.11``, ``3.13``)."""
+    low, high = re.search(r'requires-python = ">=3\.(\d+),<3\.(\d+)"', _text(PROJECT_ROOT / "pyproject.toml")).groups()
+    return f"3.{low}", f"3.{int(high) - 1}"
+
+
+def test_the_python_range_is_the_one_pyproject_requires():
+    low, last = _requires_python()
+    said = {(path.name, m) for path in [*DOCS, PROJECT_ROOT / "Makefile"]
+            for m in re.findall(r"Python (3\.\d+ ?(?:-|to) ?3\.\d+)", _text(path))}
+    assert ("README.md", f"{low}-{last}") in said and ("Makefile", f"{low}-{last}") in said
+    assert {m.replace(" to ", "-") for _, m in said} == {f"{low}-{last}"}, said
+    assert f'target-version = "py{low.replace(".", "")}"' in _text(PROJECT_ROOT / "pyproject.toml")
+
+
+def _spoken(candidate: str) -> str:
+    return {"svm": "SVM"}.get(candidate, candidate.replace("_", " "))
+
+
+def test_the_training_dags_doc_names_the_enabled_candidates():
+    from dags.pipeline_dag import dag
+
+    settings = load_settings(PROJECT_ROOT / "pipeline.toml", environ={})
+    named = re.search(r"Trains the enabled candidate classifiers \(([^)]*)\)", dag.doc_md).group(1)
+    assert named.split(", ") == [_spoken(c) for c in settings.candidates]
+
+
+def test_the_docs_count_the_dags_there_are():
+    words = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
+    count = sum("with DAG(" in _text(path) for path in (PROJECT_ROOT / "dags").glob("*.py"))
+    assert f"{words[count].capitalize()} DAGs" in _text(README)
+    for path in DOCS:
+        for said in re.findall(r"\b(one|two|three|four|five) DAGs\b", _text(path), flags=re.I):
+            assert said.lower() == words[count], f"{path.name}: {said} DAGs, there are {count}"
+
+
+def test_the_layout_names_every_package_and_every_path_the_docs_name_exists():
+    layout = _text(PROJECT_ROOT / "docs" / "project.md")
+    etl = PROJECT_ROOT / "etl"
+    for package in sorted(p.name for p in etl.iterdir() if (p / "__init__.py").is_file()):
+        assert re.search(rf"^│   ├── {package}/ ", layout, flags=re.M), f"docs/project.md: no line for etl/{package}/"
+    for shared in ("settings.py", "catalog.py", "runner.py"):
+        assert f"├── {shared} " in layout
+    for path in DOCS:
+        for named in re.findall(r"(?<![\w/.])(etl/[\w/]+\.(?:py|j2))", _text(path)):
+            assert (PROJECT_ROOT / named).is_file(), f"{path.name} names {named}, which does not exist"
+
+
+def test_the_readmes_parameters_are_the_declarations():
+    from etl.settings import RUN_PARAMS
+
+    rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]+) \|", _text(README), flags=re.M))
+    configured = load_settings(PROJECT_ROOT / "pipeline.toml", environ={})
+    for name, param in RUN_PARAMS.items():
+        if param.default is None:  # the configured setting's value
+            expected = f"empty: `{getattr(configured, param.section).data_path.relative_to(PROJECT_ROOT)}`"
+        else:
+            expected = f"`{param.default}`"
+        assert rows[name].strip() == expected, (name, rows[name])
+
+
+#: Import names that differ from their distribution's (``pyproject.toml``'s dependencies).
+DISTRIBUTIONS = {"airflow": "apache-airflow", "sklearn": "scikit-learn", "markdown_it": "markdown-it-py",
+                 "jinja2": "Jinja2", "markupsafe": "MarkupSafe"}
+
+
+def test_every_library_the_code_imports_is_a_declared_dependency():
+    import ast
+    import sys
+
+    imported = set()
+    for path in (PROJECT_ROOT / "etl").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    third_party = {m for m in imported if m not in sys.stdlib_module_names and m != "etl"}
+    block = re.search(r"^dependencies = \[(.*?)^\]", _text(PROJECT_ROOT / "pyproject.toml"), flags=re.S | re.M).group(1)
+    declared = {re.split(r"[<>=\[ ]", d)[0].lower() for d in re.findall(r'^\s*"([^"]+)"', block, flags=re.M)}
+    declared |= {line.split()[0].lower() for line in _text(PROJECT_ROOT / "requirements-nodeps.txt").splitlines()
+                 if line.strip() and not line.startswith("#")}
+    missing = {m for m in third_party if DISTRIBUTIONS.get(m, m).lower() not in declared}
+    assert missing == set(), f"imported by etl/ but not in pyproject.toml's dependencies: {sorted(missing)}"

@@ -83,7 +83,7 @@ def test_run_params_get_their_declared_types_whatever_the_form_sent():
     estimator (and the same model bytes) as a run given 1.0."""
     s = load_settings(environ={})
     run = s.with_run_params({"C": 1, "max_iter": 1000.0, "random_state": 42.0, "test_size": 0.2, "data_path": None})
-    typed = {k: v for k, v in run.run_params.items() if k != "data_path"}
+    typed = {k: run.run_params[k] for k in ("C", "max_iter", "random_state", "test_size")}
     assert typed == {"C": 1.0, "max_iter": 1000, "random_state": 42, "test_size": 0.2}
     assert run.paths.data_path == s.paths.data_path  # None: the configured
     assert [type(typed[k]) for k in ("C", "max_iter", "random_state", "test_size")] == [float, int, int, float]
