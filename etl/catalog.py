@@ -59,6 +59,18 @@ ABOUT: dict[str, str] = {
                      "person) allows it; prune old runs."),
     "upload_results": "Upload the release this run published.",
 }
+#: The settings a step's command line may set beside the run parameters, by task: each
+#: ``(flag, section, key, help)`` (``etl.runner.main``; the DAG's tasks read them from the settings).
+FLAGS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
+    "load_data": (("--max-missing-share", "validation", "max_missing_share", "largest share of a feature imputed"),
+                  ("--min-rows-per-class", "validation", "min_rows_per_class", "fewest rows of each diagnosis")),
+    "evaluate_model": (("--bootstrap", "evaluation", "bootstrap_resamples", "bootstrap resamples of the intervals"),),
+    "quality_gate": (("--results-dir", "paths", "results_dir", "the results folder whose release it compares with"),),
+    "save_results": (("--results-dir", "paths", "results_dir", "publish here"),
+                     ("--keep-runs", "retention", "keep_runs", "run folders and releases to keep")),
+    "upload_results": (("--destination", "paths", "upload_uri", "a folder, file://, s3://bucket/prefix, gdrive://<id>"),
+                       ("--conn-id", "upload", "conn_id", "the Airflow connection of an s3:// destination")),
+}
 #: The sign-off task: in the DAG between ``make_report`` and ``save_results`` only with
 #: ``[release] approval = "required"``; an Airflow human-in-the-loop operator (``etl.orchestration.approval``),
 #: not an etl step, so not in ``TASKS``.

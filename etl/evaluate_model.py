@@ -21,7 +21,7 @@ from etl.data.schema import FEATURE_COLUMNS, ID_COLUMN, MALIGNANT, TARGET_COLUMN
 from etl.modeling.nested import summarize_folds
 from etl.modeling.procedure import features_and_labels, malignant_probability, predict_frame, threshold_metrics
 from etl.modeling.procedure import ranking_scores as ranking_metrics
-from etl.runner import Option, Outputs, Run, Step
+from etl.runner import Outputs, Run, Step
 
 logger = logging.getLogger(__name__)
 
@@ -224,14 +224,8 @@ def _evaluate_model(run: Run) -> Outputs:
                           run.settings.evaluation.bootstrap_resamples, run.random_state, i.outer_fold)
 
 
-STEPS = {"evaluate_model": Step("evaluate_model", _evaluate_model, (
-    Option("--bootstrap", "evaluation", "bootstrap_resamples", "bootstrap resamples of the 95 % intervals"),))}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: the DAG's task on a run folder (``etl.runner.main``)."""
-    return runner.main(STEPS, __doc__, argv)
-
+STEPS = runner.steps(Step("evaluate_model", _evaluate_model))
+main = runner.entry_point(STEPS, __doc__)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -12,7 +12,7 @@ import logging
 
 from etl import runner, storage
 from etl.data.contract import RawTable, profile, read_input, validate
-from etl.runner import Option, Outputs, Run, Step
+from etl.runner import Outputs, Run, Step
 
 logger = logging.getLogger(__name__)
 
@@ -56,16 +56,8 @@ def _load_data(run: Run) -> Outputs:
                      v.min_rows_per_class)
 
 
-STEPS = {"load_data": Step("load_data", _load_data, (
-    Option("--max-missing-share", "validation", "max_missing_share", "largest share of a feature's values imputed"),
-    Option("--min-rows-per-class", "validation", "min_rows_per_class", "fewest rows of each diagnosis"),
-))}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: the DAG's task on a run folder (``etl.runner.main``)."""
-    return runner.main(STEPS, __doc__, argv)
-
+STEPS = runner.steps(Step("load_data", _load_data))
+main = runner.entry_point(STEPS, __doc__)
 
 if __name__ == "__main__":
     raise SystemExit(main())

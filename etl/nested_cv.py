@@ -50,13 +50,8 @@ def _nested_cv(run: Run, fold: int) -> Outputs:
                      Procedure.of(run.settings.selection, run.random_state), n.outer_folds, n.outer_repeats)
 
 
-STEPS = {"nested_cv": Step("nested_cv", _nested_cv)}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: the DAG's task on a run folder (``etl.runner.main``)."""
-    return runner.main(STEPS, __doc__, argv)
-
+STEPS = runner.steps(Step("nested_cv", _nested_cv))
+main = runner.entry_point(STEPS, __doc__)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -160,13 +160,8 @@ def _preprocess_data(run: Run) -> Outputs:
                            split.test_size, run.random_state, split.method, split.salt)
 
 
-STEPS = {"preprocess_data": Step("preprocess_data", _preprocess_data)}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: the DAG's task on a run folder (``etl.runner.main``)."""
-    return runner.main(STEPS, __doc__, argv)
-
+STEPS = runner.steps(Step("preprocess_data", _preprocess_data))
+main = runner.entry_point(STEPS, __doc__)
 
 if __name__ == "__main__":
     raise SystemExit(main())

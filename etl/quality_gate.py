@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from etl import runner
 from etl.releases.gate import check_run
-from etl.runner import Option, Outputs, Run, Step
+from etl.runner import Outputs, Run, Step
 
 
 def _quality_gate(run: Run) -> Outputs:
@@ -17,14 +17,8 @@ def _quality_gate(run: Run) -> Outputs:
     return check_run(run.inputs("quality_gate"), run.folder.gate, run.settings.results_dir, run.settings.gate)
 
 
-STEPS = {"quality_gate": Step("quality_gate", _quality_gate, (
-    Option("--results-dir", "paths", "results_dir", "results folder whose published release it compares with"),))}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: the DAG's task on a run folder (``etl.runner.main``)."""
-    return runner.main(STEPS, __doc__, argv)
-
+STEPS = runner.steps(Step("quality_gate", _quality_gate))
+main = runner.entry_point(STEPS, __doc__)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -280,13 +280,8 @@ def _make_report(run: Run) -> Outputs:
             **write_card(inputs, run.folder.model_card, run.info, signoff)}
 
 
-STEPS = {"make_report": Step("make_report", _make_report)}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: the DAG's task on a run folder (``etl.runner.main``)."""
-    return runner.main(STEPS, __doc__, argv)
-
+STEPS = runner.steps(Step("make_report", _make_report))
+main = runner.entry_point(STEPS, __doc__)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -126,24 +126,12 @@ class Run:
 
 
 @dataclass(frozen=True)
-class Option:
-    """A step's command-line flag that sets one setting (``--keep-runs``: ``[retention] keep_runs``)."""
-
-    flag: str
-    section: str
-    key: str
-    help: str
-
-
-@dataclass(frozen=True)
 class Step:
-    """One task of the training DAG: its step's wiring (``func(run, **instance)``: which files,
-    settings and run parameters it calls its step with) and the flags of its command line beside
-    the run parameters it takes (``etl.settings.RUN_PARAMS``) and its input files (the catalog's)."""
+    """One task of the training DAG and its step's wiring: ``func(run, **instance)`` calls the
+    step's pure core with the run's files, settings and run parameters it needs."""
 
     task: str
     func: Callable[..., Outputs]
-    options: tuple[Option, ...] = ()
 
 
 def expand(task: str, settings: Settings) -> list[dict[str, Any]] | None:
@@ -185,11 +173,26 @@ STEPS = {"ensure_results_dir": Step("ensure_results_dir", _ensure_results_dir)}
 # -- the command line -----------------------------------------------------------------------------
 
 
+def steps(*declared: Step) -> dict[str, Step]:
+    """A step module's ``STEPS``: its steps by task, in the order its command line runs them."""
+    return {step.task: step for step in declared}
+
+
+def entry_point(declared: Mapping[str, Step], doc: str | None) -> Callable[[Sequence[str] | None], int]:
+    """A step module's ``main``: its command line (``main``) over its ``STEPS``."""
+    def main_(argv: Sequence[str] | None = None) -> int:
+        return main(declared, doc, argv)
+
+    main_.__doc__ = f"``python -m`` this step: ``etl.runner.main`` over {', '.join(declared)}."
+    return main_
+
+
 def main(steps: Mapping[str, Step], doc: str | None, argv: Sequence[str] | None = None) -> int:
     """``python -m etl.<step>``: run ``steps`` (in order, each mapped one over its instances) on
     a run folder, as the DAG's tasks do. The flags: ``--run-dir`` (default ``results/runs/cli``,
     so the steps run one after another chain like the DAG), the run parameters the steps take,
-    a path for each file they read (default: the run folder's), the steps' own ``Option``s, and
+    a path for each file they read (default: the run folder's), their settings flags
+    (``etl.catalog.FLAGS``), and
     ``--candidate`` / ``--fold`` for a mapped step. Prints what was written as JSON; a
     ``PipelineError`` is one line on stderr and exit status 1."""
     p, settings, cli_run = parser(doc)
@@ -204,10 +207,11 @@ def main(steps: Mapping[str, Step], doc: str | None, argv: Sequence[str] | None 
     for f in {f.name: f for task in tasks for f in catalog.inputs(task) if not f.mapped and f.name not in written}.values():
         p.add_argument("--" + f.name.replace("_", "-"), dest=f"input_{f.name}", type=path_arg, default=None, metavar="PATH",
                        help=_help(f"{f.about} (default: the run folder's, written by {f.producer})"))
-    for option in (o for step in steps.values() for o in step.options):
-        value = getattr(getattr(settings, option.section), option.key)
-        p.add_argument(option.flag, dest=f"option_{option.key}", type=type(value), default=None, metavar="VALUE",
-                       help=_help(f"{option.help} (default: {value})"))
+    options = {flag: (section, key) for task in tasks for flag, section, key, _ in catalog.FLAGS.get(task, ())}
+    for flag, section, key, about in {o[0]: o for task in tasks for o in catalog.FLAGS.get(task, ())}.values():
+        value = getattr(getattr(settings, section), key)
+        p.add_argument(flag, dest=f"option_{key}", type=type(value), default=None, metavar="VALUE",
+                       help=_help(f"{about} (default: {value})"))
     if "train_model" in tasks:
         p.add_argument("--candidate", action="append", choices=list(settings.candidates),
                        help="this candidate only (repeatable; default: every enabled one)")
@@ -217,9 +221,9 @@ def main(steps: Mapping[str, Step], doc: str | None, argv: Sequence[str] | None 
     def action(a: argparse.Namespace) -> Any:
         given = vars(a)
         s = settings
-        for option in (o for step in steps.values() for o in step.options):
-            if given[f"option_{option.key}"] is not None:
-                s = s.override(option.section, option.key, given[f"option_{option.key}"])
+        for section, key in options.values():
+            if given[f"option_{key}"] is not None:
+                s = s.override(section, key, given[f"option_{key}"])
         if given.get("candidate"):  # train (and select among) these only
             s = replace(s, candidates={name: s.candidates[name] for name in given["candidate"]})
         handed = {k.removeprefix("input_"): str(v) for k, v in given.items() if k.startswith("input_") and v}

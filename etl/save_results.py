@@ -17,7 +17,7 @@ from etl import runner, storage
 from etl.catalog import Skipped, StepInputs
 from etl.releases.registry import publish, publishable
 from etl.releases.retention import prune
-from etl.runner import Option, Outputs, Run, Step
+from etl.runner import Outputs, Run, Step
 from etl.storage import Location
 
 logger = logging.getLogger(__name__)
@@ -83,16 +83,8 @@ def _save_results(run: Run) -> Outputs:
     return outcome
 
 
-STEPS = {"save_results": Step("save_results", _save_results, (
-    Option("--results-dir", "paths", "results_dir", "publish here"),
-    Option("--keep-runs", "retention", "keep_runs", "run folders and releases to keep"),
-))}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: the DAG's task on a run folder (``etl.runner.main``)."""
-    return runner.main(STEPS, __doc__, argv)
-
+STEPS = runner.steps(Step("save_results", _save_results))
+main = runner.entry_point(STEPS, __doc__)
 
 if __name__ == "__main__":
     raise SystemExit(main())

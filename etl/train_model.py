@@ -202,13 +202,8 @@ def _select_model(run: Run) -> Outputs:
 
 
 #: Both tasks: the command line trains the candidates (``--candidate``: these only), then selects.
-STEPS = {"train_model": Step("train_model", _train_model), "select_model": Step("select_model", _select_model)}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: the DAG's task on a run folder (``etl.runner.main``)."""
-    return runner.main(STEPS, __doc__, argv)
-
+STEPS = runner.steps(Step("train_model", _train_model), Step("select_model", _select_model))
+main = runner.entry_point(STEPS, __doc__)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -31,7 +31,7 @@ from urllib.parse import unquote, urlparse
 from etl import runner, storage
 from etl.catalog import ParameterError, Skipped, UploadError, first_line
 from etl.releases.registry import recorded_release, verified_files
-from etl.runner import Option, Outputs, Run, Step
+from etl.runner import Outputs, Run, Step
 
 logger = logging.getLogger(__name__)
 
@@ -215,16 +215,8 @@ def _upload_results(run: Run) -> Outputs:
     return upload_results(release, s.paths.upload_uri, run.folder.root.name, s.upload.conn_id, s.upload.drive_credentials)
 
 
-STEPS = {"upload_results": Step("upload_results", _upload_results, (
-    Option("--destination", "paths", "upload_uri", "a folder, file://, s3://bucket/prefix or gdrive://<folder id>"),
-    Option("--conn-id", "upload", "conn_id", "the Airflow connection of an s3:// destination"),
-))}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: the DAG's task on a run folder (``etl.runner.main``)."""
-    return runner.main(STEPS, __doc__, argv)
-
+STEPS = runner.steps(Step("upload_results", _upload_results))
+main = runner.entry_point(STEPS, __doc__)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -57,30 +57,44 @@ def results_root(value: str, conn_id: str) -> Target:
     return ObjectStoragePath(value, conn_id=conn_id)
 
 
-class _File:
+@dataclass(frozen=True)
+class Folder:
+    """A folder's layout: its ``root``, and the paths under it as typed attributes (``_At``,
+    ``_File``)."""
+
+    root: Target
+
+
+class _At:
+    """A path under a folder's root, as a typed attribute: ``ResultsPaths.runs`` is ``<root>/runs``."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __get__(self, folder: Any, owner: type | None = None) -> Target:
+        return self if folder is None else folder.root / self.path  # type: ignore[return-value]
+
+
+class _File(_At):
     """A file the catalog declares (``etl.catalog.FILES``), as a typed attribute of a folder's
     layout: ``RunPaths.metrics`` is the catalog's ``metrics`` under the run folder. ``leaf``: the
     file's own name only (a candidate's folder, a release); ``entry``: the catalog's name, when
     it is not the attribute's."""
 
     def __init__(self, entry: str | None = None, leaf: bool = False) -> None:
+        super().__init__("")
         self.entry, self.leaf = entry, leaf
 
     def __set_name__(self, owner: type, name: str) -> None:
         entry = catalog.BY_NAME[self.entry or name]
         self.path = entry.path.rsplit("/", 1)[-1] if self.leaf else entry.path
 
-    def __get__(self, folder: Any, owner: type | None = None) -> Target:
-        return self if folder is None else folder.root / self.path  # type: ignore[return-value]
-
 
 @dataclass(frozen=True)
-class CandidatePaths:
+class CandidatePaths(Folder):
     """The files of one candidate model in a run (its ``train_model`` task), from the
     catalog's ``candidates/{candidate}/...`` entries: ``model`` (fitted on the whole training
     split), ``cv`` (its cross-validated scores), ``oof`` (its out-of-fold probabilities)."""
-
-    root: Target
 
     @classmethod
     def of(cls, folder: CandidatePaths | str | os.PathLike[str] | Target) -> CandidatePaths:
@@ -103,7 +117,7 @@ class CandidatePaths:
 
 
 @dataclass(frozen=True)
-class RunPaths:
+class RunPaths(Folder):
     """The file layout of one run's folder: each file the catalog (``etl.catalog.FILES``)
     declares is an attribute of that name (``run.data``, ``run.metrics``, ...); the files of
     mapped tasks through ``candidate(name)`` and ``outer_fold(index)``.
@@ -111,8 +125,6 @@ class RunPaths:
     Steps never spell each other's file names; the Airflow glue and the command-line defaults
     take them from here.
     """
-
-    root: Target
 
     run_record = _File()
     data = _File()
@@ -168,10 +180,24 @@ RELEASE_FILES: tuple[str, ...] = (*PUBLISHED_ARTIFACTS, *RELEASE_DOCUMENTS, MANI
 
 
 @dataclass(frozen=True)
-class ReleasePaths:
+class ReleasePaths(Folder):
     """The files of one published release (``results/published/<release>/``)."""
 
-    root: Target
+    #: The published artifacts (the run's files of the same names) and the model card, with
+    #: its sign-off (``etl.releases.model_card``).
+    metrics = _File(leaf=True)
+    model = _File(leaf=True)
+    scaler = _File(leaf=True)
+    model_card = _File(leaf=True)
+
+    #: SHA-256 and size of each artifact, data, parameters, versions, run.
+    manifest = _At(MANIFEST)
+
+    def file(self, name: str) -> Target:
+        """One of ``RELEASE_FILES`` by name."""
+        if name not in RELEASE_FILES:
+            raise ValueError(f"a release has no file {name!r}")
+        return self.root / name
 
     @property
     def name(self) -> str:
@@ -183,55 +209,21 @@ class ReleasePaths:
         """The key of the run that made the release."""
         return self.name.rsplit("-", 1)[0]
 
-    #: The published artifacts (the run's files of the same names) and the model card, with
-    #: its sign-off (``etl.releases.model_card``).
-    metrics = _File(leaf=True)
-    model = _File(leaf=True)
-    scaler = _File(leaf=True)
-    model_card = _File(leaf=True)
-
-    @property
-    def manifest(self) -> Target:
-        """SHA-256 and size of each artifact, data, parameters, versions, run."""
-        return self.root / MANIFEST
-
-    def file(self, name: str) -> Target:
-        """One of ``RELEASE_FILES`` by name."""
-        if name not in RELEASE_FILES:
-            raise ValueError(f"a release has no file {name!r}")
-        return self.root / name
-
 
 @dataclass(frozen=True)
-class ResultsPaths:
+class ResultsPaths(Folder):
     """The layout of the results folder (documented in ``etl.releases.registry``)."""
 
-    root: Target
-
-    @property
-    def runs(self) -> Target:
-        """One sub-folder per run."""
-        return self.root / "runs"
-
-    @property
-    def releases(self) -> Target:
-        """One sub-folder per published release."""
-        return self.root / "published"
-
-    @property
-    def current(self) -> Target:
-        """The link to the published release (local results folder)."""
-        return self.root / "current"
-
-    @property
-    def current_object(self) -> Target:
-        """The object naming the published release (object-store results folder)."""
-        return self.root / "current.json"
-
-    @property
-    def scoring(self) -> Target:
-        """One sub-folder per scored batch (the scoring DAG)."""
-        return self.root / "scoring"
+    #: One sub-folder per run.
+    runs = _At("runs")
+    #: One sub-folder per published release.
+    releases = _At("published")
+    #: The link to the published release (local results folder).
+    current = _At("current")
+    #: The object naming the published release (object-store results folder).
+    current_object = _At("current.json")
+    #: One sub-folder per scored batch (the scoring DAG).
+    scoring = _At("scoring")
 
     def batch(self, name: str) -> BatchPaths:
         """One scored batch's folder."""
@@ -242,11 +234,9 @@ class ResultsPaths:
         """The confirmed outcomes and each release's realized performance (``etl.outcomes``)."""
         return MonitoringPaths(self.root / "monitoring")
 
-    @property
-    def datasets(self) -> Target:
-        """The versions of the labelled training data grown from confirmed cases
-        (``etl.monitoring.datasets``): ``v0001/``, ... and ``current.json``."""
-        return self.root / "datasets"
+    #: The versions of the labelled training data grown from confirmed cases (``etl.monitoring.datasets``):
+    #: ``v0001/``, ... and ``current.json``.
+    datasets = _At("datasets")
 
     def run(self, key: str) -> RunPaths:
         """One run's folder."""
@@ -257,76 +247,47 @@ class ResultsPaths:
         return ReleasePaths(self.releases / name)
 
     def top(self, name: str) -> Target:
-        """A published file at the top of the results folder (one of ``RELEASE_FILES``)."""
-        if name not in RELEASE_FILES:
-            raise ValueError(f"the results folder publishes no file {name!r}")
-        return self.root / name
+        """A published file at the top of the results folder: a release's, by name (``RELEASE_FILES``)."""
+        return ReleasePaths(self.root).file(name)
 
 
 @dataclass(frozen=True)
-class BatchPaths:
+class BatchPaths(Folder):
     """What the scoring DAG writes for one input file (``results/scoring/<batch>/``)."""
 
-    root: Target
-
-    @property
-    def predictions(self) -> Target:
-        """One row per input row: ``id``, ``malignant_probability``, ``predicted``, ``release``."""
-        return self.root / "predictions.csv"
-
-    @property
-    def report(self) -> Target:
-        """Counts, share predicted malignant, the release that scored it, the drift check."""
-        return self.root / "report.json"
-
-    @property
-    def rows(self) -> Target:
-        """The scored rows as the contract read them (``id`` and the features): with their
-        confirmed diagnoses they join the training data (``etl.monitoring.datasets``)."""
-        return self.root / "rows.parquet"
+    #: One row per input row: ``id``, ``malignant_probability``, ``predicted``, ``release``.
+    predictions = _At("predictions.csv")
+    #: Counts, share predicted malignant, the release that scored it, the drift check.
+    report = _At("report.json")
+    #: The scored rows as the contract read them (``id`` and the features): with their confirmed diagnoses
+    #: they join the training data (``etl.monitoring.datasets``).
+    rows = _At("rows.parquet")
 
 
 @dataclass(frozen=True)
-class MonitoringPaths:
+class MonitoringPaths(Folder):
     """``results/monitoring/``: the ledger of confirmed outcomes, one record per release."""
 
-    root: Target
-
-    @property
-    def ledger(self) -> Target:
-        """One table per outcome file received (``<stem>-<hash>.parquet``): id, diagnosis, date,
-        file, received."""
-        return self.root / "outcomes"
+    #: One table per outcome file received (``<stem>-<hash>.parquet``): id, diagnosis, date, file, received.
+    ledger = _At("outcomes")
 
     def release(self, name: str) -> Target:
         """A release's realized performance, per batch and month, and its alarm."""
         return self.root / "releases" / f"{name}.json"
 
-    @property
-    def summary(self) -> Target:
-        """The files received, the unmatched ids, the conflicts, each release's headline."""
-        return self.root / "summary.json"
+    #: The files received, the unmatched ids, the conflicts, each release's headline.
+    summary = _At("summary.json")
 
 
 @dataclass(frozen=True)
-class InboxPaths:
+class InboxPaths(Folder):
     """The scoring inbox: files arrive at the top; each moves to ``queued/`` when claimed for
     scoring, then to ``processed/`` once its outputs are complete, or to ``rejected/`` with a
     ``<name>.reason.txt`` beside it."""
 
-    root: Target
-
-    @property
-    def queued(self) -> Target:
-        return self.root / "queued"
-
-    @property
-    def processed(self) -> Target:
-        return self.root / "processed"
-
-    @property
-    def rejected(self) -> Target:
-        return self.root / "rejected"
+    queued = _At("queued")
+    processed = _At("processed")
+    rejected = _At("rejected")
 
     def reason(self, name: str) -> Target:
         """The one-line reason a rejected file was refused."""
