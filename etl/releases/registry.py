@@ -294,8 +294,10 @@ def publishable(verdict: dict[str, Any], run_key: str, results_dir: Location) ->
     if current is None or ReleasePaths(current).run_key == run_key:
         return None  # nothing published, or this run's own release (a rerun)
     if verdict.get("published_release") != current.name:
-        return (f"quality gate: not published (it compared with {verdict.get('published_release') or 'nothing'}, "
-                f"but {current.name} was published since: clear quality_gate to decide again)")
+        compared = verdict.get("published_release") or "no published model"
+        return (f"not published: the quality gate compared this model with {compared}, and {current.name} was "
+                f"published since; to publish it, run quality_gate again (in the UI: Clear quality_gate with its "
+                f"downstream tasks), which compares it with {current.name}")
     return None
 
 

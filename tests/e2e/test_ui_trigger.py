@@ -186,7 +186,7 @@ def test_trigger_in_the_browser_and_see_the_report(stack, ui_browser):
             **{t: "success" for t in [*ORDER, "nested_cv"]}, "save_results": last, "upload_results": last}
         if not published:
             reason = json.loads((folder / "release.json").read_text())["reason"]
-            assert "was published since: clear quality_gate to decide again" in reason, reason
+            assert "was published since; to publish it, run quality_gate again" in reason, reason
         # One mapped train_model per candidate, named in the UI by map_index_template.
         assert sorted(ti["rendered_map_index"] for ti in tis["task_instances"] if ti["task_id"] == "train_model") \
             == sorted(CANDIDATES)

@@ -130,7 +130,8 @@ def test_save_results_publishes_by_the_gates_decision_alone(results):
     old = results / "runs" / "old"
     pipeline.run_step("quality_gate", pipeline.Run.of_folder(settings, RunPaths(old)))  # compared with nothing published
     assert "release" in decide_and_publish(run, results)  # another run publishes meanwhile
-    with pytest.raises(Skipped, match=r"it compared with nothing, but new-[0-9a-f]+ was published since"):
+    with pytest.raises(Skipped, match=r"compared this model with no published model, and new-[0-9a-f]+ was published since; "
+                       r"to publish it, run quality_gate again"):
         pipeline.run_step("save_results", pipeline.Run.of_folder(settings, RunPaths(old)))
     assert storage.read_json(RunPaths(old).release_record)["published"] is False
     assert (results / "current").resolve().name.startswith("new-")
