@@ -1,6 +1,8 @@
-"""Breast Cancer Wisconsin (Diagnostic) training pipeline: one module per pipeline step.
+"""Breast Cancer Wisconsin (Diagnostic) pipeline, packaged by concern (``docs/project.md``).
 
-Every step is a pure core (DataFrames and models in, DataFrames and models out), a thin I/O
-wrapper that takes and returns file paths, and a command-line entry point
-(``python -m etl.<step> --help``). ``etl.orchestration.tasks`` adapts the wrappers to Airflow.
+The top level holds the runnable steps of the DAGs (``python -m etl.<step> --help``), each a pure
+core, a thin I/O wrapper that takes and returns file paths, and its task's wiring (``STEPS``),
+beside the three modules every step uses: ``settings``, ``catalog`` and ``runner``. The
+subpackages below them: ``data``, ``modeling``, ``releases``, ``storage``, ``monitoring``; above
+them: ``orchestration`` (Airflow), ``ui``, ``runtime``.
 """
