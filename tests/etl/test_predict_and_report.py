@@ -11,7 +11,7 @@ from etl.catalog import IntegrityError
 from etl.predict import predict
 from etl.releases.registry import current_release, publish
 from etl.report import SECTIONS
-from tests.conftest import build_run, inputs_of, run_module
+from tests.conftest import build_run, inputs_of, run_main
 
 
 @pytest.fixture
@@ -52,15 +52,17 @@ def test_predict_refuses_a_changed_model(results, small_csv, tmp_path):
     assert not (tmp_path / "scored.csv").exists()
 
 
-def test_predict_command_line(results, small_csv, tmp_path, env):
+def test_predict_command_line(results, small_csv, tmp_path, env, monkeypatch, capsys):
     env = {**env, "RESULTS_DIR": str(results)}
-    proc = run_module("etl.predict", "--input", str(small_csv), "--output", str(tmp_path / "o.csv"), env=env)
-    assert proc.returncode == 0, proc.stderr
+    status, _, err = run_main("etl.predict", "--input", str(small_csv), "--output", str(tmp_path / "o.csv"), env=env,
+                              monkeypatch=monkeypatch, capsys=capsys)
+    assert status == 0, err
     assert len(pd.read_csv(tmp_path / "o.csv")) == 60
     bad = tmp_path / "bad.csv"
     bad.write_text(small_csv.read_text().replace("radius_mean", "radius_men"))
-    proc = run_module("etl.predict", "--input", str(bad), "--output", str(tmp_path / "o2.csv"), env=env)
-    assert proc.returncode == 1 and "required column(s) missing: 'radius_mean'" in proc.stderr
+    status, _, err = run_main("etl.predict", "--input", str(bad), "--output", str(tmp_path / "o2.csv"), env=env,
+                              monkeypatch=monkeypatch, capsys=capsys)
+    assert status == 1 and len(err.splitlines()) == 1 and "required column(s) missing: 'radius_mean'" in err
 
 
 def test_report_has_every_section_and_embedded_images_only(evaluated_runs):

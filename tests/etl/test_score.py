@@ -13,7 +13,7 @@ from etl.releases.registry import publish
 from etl.score import batch_name, claim, process, queued, score_batch
 from etl.settings import load_settings
 from etl.storage.layout import InboxPaths, ResultsPaths
-from tests.conftest import inputs_of, run_module
+from tests.conftest import inputs_of, run_main
 
 #: The shipped [scoring] drift settings.
 SCORING = load_settings().scoring
@@ -74,16 +74,16 @@ def test_scoring_again_gives_the_same_bytes(results, inbox, small_csv):
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
-def test_the_command_line_scores_one_file_or_the_inbox(results, small_csv, tmp_path, env):
+def test_the_command_line_scores_one_file_or_the_inbox(results, small_csv, tmp_path, env, monkeypatch, capsys):
     env = {**env, "RESULTS_DIR": str(results), "SCORING_INBOX": str(tmp_path / "in")}
-    proc = run_module("etl.score", "--input", str(small_csv), env=env)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+    status, out, err = run_main("etl.score", "--input", str(small_csv), env=env, monkeypatch=monkeypatch, capsys=capsys)
+    assert status == 0, err
+    out = json.loads(out)
     assert out["rows"] == 60 and out["drifted"] is False and small_csv.exists()
     (tmp_path / "in").mkdir()
     shutil.copy(small_csv, tmp_path / "in" / "a.csv")
     (tmp_path / "in" / "b.csv").write_text("nothing,useful\n")
-    proc = run_module("etl.score", env=env)
-    assert proc.returncode == 0, proc.stderr
+    status, out, err = run_main("etl.score", env=env, monkeypatch=monkeypatch, capsys=capsys)
+    assert status == 0, err
     # a.csv has the bytes of the file scored first: recognised as that batch, not scored again
-    assert json.loads(proc.stdout) == {"scored": [batch_name(small_csv)], "rejected": ["b.csv"]}
+    assert json.loads(out) == {"scored": [batch_name(small_csv)], "rejected": ["b.csv"]}

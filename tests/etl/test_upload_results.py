@@ -127,6 +127,8 @@ def test_s3_server_down_is_a_retryable_connection_error(release, monkeypatch):
 
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     monkeypatch.setenv("AIRFLOW_CONN_UPLOAD_DOWN", json.dumps({
-        "conn_type": "aws", "login": "k", "password": "s", "extra": {"endpoint_url": endpoint}}))
+        "conn_type": "aws", "login": "k", "password": "s",
+        # one attempt, not botocore's backoff: the error is what is tested, not the retries' timing
+        "extra": {"endpoint_url": endpoint, "config_kwargs": {"retries": {"total_max_attempts": 1}}}}))
     with pytest.raises(ConnectionError, match=f"upload to s3://{BUCKET}/p: Could not connect to the endpoint URL"):
         upload_results(release, f"s3://{BUCKET}/p", "k", "upload_down")

@@ -141,7 +141,7 @@ def test_the_exact_bound_rule_finds_the_same_count_as_a_scan_of_every_count():
     def scan(n, target, confidence):
         return next((n - k for k in range(n + 1) if lower_bound(k, n, confidence) >= target - 1e-12), None)
 
-    for n in [*range(1, 120), 170, 424, 2120]:
+    for n in [*range(1, 61), 119, 170, 424]:
         for target in (0.5, 0.9, 0.97, 0.99):
             for confidence in (0.0, 0.7, 0.95):
                 assert allowed_misses(n, target, "exact_bound", confidence) == scan(n, target, confidence), (n, target)
