@@ -189,7 +189,7 @@ def release_summary(layout: ResultsPaths, name: str, current: str | None) -> dic
         "promise": guarantee_line(metrics),
         "expected_line": expected_line((metrics or {}).get("expected_performance")),
         "signoff": manifest.get("signoff"),  # None: a release from before the sign-off was recorded
-        "has_card": "model_card.md" in (manifest.get("documents") or {}),
+        "has_card": release.model_card.name in (manifest.get("documents") or {}),
     }
 
 
