@@ -122,14 +122,9 @@ def _run_artifacts(run: StepInputs) -> dict[str, Target]:
 
 
 def release_is_intact(release_dir: Target) -> bool:
-    """Whether a release folder holds every file, each matching its manifest."""
-    release = ReleasePaths(release_dir)
+    """Whether a release folder holds every file, each matching its manifest (``verified_files``)."""
     try:
-        manifest = storage.read_json(release.manifest)
-        for name in PUBLISHED_ARTIFACTS:
-            storage.verify(release.file(name), manifest["artifacts"][name]["sha256"], MANIFEST)
-        for name, described in (manifest.get("documents") or {}).items():
-            storage.verify(release.file(name), described["sha256"], MANIFEST)
+        verified_files(release_dir)
     except (IntegrityError, MissingInputError, KeyError, ValueError):
         return False
     return True
