@@ -1,15 +1,19 @@
-"""The run's catalog: every file a training run writes, the task that writes it, the tasks that
-read it. Declared here once; everything else derives from it:
+"""What a training run is, declared once: its tasks (and the module of each task's step), every
+file a run writes with the task that writes it and the tasks that read it, the settings flags of
+the steps' command lines, the run parameters' type, and the errors a step raises on purpose.
+Everything else derives from it:
 
 - ``etl.storage.layout.RunPaths`` (``run.metrics``, ``run.candidate(name).cv``, ``run.outer_fold(i)``):
-  where each file is, in the run folder and so in the steps' command-line defaults;
-- ``etl.orchestration.pipeline``: a step gets only the inputs the catalog says it reads (``StepInputs`` refuses
-  any other), resolved from its producer's XCom or the run folder;
-- ``etl.catalog.MissingInputError``: a missing input names the task that writes it;
+  where each file is, in the run folder;
+- ``etl.runner``: a step gets only the inputs the catalog says it reads (``StepInputs`` refuses
+  any other), resolved from its producer's XCom or the run folder; its command line gets a flag
+  for each;
+- ``MissingInputError``: a missing input names the task that writes it;
 - the tests: a full run writes exactly these files (``tests/etl/test_catalog.py``).
 
-A new file written by a new step is one ``File`` line here (and its name in the step's
-returned outputs). Standard library only: imported when Airflow parses the DAG.
+A new file written by a new step is one ``File`` line here (its typed attribute in
+``etl.storage.layout``, and its name in the step's returned outputs). Standard library only:
+imported when Airflow parses the DAG.
 """
 
 from __future__ import annotations

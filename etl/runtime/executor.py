@@ -28,7 +28,7 @@ from airflow.executors.local_executor import LocalExecutor
 logger = logging.getLogger(__name__)
 
 #: What the tasks of the project's DAGs import to do their work (their heavy imports are inside
-#: these modules' functions too: ``etl.orchestration.pipeline`` and ``etl.orchestration.tasks`` import them lazily).
+#: these modules' functions too; ``etl.orchestration.pipeline`` and ``etl.orchestration.tasks`` import them lazily).
 TASK_MODULES = ("etl.load_data", "etl.preprocess_data", "etl.train_model", "etl.nested_cv",
                 "etl.evaluate_model", "etl.quality_gate", "etl.report", "etl.save_results",
                 "etl.upload_results", "etl.score", "etl.outcomes", "etl.monitoring.datasets", "etl.releases.model_card")
