@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.conftest import CANDIDATES, module_help, run_module
+from tests.conftest import CANDIDATES, module_help, run_main, run_module
 
 STEPS = ["load_data", "preprocess_data", "train_model", "nested_cv", "evaluate_model", "quality_gate", "report",
          "save_results", "upload_results", "runtime.summary", "predict"]
@@ -55,9 +55,11 @@ def test_bad_data_is_one_line_on_stderr_without_traceback(small_csv, env, tmp_pa
     assert "Traceback" not in proc.stderr
 
 
-def test_step_without_its_input_names_the_missing_file(env, tmp_path):
-    proc = run_module("etl.train_model", env=env)
-    assert proc.returncode == 1
-    assert f"error: missing input {tmp_path / 'results' / 'runs' / 'cli' / 'data.parquet'}" in proc.stderr
-    proc = run_module("etl.runtime.summary", env=env)
-    assert proc.returncode == 1 and "no published results yet" in proc.stderr
+def test_step_without_its_input_names_the_missing_file(env, tmp_path, monkeypatch, capsys):
+    """In-process (the chain above runs the processes): one line naming the file and its task."""
+    status, _, err = run_main("etl.train_model", env=env, monkeypatch=monkeypatch, capsys=capsys)
+    assert status == 1
+    assert err.splitlines() == [f"error: missing input {tmp_path / 'results' / 'runs' / 'cli' / 'data.parquet'} "
+                                "(written by task 'load_data': run it first)"]
+    status, _, err = run_main("etl.runtime.summary", env=env, monkeypatch=monkeypatch, capsys=capsys)
+    assert status == 1 and "no published results yet" in err
