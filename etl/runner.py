@@ -201,7 +201,7 @@ def main(steps: Mapping[str, Step], doc: str | None, argv: Sequence[str] | None 
     p.add_argument("--run-dir", type=path_arg, default=cli_run.root, help="the run's folder")
     for param in RUN_PARAMS.values():
         if set(tasks) & set(param.steps):
-            p.add_argument(param.flag, dest=param.name, type=str if param.convert else param.type, default=None,
+            p.add_argument(param.flag, dest=param.name, type=location_arg if param.convert else param.type, default=None,
                            help=_help(f"{param.description} (default: {getattr(getattr(settings, param.section), param.name)})"))
     written = {f.name for task in tasks for f in catalog.outputs(task)}
     for f in {f.name: f for task in tasks for f in catalog.inputs(task) if not f.mapped and f.name not in written}.values():
@@ -210,7 +210,9 @@ def main(steps: Mapping[str, Step], doc: str | None, argv: Sequence[str] | None 
     options = {flag: (section, key) for task in tasks for flag, section, key, _ in catalog.FLAGS.get(task, ())}
     for flag, section, key, about in {o[0]: o for task in tasks for o in catalog.FLAGS.get(task, ())}.values():
         value = getattr(getattr(settings, section), key)
-        p.add_argument(flag, dest=f"option_{key}", type=type(value), default=None, metavar="VALUE",
+        where = isinstance(value, (str, Path)) and (str(value).startswith("/") or "://" in str(value))
+        p.add_argument(flag, dest=f"option_{key}", type=location_arg if where else type(value), default=None,
+                       metavar="VALUE",
                        help=_help(f"{about} (default: {value})"))
     if "train_model" in tasks:
         p.add_argument("--candidate", action="append", choices=list(settings.candidates),
@@ -293,3 +295,9 @@ def _help(text: str) -> str:
 def path_arg(value: str) -> Path:
     """argparse type for paths: resolved against the current directory."""
     return Path(value).expanduser().resolve()
+
+
+def location_arg(value: str) -> str:
+    """argparse type for a path or a URI (``s3://...``): a path resolved against the current
+    directory, as a command line's paths are (the settings resolve theirs against the project)."""
+    return value if "://" in value else str(path_arg(value))

@@ -1,9 +1,11 @@
 """Every step runs on its own from the command line: ``python -m etl.<step>``."""
 
 import json
+import shutil
 
 import pytest
 
+from etl.runner import location_arg
 from tests.conftest import CANDIDATES, module_help, run_main, run_module
 
 STEPS = ["load_data", "preprocess_data", "train_model", "nested_cv", "evaluate_model", "quality_gate", "report",
@@ -63,3 +65,18 @@ def test_step_without_its_input_names_the_missing_file(env, tmp_path, monkeypatc
                                 "(written by task 'load_data': run it first)"]
     status, _, err = run_main("etl.runtime.summary", env=env, monkeypatch=monkeypatch, capsys=capsys)
     assert status == 1 and "no published results yet" in err
+
+
+def test_a_command_lines_paths_are_taken_from_the_current_directory(small_csv, env, tmp_path, monkeypatch, capsys):
+    """``--data-path``, ``--run-dir`` and a settings flag's folder (``--destination``), given
+    relative, are the current directory's, as on any command line (the trigger form's and the
+    settings' relative paths are the project's)."""
+    shutil.copy(small_csv, tmp_path / "mine.csv")
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run_main("etl.load_data", "--data-path", "mine.csv", "--run-dir", "run", env=env,
+                                monkeypatch=monkeypatch, capsys=capsys)
+    assert status == 0, err
+    assert json.loads(out)["data"] == str(tmp_path / "run" / "data.parquet")
+    assert json.loads((tmp_path / "run" / "profile.json").read_text())["source"] == str(tmp_path / "mine.csv")
+    assert location_arg("uploads") == str(tmp_path / "uploads") and location_arg("s3://b/p") == "s3://b/p"
+    assert "--destination VALUE" in module_help("etl.upload_results")
