@@ -76,14 +76,6 @@ def resolve_inputs(task: str, folder: RunPaths, outer_folds: int, resolve: Resol
     return catalog.StepInputs(task, folder.root.name, files)
 
 
-def of_folder(task: str, run_dir: Any, outer_folds: int | None = None) -> catalog.StepInputs:
-    """``task``'s inputs from the run folder ``run_dir`` (the command line, the tests);
-    ``outer_folds`` by default from the settings."""
-    if outer_folds is None:
-        outer_folds = load_settings().nested_cv.count
-    return resolve_inputs(task, RunPaths(location(run_dir)), outer_folds)
-
-
 # -- a run and its steps -------------------------------------------------------------------------
 
 
@@ -201,19 +193,19 @@ def main(steps: Mapping[str, Step], doc: str | None, argv: Sequence[str] | None 
     p.add_argument("--run-dir", type=path_arg, default=cli_run.root, help="the run's folder")
     for param in RUN_PARAMS.values():
         if set(tasks) & set(param.steps):
-            p.add_argument(param.flag, dest=param.name, type=location_arg if param.convert else param.type, default=None,
-                           help=_help(f"{param.description} (default: {getattr(getattr(settings, param.section), param.name)})"))
+            default = getattr(getattr(settings, param.section), param.name)
+            p.add_argument(param.flag, dest=param.name, type=location_arg if param.convert else param.type,
+                           default=None, help=_help(f"{param.description} (default: {default})"))
     written = {f.name for task in tasks for f in catalog.outputs(task)}
     for f in {f.name: f for task in tasks for f in catalog.inputs(task) if not f.mapped and f.name not in written}.values():
-        p.add_argument("--" + f.name.replace("_", "-"), dest=f"input_{f.name}", type=path_arg, default=None, metavar="PATH",
-                       help=_help(f"{f.about} (default: the run folder's, written by {f.producer})"))
-    options = {flag: (section, key) for task in tasks for flag, section, key, _ in catalog.FLAGS.get(task, ())}
+        p.add_argument("--" + f.name.replace("_", "-"), dest=f"input_{f.name}", type=path_arg, default=None,
+                       metavar="PATH", help=_help(f"{f.about} (default: the run folder's, written by {f.producer})"))
+    flags = {flag: (section, key) for task in tasks for flag, section, key, _ in catalog.FLAGS.get(task, ())}
     for flag, section, key, about in {o[0]: o for task in tasks for o in catalog.FLAGS.get(task, ())}.values():
         value = getattr(getattr(settings, section), key)
         where = isinstance(value, (str, Path)) and (str(value).startswith("/") or "://" in str(value))
         p.add_argument(flag, dest=f"option_{key}", type=location_arg if where else type(value), default=None,
-                       metavar="VALUE",
-                       help=_help(f"{about} (default: {value})"))
+                       metavar="VALUE", help=_help(f"{about} (default: {value})"))
     if "train_model" in tasks:
         p.add_argument("--candidate", action="append", choices=list(settings.candidates),
                        help="this candidate only (repeatable; default: every enabled one)")
@@ -223,7 +215,7 @@ def main(steps: Mapping[str, Step], doc: str | None, argv: Sequence[str] | None 
     def action(a: argparse.Namespace) -> Any:
         given = vars(a)
         s = settings
-        for section, key in options.values():
+        for section, key in flags.values():
             if given[f"option_{key}"] is not None:
                 s = s.override(section, key, given[f"option_{key}"])
         if given.get("candidate"):  # train (and select among) these only

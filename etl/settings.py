@@ -305,15 +305,18 @@ class Settings:
             ParameterError: a name that is not a run parameter, a value out of bounds.
         """
         refuse_unknown(values, RUN_PARAMS)
-        changes: dict[str, dict[str, Any]] = {}
+        settings = self
         for name, value in values.items():
             if value is not None and value != "":
-                changes.setdefault(RUN_PARAMS[name].section, {})[name] = RUN_PARAMS[name].coerce(value)
-        return replace(self, **{section: replace(getattr(self, section), **keys) for section, keys in changes.items()})
+                settings = settings._set(RUN_PARAMS[name].section, name, RUN_PARAMS[name].coerce(value))
+        return settings
 
     def override(self, section: str, key: str, value: Any) -> Settings:
         """These settings with ``[section] key`` set to ``value`` (a step's flag)."""
-        return replace(self, **{section: replace(getattr(self, section), **{key: _convert(section, key, value)})})
+        return self._set(section, key, _convert(section, key, value))
+
+    def _set(self, section: str, key: str, value: Any) -> Settings:
+        return replace(self, **{section: replace(getattr(self, section), **{key: value})})
 
     def trigger_form(self) -> dict[str, Any]:
         """The training DAG's params: one ``Param`` per run parameter, at these settings' value."""

@@ -408,10 +408,15 @@ def build_run(run_dir, csv, C: float = 1.0, test_size: float = 0.25, random_stat
 
 
 def inputs_of(run_dir, task: str = "save_results"):
-    """``task``'s inputs (``etl.catalog.StepInputs``) from the run folder ``run_dir``."""
-    from etl import runner
+    """``task``'s inputs (``etl.catalog.StepInputs``) from the run folder ``run_dir`` (the nested
+    folds of the settings for ``evaluate_model``, none for the others)."""
+    from etl.runner import resolve_inputs
+    from etl.settings import load_settings
+    from etl.storage import location
+    from etl.storage.layout import RunPaths
 
-    return runner.of_folder(task, run_dir, outer_folds=None if task == "evaluate_model" else 0)
+    folds = load_settings().nested_cv.count if task == "evaluate_model" else 0
+    return resolve_inputs(task, RunPaths(location(run_dir)), folds)
 
 
 def gate_settings(**changes):

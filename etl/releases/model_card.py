@@ -23,13 +23,14 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+from etl import catalog
 from etl.releases.wording import TEMPLATES, interval, num, pct
 from etl.releases.wording import render as render_template
 
 #: The card's template (its prose, written once; the sign-off's sentence is ``wording.j2``'s).
 TEMPLATE = TEMPLATES / "model_card.md.j2"
 #: The card's file name, in the run folder and in the release (the catalog's ``model_card``).
-CARD = TEMPLATE.stem
+CARD = catalog.BY_NAME["model_card"].path
 
 #: The sign-off of a release published with ``[release] approval = "auto"``.
 AUTO = {"decision": "auto"}
