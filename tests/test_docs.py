@@ -239,3 +239,28 @@ def test_every_library_the_code_imports_is_a_declared_dependency():
                  if line.strip() and not line.startswith("#")}
     missing = {m for m in third_party if DISTRIBUTIONS.get(m, m).lower() not in declared}
     assert missing == set(), f"imported by etl/ but not in pyproject.toml's dependencies: {sorted(missing)}"
+
+
+#: Old names the README's "What moved" gives on purpose.
+MOVED = {"etl.config", "etl.summary", "etl.releases"}
+
+
+def test_every_etl_name_the_docs_give_exists():
+    """``etl.x.y`` in the README and docs/ is a module, or a name in one (a module moved, a
+    function renamed: the docs follow)."""
+    import importlib
+
+    def is_module(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:  # a name inside a module, not a submodule
+            return False
+
+    for path in DOCS:
+        for name in set(re.findall(r"`(etl\.[A-Za-z_.]*[A-Za-z_])`", _text(path))) - MOVED:
+            parts = name.split(".")
+            module = next(".".join(parts[:i]) for i in range(len(parts), 0, -1) if is_module(".".join(parts[:i])))
+            obj = importlib.import_module(module)
+            for attr in parts[len(module.split(".")):]:
+                assert hasattr(obj, attr), f"{path.name}: {name} does not exist"
+                obj = getattr(obj, attr)
