@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from deploy import net
 from deploy.net import Api
 from deploy.services import BUCKET, DAG_ID, RUN_TIMEOUT, WORKERS, Cluster, log
+from etl.storage.layout import TOP_FILES
 
 # -- the end-to-end check -----------------------------------------------------------------------
 
@@ -87,8 +88,8 @@ def check_celery(cluster: Cluster, tasks: list[dict[str, Any]]) -> None:
     release = json.loads(body("results/current.json"))["release"]
     manifest = json.loads(body(f"results/published/{release}/manifest.json"))
     for name, expected in {**manifest["artifacts"], **manifest["documents"]}.items():  # the model card too
-        for key in (f"results/published/{release}/{name}", f"results/{name}",
-                    f"uploads/{release.rsplit('-', 1)[0]}/{name}"):
+        top = [f"results/{name}"] if name in TOP_FILES else []  # (the skops files are in the release only)
+        for key in (f"results/published/{release}/{name}", *top, f"uploads/{release.rsplit('-', 1)[0]}/{name}"):
             check(key in objects, f"missing s3://{BUCKET}/{key}")
             check(hashlib.sha256(body(key)).hexdigest() == expected["sha256"], f"s3://{BUCKET}/{key} differs")
     metrics = json.loads(body("results/metrics.json"))
@@ -101,7 +102,7 @@ def check_local(cluster: Cluster, tasks: list[dict[str, Any]]) -> None:
     results = cluster.root / "results"
     manifest = json.loads((results / "manifest.json").read_text())
     for name, expected in {**manifest["artifacts"], **manifest["documents"]}.items():  # the model card too
-        check(hashlib.sha256((results / name).read_bytes()).hexdigest() == expected["sha256"], name)
+        check(hashlib.sha256((results / "current" / name).read_bytes()).hexdigest() == expected["sha256"], name)
     metrics = json.loads((results / "metrics.json").read_text())
     log(f"release {manifest['release']} in {results}; ROC AUC {metrics['roc_auc']:.3f}, "
         f"recall {metrics['recall']:.3f}")

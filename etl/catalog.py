@@ -132,17 +132,17 @@ FILES: tuple[File, ...] = (
          "the training split, scaled (ids and labels too)"),
     File("test", "test.parquet", "preprocess_data", ("evaluate_model", "quality_gate", "make_report"),
          "the test split, scaled by the training split's scaler"),
-    File("scaler", "scaler.pkl", "preprocess_data", ("save_results",),
+    File("scaler", "scaler.skops", "preprocess_data", ("save_results",),
          "the imputer and StandardScaler fitted on the training split (published)"),
     File("preprocessing", "preprocessing.json", "preprocess_data", ("save_results",),
          "split sizes, method, seed and imputation counts"),
-    File("candidate_model", "candidates/{candidate}/model.pkl", "train_model", ("select_model",),
+    File("candidate_model", "candidates/{candidate}/model.skops", "train_model", ("select_model",),
          "one candidate fitted on the whole training split"),
     File("cv", "candidates/{candidate}/cv.json", "train_model", ("select_model",),
          "one candidate's cross-validated scores and parameters"),
     File("oof", "candidates/{candidate}/oof.parquet", "train_model", ("select_model",),
          "one candidate's out-of-fold probabilities, per repeat, and each row's fold"),
-    File("model", "model.pkl", "select_model", ("evaluate_model", "make_report", "save_results"),
+    File("model", "model.skops", "select_model", ("evaluate_model", "make_report", "save_results"),
          "the selected candidate (published)"),
     File("training", "training.json", "select_model", ("evaluate_model", "make_report", "save_results"),
          "the winner, its parameters, its operating point and every candidate's scores"),
@@ -196,7 +196,7 @@ def producer_of(path: object) -> str | None:
     """The task that writes the file at ``path`` (a run folder's or a release's), or None for
     a path the catalog does not know (a file named on the command line, say)."""
     text = str(path).replace("\\", "/")
-    for f in sorted(FILES, key=lambda f: -len(f.path)):  # candidates/x/model.pkl before model.pkl
+    for f in sorted(FILES, key=lambda f: -len(f.path)):  # candidates/x/model.skops before model.skops
         if f.pattern.search(text):
             return f.producer
     return RELEASE_PRODUCER if _RELEASE_PATTERN.search(text) else None

@@ -133,16 +133,22 @@ def read_predictions(results_dir: Location) -> pd.DataFrame:
 
 
 def promises(results_dir: Location, releases: list[str]) -> dict[str, dict[str, Any]]:
-    """Each release's target sensitivity and expected performance (its ``metrics.json``; none
-    for a release pruned since)."""
+    """Each release's target sensitivity and expected performance (its ``metrics.json``, read
+    from the release verified against its signature; none for a release pruned since).
+
+    Raises:
+        IntegrityError: a kept release does not verify (one line; nothing is recorded).
+    """
+    from etl.releases.reader import read_release
+
     layout = ResultsPaths(storage.location(results_dir))
     out = {}
     for name in releases:
-        path = layout.release(name).metrics
-        if not storage.exists(path):
+        release = layout.release(name)
+        if not storage.exists(release.metrics):
             out[name] = {}
             continue
-        metrics = storage.read_json(path)
+        metrics = read_release(release.root).json(release.metrics.name)
         pooled = (metrics.get("expected_performance") or {}).get("pooled") or {}
         out[name] = {"target_sensitivity": (metrics.get("operating_point") or {}).get("target_sensitivity"),
                      "expected": {k: pooled.get(k) for k in ("sensitivity", "sensitivity_ci95", "specificity",

@@ -16,7 +16,7 @@ from typing import Any
 from etl import runner, storage
 from etl.data.contract import read_rows
 from etl.modeling.procedure import score_rows
-from etl.releases.registry import open_release
+from etl.releases.reader import open_release
 
 logger = logging.getLogger(__name__)
 

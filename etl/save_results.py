@@ -18,6 +18,7 @@ from etl.catalog import Skipped, StepInputs
 from etl.releases.registry import publish, publishable
 from etl.releases.retention import prune
 from etl.runner import Outputs, Run, Step
+from etl.settings import ReleaseSettings
 from etl.storage import Location
 
 logger = logging.getLogger(__name__)
@@ -42,11 +43,13 @@ def save_results(
     keep_runs: int,
     prune_min_age: timedelta,
     approval_required: bool,
+    release_settings: ReleaseSettings | None = None,
 ) -> dict[str, Any]:
     """Publish the run if its quality gate decision (``inputs.gate``) allows it and, with
     ``approval_required``, a person approved it (``inputs.signoff``); then prune old runs and
     releases; record what was done at ``record_path`` (``release.json``). The release gets its
-    model card, with the sign-off (``etl.releases.model_card``).
+    model card, with the sign-off (``etl.releases.model_card``), and is signed with
+    ``release_settings``' key (default: the configured ``[release]``).
 
     The decision is the ``quality_gate`` step's, made once: when it refused the model, or when
     it compared with a release that another run has replaced since, nothing is published, and
@@ -66,7 +69,8 @@ def save_results(
         logger.warning("%s; the published model stays %s", reason, verdict["published_release"])
         storage.write_json({"published": False, "reason": reason}, record_path)
         return {"published": False, "reason": reason}
-    published = publish(inputs, results_dir, run_info, signoff if approval_required else model_card.AUTO)
+    published = publish(inputs, results_dir, run_info, signoff if approval_required else model_card.AUTO,
+                        release_settings)
     storage.write_json({"release": storage.location(published["release"]).name, "published": True}, record_path)
     prune(results_dir, keep_runs, prune_min_age,
           protect=(inputs.run_key, storage.location(published["release"]).name))
@@ -77,7 +81,8 @@ def _save_results(run: Run) -> Outputs:
     """``save_results`` with ``[retention]``; ``Skipped`` when nothing was published."""
     r = run.settings.retention
     outcome = save_results(run.inputs("save_results"), run.folder.release_record, run.settings.results_dir, run.info,
-                           r.keep_runs, timedelta(hours=r.prune_min_age_hours), run.settings.release.required)
+                           r.keep_runs, timedelta(hours=r.prune_min_age_hours), run.settings.release.required,
+                           run.settings.release)
     if not outcome.get("published", True):
         raise Skipped(outcome["reason"])
     return outcome

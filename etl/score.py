@@ -33,7 +33,7 @@ from etl.data import drift
 from etl.data.contract import read_rows
 from etl.data.schema import FEATURE_COLUMNS, ID_COLUMN
 from etl.modeling.procedure import score_rows
-from etl.releases.registry import Release, open_release
+from etl.releases.reader import Release, open_release
 from etl.settings import ScoringSettings
 from etl.storage import Location
 from etl.storage.inbox import SUFFIX, claim, file_away, keep, queued

@@ -39,6 +39,7 @@ ENV_VARS = {
     ("paths", "data_path"): "DATA_PATH", ("paths", "results_dir"): "RESULTS_DIR",
     ("paths", "results_conn_id"): "RESULTS_CONN_ID", ("paths", "upload_uri"): "UPLOAD_URI",
     ("upload", "conn_id"): "UPLOAD_CONN_ID", ("scoring", "inbox"): "SCORING_INBOX", ("outcomes", "inbox"): "OUTCOMES_INBOX",
+    ("release", "signing_key"): "RELEASE_SIGNING_KEY", ("release", "trusted_keys"): "RELEASE_TRUSTED_KEYS",
 }
 
 
@@ -80,13 +81,11 @@ def _approval(value: Any) -> str:
 
 
 def _names(value: Any) -> tuple[str, ...]:
-    """A list of names or addresses (a TOML list, or one comma-separated string)."""
-    items = value if isinstance(value, list) else str(value).split(",")
-    return tuple(str(v).strip() for v in items if str(v).strip())
+    """A list of names, addresses or paths (a TOML list, or one comma-separated string)."""
+    return tuple(str(v).strip() for v in (value if isinstance(value, list) else str(value).split(",")) if str(v).strip())
 
 
-#: How a value of the config file becomes a setting, by the field's declared type (or the
-#: ``convert`` of its metadata).
+#: How a config value becomes a setting, by the field's declared type (or its metadata's ``convert``).
 _CONVERT: dict[str, Any] = {"float": float, "int": int, "str": str, "bool": bool, "Path": lambda v: resolve_path(v)}
 
 
@@ -124,8 +123,7 @@ class SplitSettings:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """``[model]``: the seed of the models and the cross-validation, and the parameters of the
-    candidates that take them (all run parameters)."""
+    """``[model]``: the models' and cross-validation's seed, the candidates' parameters (run parameters)."""
 
     random_state: int
     C: float
@@ -246,11 +244,13 @@ class OutcomesSettings:
 
 @dataclass(frozen=True)
 class ReleaseSettings:
-    """``[release]``: who signs a release off before it is published (``etl.orchestration.approval``)."""
+    """``[release]``: who signs a release off (``etl.orchestration.approval``), its keys (``etl.releases.signing``)."""
 
     approval: str = _setting(_approval)  # "auto": the quality gate decides alone; "required": a person too
     approvers: tuple[str, ...] = _setting(_names)  # the Airflow users who may answer
     approval_timeout: timedelta = _setting(_duration)  # noqa: RUF009  (no answer by then: nothing published)
+    signing_key: Path  # the private key that signs each release (made on first use)
+    trusted_keys: tuple[Path, ...] = _setting(lambda v: tuple(map(resolve_path, _names(v))))  # public keys
 
     @property
     def required(self) -> bool:

@@ -1,4 +1,4 @@
-"""Upload the release a run published (artifacts and manifest) to its destination.
+"""Upload the release a run published (every file, its signature too) to its destination.
 
 The destination is ``upload_uri`` in the settings (``UPLOAD_URI`` overrides it):
 
@@ -10,7 +10,7 @@ The destination is ``upload_uri`` in the settings (``UPLOAD_URI`` overrides it):
 - Google Drive: ``gdrive://<folder id>``, through pydrive2 (see ``etl.storage.gdrive``).
 
 Each run goes to ``<destination>/<run key>/``; uploading the same run again replaces its files.
-Every file is checked against the release's manifest before it is sent, and every uploaded
+Every file is verified against the release's signature before it is sent, and every uploaded
 copy is checked afterwards: its size, and its checksum where the store gives one (SHA-256
 locally, the MD5 ETag of S3, Drive's ``md5Checksum``). Wrong credentials or a missing bucket or
 folder fail at once with one line (``UploadError``); connection errors are left to Airflow's
@@ -30,7 +30,7 @@ from urllib.parse import unquote, urlparse
 
 from etl import runner, storage
 from etl.catalog import ParameterError, Skipped, UploadError, first_line
-from etl.releases.registry import recorded_release, verified_files
+from etl.releases.reader import recorded_release, verified_files
 from etl.runner import Outputs, Run, Step
 
 logger = logging.getLogger(__name__)

@@ -27,8 +27,13 @@ SCORING_DAG_ID = "breast_cancer_scoring"
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="bc-pipeline-tests-"))
+#: The key that signs the session's releases (etl.releases.signing): one for every worker (they
+#: share the runs made once), never the project's own secrets/.
+_KEYS = Path(tempfile.gettempdir()) / f"bc-pipeline-keys-{os.environ.get('PYTEST_XDIST_TESTRUNUID', os.getpid())}"
 os.environ.update(
     {
+        "RELEASE_SIGNING_KEY": str(_KEYS / "release-signing-key.pem"),
+        "RELEASE_TRUSTED_KEYS": str(_KEYS / "release-signing-key.pub"),
         "AIRFLOW_HOME": str(_SESSION_DIR / "airflow_home"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -70,6 +75,15 @@ def _enabled_candidates() -> list[str]:
 
 
 CANDIDATES.extend(_enabled_candidates())
+
+
+def _make_session_key() -> None:
+    from etl.releases.signing import ensure_signing_key
+
+    ensure_signing_key(Path(os.environ["RELEASE_SIGNING_KEY"]))
+
+
+_make_session_key()
 
 
 #: Fixtures that start a server (moto's S3 API, SMTP, HTTP receivers, the Drive stand-in).

@@ -1,1 +1,1 @@
-"""Releases: the results folder and publishing (registry), the quality gate, the manifest, the model card, retention, and the wording the card and the UI share (the sentences, the templates, the number formats)."""
+"""Releases: the results folder and publishing (registry), signatures (signing), the verified reader (reader), the quality gate, the manifest, the model card, retention, and the wording the card and the UI share (the sentences, the templates, the number formats)."""

@@ -32,7 +32,7 @@ import numpy as np
 from etl import storage
 from etl.catalog import MissingInputError, StepInputs
 from etl.data.schema import ID_COLUMN, LABEL_CODES, TARGET_COLUMN
-from etl.releases.registry import current_release, open_release
+from etl.releases.reader import current_release, open_release
 from etl.settings import GateSettings
 from etl.storage import Location, Target
 from etl.storage.layout import ReleasePaths
@@ -79,8 +79,8 @@ def compare_with_published(run: StepInputs, release: Target, gate: GateSettings)
     reason, when the published release does not list its training rows or too few remain."""
     from etl.modeling.stats import delong, noninferior_paired
 
-    manifest = storage.read_json(ReleasePaths(release).manifest)
-    trained_on = manifest.get("data", {}).get("train_ids")
+    published = open_release(release)  # verified before anything of it is used
+    trained_on = published.manifest.get("data", {}).get("train_ids")
     if trained_on is None:
         return {"decided": False, "reason": "the published release does not list the rows it trained on"}
     test = storage.read_frame(run.test)  # ids and labels, in predictions' order
@@ -98,7 +98,6 @@ def compare_with_published(run: StepInputs, release: Target, gate: GateSettings)
                           f"neither model trained on (need {gate.min_unseen_positives} and "
                           f"{gate.min_unseen_negatives}): too few to tell the two models apart"}
     data = storage.read_frame(run.data)
-    published = open_release(release)
     theirs_p = published.probabilities(data.set_index(ID_COLUMN).loc[ids])
     theirs_t = published.threshold
     ours_p = ours["malignant_probability"].to_numpy()

@@ -22,7 +22,7 @@ from etl.data.drift import feature_reference
 from etl.settings import PROJECT_ROOT
 
 #: Libraries whose versions go into the manifest.
-VERSIONED = ("apache-airflow", "pandas", "numpy", "scikit-learn", "joblib")
+VERSIONED = ("apache-airflow", "pandas", "numpy", "scikit-learn", "joblib", "skops")
 
 
 def library_versions() -> dict[str, str | None]:

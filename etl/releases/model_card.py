@@ -89,10 +89,12 @@ def card_facts(metrics: Mapping[str, Any], training: Mapping[str, Any], gate: Ma
     }
 
 
-def render(facts: Mapping[str, Any], signoff: Mapping[str, Any] | None = None, release: str | None = None) -> str:
+def render(facts: Mapping[str, Any], signoff: Mapping[str, Any] | None = None, release: str | None = None,
+           signer: str | None = None) -> str:
     """The card as Markdown: ``facts`` (``card_facts``) with the sign-off and, once published,
-    the release's name."""
-    return render_template(TEMPLATE.name, html=False, **facts, release=release, signoff=dict(signoff or AUTO))
+    the release's name and the fingerprint of the key that signs it."""
+    return render_template(TEMPLATE.name, html=False, **facts, release=release, signoff=dict(signoff or AUTO),
+                           signer=signer)
 
 
 def summary(metrics: Mapping[str, Any], gate: Mapping[str, Any]) -> str:

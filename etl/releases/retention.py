@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from etl import storage
 from etl.catalog import MissingInputError, ParameterError
-from etl.releases.registry import current_release
+from etl.releases.reader import current_release
 from etl.storage import Location
 from etl.storage.layout import ReleasePaths, ResultsPaths
 

@@ -37,7 +37,7 @@ TASK_MODULES = ("etl.load_data", "etl.preprocess_data", "etl.train_model", "etl.
 #: whole run imports no module of these libraries that the preload left out.
 LIBRARIES = ("sklearn.linear_model", "sklearn.svm", "sklearn.ensemble", "sklearn.calibration",
              "sklearn.inspection", "sklearn.metrics", "scipy.stats", "joblib", "matplotlib.figure",
-             "matplotlib.backends.backend_agg", "jinja2", "markdown_it")
+             "matplotlib.backends.backend_agg", "jinja2", "markdown_it", "skops.io")
 #: The project's packages, whose modules are dropped again after the preload.
 PROJECT_PACKAGES = ("etl",)
 

@@ -6,19 +6,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from etl import storage
-from etl.catalog import PipelineError
+from etl.catalog import MissingInputError, PipelineError
 from etl.data.schema import SCORES
-from etl.releases.registry import current_release
+from etl.releases.reader import current_release, read_release
+from etl.releases.signing import trusted_keys
 from etl.releases.wording import expected_line, guarantee_line
 from etl.settings import load_settings
-from etl.storage.layout import RELEASE_FILES, ReleasePaths
+from etl.storage.layout import TOP_FILES
 
 
-def format_summary(metrics: dict, results_dir: str, release: str = "") -> str:
+def format_summary(metrics: dict, results_dir: str, release: str = "", signer: str = "") -> str:
     """A short human-readable table of ``metrics`` and the artifact locations: the expected
     performance on unseen patients (nested CV: mean, sd, min) beside the test-split check
-    (value and 95 % interval)."""
+    (value and 95 % interval); the key that signed the release."""
     model = metrics.get("model", {}).get("candidate", "?")
     expected = metrics.get("expected_performance")
     ci = metrics.get("ci95", {})
@@ -47,8 +47,9 @@ def format_summary(metrics: dict, results_dir: str, release: str = "") -> str:
         interval = f"  [{ci[name][0]:.3f}, {ci[name][1]:.3f}]" if name in ci else ""
         lines.append(f"  {name:<12}{left} {metrics[name]:>7.4f}{interval}")
     lines.append(f"Model {model} at threshold {metrics.get('threshold', 0.5):.4f} (positive class: malignant).")
-    lines.append(f"Published artifacts{f' (release {release})' if release else ''} in {results_dir}/: "
-                 f"{', '.join(RELEASE_FILES)}")
+    signed = f", signed with key {signer[:12]}..., verified" if signer else ""
+    lines.append(f"Published artifacts{f' (release {release}{signed})' if release else ''} in {results_dir}/: "
+                 f"{', '.join(TOP_FILES)}")
     return "\n".join(lines)
 
 
@@ -58,13 +59,15 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     results_dir = settings.results_dir
     try:
-        release = ReleasePaths(current_release(results_dir))
-        metrics = storage.read_json(release.metrics)
-    except PipelineError as exc:
+        release = read_release(current_release(results_dir), trusted_keys(settings.release.trusted_keys))
+    except MissingInputError as exc:
         print(f"error: {exc}: no published results yet (run `make run`)", file=sys.stderr)
         return 1
-    print(format_summary(metrics, str(results_dir), release.name))
-    report = settings.layout.run(release.run_key).report
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(format_summary(release.json(release.paths.metrics.name), str(results_dir), release.name, release.signer))
+    report = settings.layout.run(release.paths.run_key).report
     if report.is_file():
         print(f"Report: {report}")
     return 0

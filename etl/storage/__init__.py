@@ -9,10 +9,11 @@ can become an object store shared by workers on several machines without touchin
   flushed to disk, then renamed over the target (``_commit``); an object store makes a new
   object visible only once it is complete. A reader never sees a half-written artifact, and a
   failed write leaves the previous one as it was.
-- Pickles (models, preprocessing) are written with a checksum file beside them
-  (``model.pkl.sha256``, the format of ``sha256sum``) and refused at load time when their SHA-256
-  does not match it, or the hash a manifest gives: unpickling a file runs code, so an unverified
-  file is never loaded.
+- Models and preprocessing are skops files (``etl.storage.objects``: loading one cannot run
+  code, and only trusted types are built), written with a checksum file beside them
+  (``model.skops.sha256``, the format of ``sha256sum``) and refused at load time when their
+  SHA-256 does not match it: a file changed by accident is never used. (Against a deliberate
+  change, a release is signed: ``etl.releases.signing``.)
 - Reading a missing file raises ``MissingInputError``, which names the task that writes it.
 """
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -163,10 +163,14 @@ def read_bytes(source: Location, producer: str | None = None) -> bytes:
         return fh.read()
 
 
+def json_bytes(obj: Any) -> bytes:
+    """``obj`` as indented, key-sorted JSON (the same content gives the same bytes)."""
+    return (json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n").encode("utf-8")
+
+
 def write_json(obj: Any, target: Location) -> Target:
-    """Write ``obj`` as indented, key-sorted JSON (the same content gives the same bytes)."""
-    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    return write_bytes(text.encode("utf-8"), target)
+    """Write ``obj`` as ``json_bytes``."""
+    return write_bytes(json_bytes(obj), target)
 
 
 def read_json(source: Location, producer: str | None = None) -> Any:
@@ -205,12 +209,10 @@ def checksum_file(target: Location) -> Target:
 
 
 def dump_object(obj: Any, target: Location) -> Target:
-    """Pickle ``obj`` with joblib to ``target`` and record its SHA-256 beside it."""
-    import joblib
+    """Write ``obj`` (a model, a scaler) as a skops file to ``target`` and record its SHA-256 beside it."""
+    from etl.storage.objects import dumps
 
-    buffer = io.BytesIO()
-    joblib.dump(obj, buffer)
-    data = buffer.getvalue()
+    data = dumps(obj)
     target = write_bytes(data, target)
     digest = hashlib.sha256(data).hexdigest()
     write_bytes(f"{digest}  {target.name}\n".encode(), checksum_file(target))
@@ -244,31 +246,36 @@ def verify(source: Location, expected_sha256: str, record: str) -> Target:
     return source
 
 
-def load_object(source: Location, expected_sha256: str | None = None, record: str | None = None) -> Any:
-    """Load a joblib pickle after checking its SHA-256.
-
-    Args:
-        expected_sha256: the hash to check against (from a manifest); by default the one
-            ``dump_object`` recorded beside the file.
-        record: where ``expected_sha256`` comes from, for the error message.
+def checked_bytes(source: Location) -> bytes:
+    """The bytes of a file written by ``dump_object``, checked against the SHA-256 recorded
+    beside it (read once: what is checked is what is used).
 
     Raises:
-        IntegrityError: no recorded hash, or the file's hash differs. Nothing is unpickled.
+        IntegrityError: no recorded hash, or the file's hash differs.
     """
-    import joblib
-
     source = require(source)
-    if expected_sha256 is None:
-        expected_sha256, record = recorded_sha256(source), str(checksum_file(source))
+    expected, record = recorded_sha256(source), str(checksum_file(source))
     data = read_bytes(source)
-    _check(source, hashlib.sha256(data).hexdigest(), expected_sha256, record or "the manifest")
-    return joblib.load(io.BytesIO(data))
+    _check(source, hashlib.sha256(data).hexdigest(), expected, record)
+    return data
+
+
+def load_object(source: Location) -> Any:
+    """Load a skops file written by ``dump_object`` (``checked_bytes``), building only trusted
+    types (``etl.storage.objects.loads``).
+
+    Raises:
+        IntegrityError: the hash differs, the file is no skops file or names an untrusted
+            type. Nothing of the file is run.
+    """
+    from etl.storage.objects import loads
+
+    return loads(checked_bytes(source), location(source))
 
 
 def copy_object(source: Location, target: Location) -> Target:
-    """Copy a pickle written by ``dump_object`` and its checksum, after checking it, without
-    unpickling it. The copy is byte-identical: pickling a loaded object again can give other
-    bytes, depending on what the process did before (pickle's memo follows object identity)."""
+    """Copy a file written by ``dump_object`` and its checksum, after checking it, byte for byte
+    (without loading it)."""
     expected = recorded_sha256(source)
     verify(source, expected, str(checksum_file(source)))
     target = copy_file(source, target)

@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from etl import catalog
@@ -162,36 +162,52 @@ class RunPaths(Folder):
         return self.root / catalog.path_of("failure", task=f"{task_id}{suffix}")
 
     def artifacts(self) -> dict[str, Target]:
-        """The run's files a release publishes, by their published name."""
+        """The run's files a release carries, by their name (``RUN_ARTIFACTS``)."""
         return {path.name: path for path in (self.metrics, self.model, self.scaler)}
 
 
-#: The run's files ``save_results`` publishes (a release's content, at the top of the results
-#: folder too), by their catalog names.
+#: The run's files a release carries as they are, by their catalog names: the metrics and the
+#: model and scaler in the skops format, the files the pipeline loads (``etl.storage.objects``;
+#: the same content gives the same bytes), and what a release's content hash is computed from.
 PUBLISHED: tuple[str, ...] = ("metrics", "model", "scaler")
-PUBLISHED_ARTIFACTS: tuple[str, ...] = tuple(catalog.BY_NAME[name].path for name in PUBLISHED)
+RUN_ARTIFACTS: tuple[str, ...] = tuple(catalog.BY_NAME[name].path for name in PUBLISHED)
+#: The model and scaler as joblib pickles, made at publication from their skops files, for users
+#: who load them by hand (the pipeline never does), by the skops file each is made from. (Not in
+#: the content hash: a pickle's bytes follow which equal strings the process happened to share.)
+PICKLES: dict[str, str] = {str(PurePosixPath(name).with_suffix(".pkl")): name
+                           for name in RUN_ARTIFACTS if name.endswith(".skops")}
+#: What users open (``metrics.json``, ``model.pkl``, ``scaler.pkl``), at the top of the results folder too.
+PUBLISHED_ARTIFACTS: tuple[str, ...] = (*(n for n in RUN_ARTIFACTS if not n.endswith(".skops")), *PICKLES)
+#: The model and scaler the pipeline loads.
+MODEL_FILES: tuple[str, ...] = tuple(PICKLES.values())
 #: The record of a published release (hashes, data, parameters, versions, run).
 MANIFEST = "manifest.json"
 #: The release's documents: written for it at publication (with its name and sign-off), listed
 #: in its manifest with their SHA-256, not part of its content hash.
 RELEASE_DOCUMENTS: tuple[str, ...] = (catalog.BY_NAME["model_card"].path,)
+#: The release's signature (``etl.releases.signing``): every other file of the release, signed.
+SIGNATURE = "release.sig"
+#: The files at the top of the results folder, each a link to (a copy of) the published release's.
+TOP_FILES: tuple[str, ...] = (*PUBLISHED_ARTIFACTS, *RELEASE_DOCUMENTS, MANIFEST)
 #: Files a release holds.
-RELEASE_FILES: tuple[str, ...] = (*PUBLISHED_ARTIFACTS, *RELEASE_DOCUMENTS, MANIFEST)
+RELEASE_FILES: tuple[str, ...] = (*PUBLISHED_ARTIFACTS, *MODEL_FILES, *RELEASE_DOCUMENTS, MANIFEST, SIGNATURE)
 
 
 @dataclass(frozen=True)
 class ReleasePaths(Folder):
     """The files of one published release (``results/published/<release>/``)."""
 
-    #: The published artifacts (the run's files of the same names) and the model card, with
-    #: its sign-off (``etl.releases.model_card``).
+    #: The run's files (``RUN_ARTIFACTS``: the model and scaler the pipeline loads, skops) and
+    #: the model card, with its sign-off (``etl.releases.model_card``).
     metrics = _File(leaf=True)
     model = _File(leaf=True)
     scaler = _File(leaf=True)
     model_card = _File(leaf=True)
 
-    #: SHA-256 and size of each artifact, data, parameters, versions, run.
+    #: SHA-256 and size of each artifact, data, parameters, versions, run; the signing key.
     manifest = _At(MANIFEST)
+    #: Every other file of the release, signed (``etl.releases.signing``).
+    signature = _At(SIGNATURE)
 
     def file(self, name: str) -> Target:
         """One of ``RELEASE_FILES`` by name."""
@@ -247,7 +263,7 @@ class ResultsPaths(Folder):
         return ReleasePaths(self.releases / name)
 
     def top(self, name: str) -> Target:
-        """A published file at the top of the results folder: a release's, by name (``RELEASE_FILES``)."""
+        """A published file at the top of the results folder: a release's, by name (``TOP_FILES``)."""
         return ReleasePaths(self.root).file(name)
 
 

@@ -17,7 +17,8 @@ import logging
 from typing import Any
 
 from etl import storage
-from etl.releases.registry import current_release
+from etl.catalog import PipelineError
+from etl.releases.reader import current_release
 from etl.releases.wording import expected_line, guarantee_line
 from etl.storage.layout import ReleasePaths, ResultsPaths, run_key
 
@@ -190,7 +191,25 @@ def release_summary(layout: ResultsPaths, name: str, current: str | None) -> dic
         "expected_line": expected_line((metrics or {}).get("expected_performance")),
         "signoff": manifest.get("signoff"),  # None: a release from before the sign-off was recorded
         "has_card": release.model_card.name in (manifest.get("documents") or {}),
+        "signature": signature_status(release),
     }
+
+
+def signature_status(release: ReleasePaths) -> dict[str, Any]:
+    """Whether a release verifies now (``etl.releases.reader.read_release``): ``verified``, the
+    signing key's fingerprint (``key``: the verified one, or the one the signature names), and
+    ``problem``, the one-line refusal when it does not verify."""
+    from etl.releases.reader import read_release
+    from etl.releases.signing import signer_of
+
+    try:
+        return {"verified": True, "key": read_release(release.root).signer, "problem": None}
+    except PipelineError as exc:
+        try:
+            named = signer_of(storage.read_bytes(release.signature))
+        except (FileNotFoundError, OSError):
+            named = None
+        return {"verified": False, "key": named, "problem": str(exc)}
 
 
 def list_releases(layout: ResultsPaths) -> dict[str, Any]:

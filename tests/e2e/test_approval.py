@@ -21,7 +21,7 @@ from urllib.parse import quote
 import pytest
 
 from deploy.net import Api
-from etl.releases.registry import current_release, run_release
+from etl.releases.reader import current_release, run_release
 from etl.storage.layout import run_key
 from tests.browser import browser as open_browser
 from tests.conftest import DAG_ID, PROJECT_ROOT

@@ -7,18 +7,22 @@ import json
 import os
 import re
 
+import joblib
+import numpy as np
+import pandas as pd
 import pytest
 
-from etl.releases.registry import current_release, load_published
+from etl.data.schema import FEATURE_COLUMNS
+from etl.releases.reader import current_release, open_release
 from tests.conftest import AIRFLOW, CANDIDATES, DAG_ID, PROJECT_ROOT, copy_of, dag_test, run_command
 
 pytestmark = pytest.mark.airflow_cli
 
 
 RUN_FILES = [
-    "candidates", "data.parquet", "gate.json", "metrics.json", "model.pkl", "model.pkl.sha256", "model_card.md",
-    "nested", "predictions.csv", "preprocessing.json", "profile.json", "release.json", "report.html", "run.json", "scaler.pkl",
-    "scaler.pkl.sha256", "test.parquet", "train.parquet", "training.json",
+    "candidates", "data.parquet", "gate.json", "metrics.json", "model.skops", "model.skops.sha256", "model_card.md",
+    "nested", "predictions.csv", "preprocessing.json", "profile.json", "release.json", "report.html", "run.json",
+    "scaler.skops", "scaler.skops.sha256", "test.parquet", "train.parquet", "training.json",
 ]
 
 
@@ -55,7 +59,7 @@ def test_full_run_publishes_model_scaler_metrics_and_manifest(full_run, tmp_path
     expected = metrics["expected_performance"]
     assert expected["outer_folds"] == 2 and expected["rows_scored"] == 569  # every row scored once, unseen
     assert 0.9 <= expected["scores"]["recall"]["mean"] <= 1.0 and expected["scores"]["recall"]["sd"] >= 0
-    model, scaler = load_published(results, "model.pkl"), load_published(results, "scaler.pkl")
+    model, scaler = open_release(results_dir=results).model, open_release(results_dir=results).scaler
     assert model.n_features_in_ == scaler.n_features_in_ == 30
 
     run = results / "runs" / "2024-03-01T000000Z"
@@ -75,29 +79,35 @@ def test_full_run_publishes_model_scaler_metrics_and_manifest(full_run, tmp_path
     assert manifest["versions"]["apache-airflow"] == "3.3.2"
     uploaded = tmp_path / "uploads" / "2024-03-01T000000Z"
     for name in ("metrics.json", "model.pkl", "scaler.pkl"):
-        assert (uploaded / name).read_bytes() == (results / name).read_bytes() == (run / name).read_bytes()
+        assert (uploaded / name).read_bytes() == (results / name).read_bytes()
+    for name in ("metrics.json", "model.skops", "scaler.skops"):  # the run's files, as they are
+        assert (uploaded / name).read_bytes() == (run / name).read_bytes()
     assert (uploaded / "manifest.json").read_bytes() == (results / "manifest.json").read_bytes()
 
 
 @pytest.mark.timeout(600)  # two DAG runs (with full_run): 100 s idle, room for a busy machine
 def test_two_runs_of_the_same_data_and_params_are_byte_identical(full_run, env, tmp_path):
-    """Reproducible: metrics, test predictions and the pickles match byte for byte; only the
-    run section of the manifest (ids, times) differs, and the model card's record of it (the
-    card says what the gate compared: the second run compared with the first's release)."""
+    """Reproducible: metrics, test predictions and the model and scaler files match byte for byte
+    (the release's content hash too); only the run section of the manifest (ids, times) differs,
+    and the model card's record of it (the card says what the gate compared: the second run
+    compared with the first's release). The pickles made for users at publication hold the same
+    model, but pickle's bytes follow which equal strings the process happens to share: they are
+    compared by what they predict."""
     copy_of(full_run, tmp_path)
-    # A process of its own, as each run of a user's is: pickles are compared byte for byte, and a
-    # long-lived test process that has unpickled models already may pickle equal objects apart.
-    _dags_test("2024-03-06", env)
+    _dags_test("2024-03-06", env)  # a process of its own, as each run of a user's is
     runs = tmp_path / "results" / "runs"
     first, second = runs / "2024-03-01T000000Z", runs / "2024-03-06T000000Z"
-    for name in ("metrics.json", "predictions.csv", "model.pkl", "scaler.pkl", "train.parquet", "test.parquet"):
+    for name in ("metrics.json", "predictions.csv", "model.skops", "scaler.skops", "train.parquet", "test.parquet"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
     releases = sorted((tmp_path / "results" / "published").iterdir())
     assert len(releases) == 2 and len({r.name.rsplit("-", 1)[1] for r in releases}) == 1  # same content
     manifests = [json.loads((r / "manifest.json").read_text()) for r in releases]
     for m in manifests:
-        del m["run"], m["release"], m["documents"]
+        del m["run"], m["release"], m["documents"], m["artifacts"]["model.pkl"], m["artifacts"]["scaler.pkl"]
     assert manifests[0] == manifests[1]
+    rows = pd.read_parquet(first / "data.parquet")[list(FEATURE_COLUMNS)]
+    models = [(joblib.load(r / "model.pkl"), joblib.load(r / "scaler.pkl")) for r in releases]  # as a user does
+    np.testing.assert_array_equal(*(m.predict_proba(s.transform(rows)) for m, s in models))
     cards = [(r / "model_card.md").read_text() for r in releases]
     assert "Not compared with a published model" in cards[0] and "Compared with the published release" in cards[1]
 
@@ -126,7 +136,7 @@ def test_conf_overrides_the_params(airflow_db, env, tmp_path, small_csv):
     assert state == "success", tasks
     metrics = json.loads((tmp_path / "results" / "metrics.json").read_text())
     assert metrics["n_test"] == 15  # 25 % of the 60-row file
-    assert load_published(tmp_path / "results", "model.pkl").C == 0.1
+    assert open_release(results_dir=tmp_path / "results").model.C == 0.1
     params = json.loads((tmp_path / "results" / "manifest.json").read_text())["params"]
     assert params["load_data"]["data_path"] == str(small_csv)
     assert params["preprocess_data"] == {"test_size": 0.25, "random_state": 3,

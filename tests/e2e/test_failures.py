@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from etl.releases.registry import current_release, publish, release_is_intact
+from etl.releases.reader import current_release, release_is_intact
+from etl.releases.registry import publish
+from etl.storage.layout import TOP_FILES
 from tests.conftest import (
     AIRFLOW,
     CANDIDATES,
@@ -34,7 +36,7 @@ from tests.e2e.test_tasks_test import ORDER, TWO_CANDIDATES
 pytestmark = pytest.mark.airflow_cli
 
 FAULTS = PROJECT_ROOT / "tests" / "faults"
-PUBLISHED = ("metrics.json", "model.pkl", "scaler.pkl", "model_card.md", "manifest.json")
+PUBLISHED = TOP_FILES  # what users see at the top of results/
 TWO_CANDIDATE_NAMES = CANDIDATES[:2]  # what TWO_CANDIDATES enables
 
 

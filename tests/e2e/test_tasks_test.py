@@ -122,16 +122,16 @@ def test_rerunning_each_task_is_idempotent_and_a_changed_model_is_refused(airflo
     assert len(list((tmp_path / "results" / "published").iterdir())) == 1
 
     # A model changed after select_model wrote it is refused, once, without a retry.
-    (run / "model.pkl").write_bytes((run / "model.pkl").read_bytes() + b"\0")
+    (run / "model.skops").write_bytes((run / "model.skops").read_bytes() + b"\0")
     state, log = _tasks_test("evaluate_model", date, env)
     assert state == "failed"
-    assert re.search(rf"{run / 'model.pkl'}: SHA-256 \w+\.\.\. does not match \w+\.\.\. recorded in "
-                     rf"{run / 'model.pkl.sha256'}; the file was changed after it was written, refusing to use it", log)
+    assert re.search(rf"{run / 'model.skops'}: SHA-256 \w+\.\.\. does not match \w+\.\.\. recorded in "
+                     rf"{run / 'model.skops.sha256'}; the file was changed after it was written, refusing to use it", log)
     assert "up_for_retry" not in log
     failure = "results/runs/2024-05-07T000000Z/failures/evaluate_model.json"  # for the run's Report tab
     after = _snapshot(tmp_path)
     assert json.loads(after.pop(failure))["error"].endswith("refusing to use it")
-    assert after == {**before, "results/runs/2024-05-07T000000Z/model.pkl": (run / "model.pkl").read_bytes()}
+    assert after == {**before, "results/runs/2024-05-07T000000Z/model.skops": (run / "model.skops").read_bytes()}
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:

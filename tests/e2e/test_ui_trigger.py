@@ -24,7 +24,7 @@ import pytest
 
 from deploy.checks import listening_addresses
 from deploy.net import Api  # the REST client deploy/cluster.py uses
-from etl.releases.registry import current_release, release_is_intact, run_release
+from etl.releases.reader import current_release, release_is_intact, run_release
 from etl.storage.layout import run_key
 from tests.browser import browser as open_browser
 from tests.conftest import CANDIDATES, DAG_ID, PROJECT_ROOT
@@ -218,7 +218,7 @@ def test_trigger_in_the_browser_and_see_the_report(stack, ui_browser):
         assert {p.name: p.read_bytes() for p in uploaded.iterdir()} == {
             p.name: p.read_bytes() for p in release.iterdir()}
     # Same data and parameters: the two runs agree byte for byte.
-    for name in ("metrics.json", "predictions.csv", "model.pkl"):
+    for name in ("metrics.json", "predictions.csv", "model.skops"):
         assert (folders[0] / name).read_bytes() == (folders[1] / name).read_bytes()
     # What is published is one of the two releases, whole.
     published = current_release(results)

@@ -11,7 +11,8 @@ import time
 import boto3
 import pytest
 
-from etl.releases.registry import current_release, release_is_intact
+from etl.releases.reader import current_release, release_is_intact
+from etl.storage.layout import RELEASE_FILES
 from tests.conftest import AIRFLOW, DAG_ID, PROJECT_ROOT, dag_test, run_command, with_config
 from tests.servers import BUCKET, MOTO_SERVER, free_port, wait_for_port
 
@@ -67,7 +68,7 @@ def test_a_run_keeps_every_artifact_on_s3_when_the_results_root_is_a_bucket(
     release = json.loads(objects["shared-results/current.json"])["release"]
     assert release.startswith("2024-07-03T000000Z-")
     run = "shared-results/runs/2024-07-03T000000Z/"
-    for name in ("data.parquet", "train.parquet", "model.pkl", "metrics.json", "report.html", "release.json"):
+    for name in ("data.parquet", "train.parquet", "model.skops", "metrics.json", "report.html", "release.json"):
         assert run + name in objects, name
     for name in ("metrics.json", "model.pkl", "scaler.pkl"):
         assert objects[f"shared-results/{name}"] == objects[f"shared-results/published/{release}/{name}"]
@@ -157,8 +158,7 @@ def test_an_unreachable_s3_server_is_retried_until_it_is_back(airflow_db, env, t
         client.create_bucket(Bucket=BUCKET)
         assert run.wait(timeout=120) == 0, log.read_text()[-3000:]
         keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET)["Contents"]]
-        assert sorted(keys) == [f"later/2024-07-03T000000Z/{n}" for n in
-                                ("manifest.json", "metrics.json", "model.pkl", "model_card.md", "scaler.pkl")]
+        assert sorted(keys) == [f"later/2024-07-03T000000Z/{n}" for n in sorted(RELEASE_FILES)]
         assert len(re.findall(r"starting task_id=upload_results ", log.read_text())) == 2
     finally:
         run.kill()

@@ -15,7 +15,7 @@ from etl import catalog, storage
 from etl.catalog import MissingInputError, Skipped, StepInputs
 from etl.orchestration import pipeline
 from etl.settings import load_settings
-from etl.storage.layout import RunPaths
+from etl.storage.layout import RELEASE_FILES, RunPaths
 from tests.conftest import decide_and_publish, gate_settings
 
 
@@ -61,8 +61,7 @@ def test_a_full_run_writes_exactly_the_catalogs_files(tmp_path, small_csv):
                                      upload_uri=str(tmp_path / "uploads")))
     folder = settings.layout.run("2026-01-01T000000Z")
     done = pipeline.run_tasks(pipeline.Run.of_folder(settings, folder, {"data_path": small_csv}))
-    assert "release" in done["save_results"] and sorted(done["upload_results"]) == [
-        "manifest.json", "metrics.json", "model.pkl", "model_card.md", "scaler.pkl"]
+    assert "release" in done["save_results"] and sorted(done["upload_results"]) == sorted(RELEASE_FILES)
     written = {p for p in folder.root.rglob("*") if p.is_file() and not p.name.endswith(".sha256")}
     assert written == _expected_files(settings, folder)
     for task, returned in done.items():
@@ -101,8 +100,8 @@ def test_a_missing_input_names_the_task_that_writes_it(tmp_path, evaluated_runs)
     shutil.copytree(folder / "candidates" / two[0], tmp_path / "runs" / "early" / "candidates" / two[0])
     with pytest.raises(MissingInputError, match=rf"candidates/{two[1]}/cv.json \(written by task 'train_model'"):
         pipeline.run_step("select_model", early)  # the other candidates have not run yet
-    assert catalog.producer_of(folder / "candidates" / "svm" / "model.pkl") == "train_model"
-    assert catalog.producer_of(folder / "model.pkl") == "select_model"
+    assert catalog.producer_of(folder / "candidates" / "svm" / "model.skops") == "train_model"
+    assert catalog.producer_of(folder / "model.skops") == "select_model"
     assert catalog.producer_of(tmp_path / "published" / "r-1" / "manifest.json") == "save_results"
     assert catalog.producer_of(tmp_path / "elsewhere.csv") is None
 
@@ -142,9 +141,10 @@ def test_a_task_run_again_first_removes_what_its_interrupted_attempt_left(tmp_pa
     half-written temporary files of its own outputs (the catalog's, for its map index); another
     task's or another instance's stay (they may be being written now)."""
     folder = RunPaths(tmp_path / "run")
-    ours = [folder.root / "candidates" / "svm" / ".cv.json.a1.tmp", folder.root / "candidates" / "svm" / ".model.pkl.b2.tmp"]
+    ours = [folder.root / "candidates" / "svm" / ".cv.json.a1.tmp",
+            folder.root / "candidates" / "svm" / ".model.skops.b2.tmp"]
     theirs = [folder.root / "candidates" / "logistic_regression" / ".cv.json.c3.tmp",  # another instance
-              folder.root / ".model.pkl.d4.tmp",  # select_model's model.pkl, not a candidate's
+              folder.root / ".model.skops.d4.tmp",  # select_model's model.skops, not a candidate's
               folder.root / ".data.parquet.e5.tmp"]
     for leftover in ours + theirs:
         leftover.parent.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,8 @@ def test_steps_chain_with_their_default_paths(small_csv, env, tmp_path):
     assert outputs["data"] == str(run / "data.parquet")
     metrics = json.loads((tmp_path / "results" / "metrics.json").read_text())
     assert metrics["n_test"] == 15
-    assert (tmp_path / "uploads" / "cli" / "model.pkl").read_bytes() == (run / "model.pkl").read_bytes()
+    assert (tmp_path / "uploads" / "cli" / "model.skops").read_bytes() == (run / "model.skops").read_bytes()
+    assert (tmp_path / "uploads" / "cli" / "model.pkl").read_bytes() == (tmp_path / "results" / "model.pkl").read_bytes()
     assert sorted(p.name for p in (run / "candidates").iterdir()) == sorted(TWO)
     assert outputs["candidate"] in TWO and (run / "report.html").is_file()
     proc = run_module("etl.runtime.summary", env=env)

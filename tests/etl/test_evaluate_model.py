@@ -76,7 +76,7 @@ def test_evaluate_model_writes_metrics_and_predictions(evaluated_runs, tmp_path)
 def test_a_changed_model_is_refused(evaluated_runs, tmp_path):
     run = RunPaths(tmp_path / "run")
     shutil.copytree(evaluated_runs["new"], run.root)
-    shutil.copy(evaluated_runs["old"] / "model.pkl", run.model)  # a different model, same name
-    with pytest.raises(IntegrityError, match=r"model.pkl: SHA-256 .* does not match"):
+    shutil.copy(evaluated_runs["old"] / "model.skops", run.model)  # a different model, same name
+    with pytest.raises(IntegrityError, match=r"model.skops: SHA-256 .* does not match"):
         evaluate_model(run.model, run.test, run.training, run.metrics, run.predictions, 50, 0)
     assert run.metrics.read_bytes() == (evaluated_runs["new"] / "metrics.json").read_bytes()

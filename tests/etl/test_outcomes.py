@@ -169,7 +169,8 @@ def test_an_outcome_counts_for_the_release_that_scored_it(site, deployment, ship
     shipped = pd.read_csv(shipped_csv)
     run = build_run(site.results / "runs" / "r2", deployment["train_csv"], C=0.5, candidates=("logistic_regression",))
     new = storage.location(decide_and_publish(run.root, site.results, EASY)["release"]).name
-    first = json.loads((site.results / "published").iterdir().__next__().joinpath("manifest.json").read_text())
+    first = json.loads(next(p for p in (site.results / "published").iterdir() if p.name != new)
+                       .joinpath("manifest.json").read_text())
     extra = shipped.iloc[:30].assign(id=lambda d: d["id"] + 100_000)  # new patients, scored now
     _score(site.results, site.root / "incoming", {"late.csv": extra})
     _deliver(site, "all.csv", pd.concat([site.truth, extra[["id", "diagnosis"]]]))

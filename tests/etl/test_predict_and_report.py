@@ -9,7 +9,8 @@ import pytest
 
 from etl.catalog import IntegrityError
 from etl.predict import predict
-from etl.releases.registry import current_release, publish
+from etl.releases.reader import current_release
+from etl.releases.registry import publish
 from etl.report import SECTIONS
 from tests.conftest import build_run, inputs_of, run_main
 
@@ -45,9 +46,9 @@ def test_predict_takes_unlabelled_rows_in_other_layouts_one_row_each(results, sm
 
 
 def test_predict_refuses_a_changed_model(results, small_csv, tmp_path):
-    model = current_release(results) / "model.pkl"
+    model = current_release(results) / "model.skops"
     model.write_bytes(model.read_bytes() + b"\0")
-    with pytest.raises(IntegrityError, match=r"model.pkl: SHA-256 .* recorded in .*manifest.json"):
+    with pytest.raises(IntegrityError, match=r"release .*: its files differ from what was signed \(model.skops changed\)"):
         predict(small_csv, tmp_path / "scored.csv", results)
     assert not (tmp_path / "scored.csv").exists()
 

@@ -9,20 +9,15 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import joblib
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from etl.catalog import IntegrityError, MissingInputError, ParameterError
-from etl.releases.registry import (
-    current_release,
-    ensure_results_dir,
-    load_published,
-    publish,
-    release_is_intact,
-    run_release,
-    verified_files,
-)
+from etl.releases.reader import current_release, open_release, release_is_intact, run_release, verified_files
+from etl.releases.registry import ensure_results_dir, publish
 from etl.releases.retention import prune
-from etl.storage.layout import RELEASE_FILES
+from etl.storage.layout import MODEL_FILES, RELEASE_FILES, TOP_FILES
 from tests.conftest import PROJECT_ROOT, decide_and_publish, inputs_of
 
 
@@ -36,14 +31,14 @@ def results(tmp_path, evaluated_runs) -> Path:
 
 def published_bytes(results: Path) -> dict[str, bytes]:
     """What a user sees at the top of results/ (through the links)."""
-    return {name: (results / name).read_bytes() for name in RELEASE_FILES}
+    return {name: (results / name).read_bytes() for name in TOP_FILES}
 
 
 def assert_consistent(results: Path) -> str:
     """The top-level files are exactly one intact release; return its name."""
     release = current_release(results)
     assert release_is_intact(release)
-    assert published_bytes(results) == {n: (release / n).read_bytes() for n in RELEASE_FILES}
+    assert published_bytes(results) == {n: (release / n).read_bytes() for n in TOP_FILES}
     return release.name
 
 
@@ -66,11 +61,17 @@ def test_publish_lays_out_links_pointer_and_release(results, small_csv):
     release = Path(out["release"])
     assert re.fullmatch(r"new-[0-9a-f]{12}", release.name)
     assert os.readlink(results / "current") == f"published/{release.name}"
-    for name in RELEASE_FILES:
+    assert sorted(p.name for p in release.iterdir()) == sorted(RELEASE_FILES)
+    for name in TOP_FILES:
         assert os.readlink(results / name) == f"current/{name}"
         assert out[name] == str(results / name)
-    for name in ("metrics.json", "model.pkl", "scaler.pkl"):
-        assert (results / name).read_bytes() == (run / name).read_bytes()
+    for name in ("metrics.json", *MODEL_FILES):  # the run's files, as they are
+        assert (release / name).read_bytes() == (run / name).read_bytes()
+    # the pickles for users: what the skops files hold (the test loads them as a user does)
+    model = joblib.load(results / "model.pkl")
+    assert type(model) is type(open_release(results_dir=results).model)
+    assert model.get_params() == open_release(results_dir=results).model.get_params()
+    assert joblib.load(results / "scaler.pkl").n_features_in_ == 30
     assert run_release(run, results) == release == current_release(results)
     assert json.loads((run / "release.json").read_text()) == {"published": True, "release": release.name}
 
@@ -78,9 +79,13 @@ def test_publish_lays_out_links_pointer_and_release(results, small_csv):
 def test_manifest_records_hashes_data_params_versions_code_and_run(results, small_csv):
     publish(inputs_of(results / "runs" / "new"), results, {"dag_id": "d", "run_id": "manual__x"})
     manifest = json.loads((results / "manifest.json").read_text())
-    for name in ("metrics.json", "model.pkl", "scaler.pkl"):
-        data = (results / name).read_bytes()
+    for name in ("metrics.json", "model.pkl", "scaler.pkl", *MODEL_FILES):
+        data = (results / "current" / name).read_bytes()
         assert manifest["artifacts"][name] == {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    key = serialization.load_pem_public_key(Path(os.environ["RELEASE_TRUSTED_KEYS"]).read_bytes())
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert manifest["signing"]["key"] == hashlib.sha256(der).hexdigest()
+    assert manifest["signing"]["signature"] == "release.sig"
     assert manifest["data"]["sha256"] == hashlib.sha256(small_csv.read_bytes()).hexdigest()
     assert manifest["data"]["source"] == str(small_csv)
     assert (manifest["data"]["rows"], manifest["data"]["class_balance"]) == (60, {"B": 39, "M": 21})
@@ -99,7 +104,7 @@ def test_manifest_records_hashes_data_params_versions_code_and_run(results, smal
     training = json.loads((results / "runs" / "new" / "training.json").read_text())
     assert manifest["model"] == {"candidate": "logistic_regression", "estimator": "LogisticRegression",
                                  "threshold": training["threshold"]["threshold"]}
-    assert set(manifest["versions"]) == {"python", "apache-airflow", "pandas", "numpy", "scikit-learn", "joblib"}
+    assert set(manifest["versions"]) == {"python", "apache-airflow", "pandas", "numpy", "scikit-learn", "joblib", "skops"}
     assert all(manifest["versions"].values())
     head = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"],  # packed refs too
                           capture_output=True, text=True, check=True).stdout.strip()
@@ -129,12 +134,13 @@ def test_a_new_run_replaces_every_published_file(results):
 def test_an_incomplete_or_changed_run_is_not_published(results):
     publish(inputs_of(results / "runs" / "old"), results)
     before = published_bytes(results)
-    (results / "runs" / "new" / "scaler.pkl").unlink()
+    (results / "runs" / "new" / "scaler.skops").unlink()
     with pytest.raises(MissingInputError, match="written by task 'preprocess_data'"):
         publish(inputs_of(results / "runs" / "new"), results)
-    shutil.copy(results / "runs" / "old" / "scaler.pkl", results / "runs" / "new" / "scaler.pkl")
-    shutil.copy(results / "runs" / "old" / "model.pkl", results / "runs" / "new" / "model.pkl")
-    with pytest.raises(IntegrityError, match=r"model.pkl: SHA-256 .* does not match .* recorded in .*model.pkl.sha256"):
+    shutil.copy(results / "runs" / "old" / "scaler.skops", results / "runs" / "new" / "scaler.skops")
+    shutil.copy(results / "runs" / "old" / "model.skops", results / "runs" / "new" / "model.skops")
+    with pytest.raises(IntegrityError,
+                       match=r"model.skops: SHA-256 .* does not match .* recorded in .*model.skops.sha256"):
         publish(inputs_of(results / "runs" / "new"), results)
     assert published_bytes(results) == before
 
@@ -166,9 +172,9 @@ def test_a_failure_at_any_point_of_publishing_leaves_the_old_state(results, monk
     with monkeypatch.context() as m:  # record the operations of a full publish
         calls = _counting(m, None)
         publish(inputs_of(results / "runs" / "new"), results)
-    # artifacts, model card, manifest, release folder, pointer (link + rename); 5 links at first (the run's
-    # release.json is save_results' record, written after publishing)
-    assert len(calls) == (18 if first else 8), calls
+    # 8 files (artifacts, skops files, model card, manifest, signature), release folder, pointer (link +
+    # rename); 5 links at first (the run's release.json is save_results' record, written after publishing)
+    assert len(calls) == (21 if first else 11), calls
     # The commit point: `current` replaced by the new link. Before it, the old state shows.
     commit = 1 + calls.index(next(c for c in calls if c[0] == "replace" and c[2] == str(results / "current")))
 
@@ -183,7 +189,7 @@ def test_a_failure_at_any_point_of_publishing_leaves_the_old_state(results, monk
         if k > commit:  # past the commit point: the new release shows
             assert assert_consistent(results).startswith("new-"), where
         elif first:
-            assert not any((results / n).exists() for n in RELEASE_FILES), where
+            assert not any((results / n).exists() for n in TOP_FILES), where
             with pytest.raises(MissingInputError):
                 current_release(results)
         else:
@@ -212,16 +218,17 @@ def test_readers_never_see_a_partial_release_while_two_runs_publish(results):
         w.join()
         assert w.exitcode == 0
     assert_consistent(results)
-    assert len(list((results / "published").iterdir())) == 2
+    assert len(list((results / "published").iterdir())) == 2, sorted(p.name for p in (results / "published").iterdir())
 
 
-def test_load_published_checks_the_manifest(results):
+def test_open_release_checks_the_signature(results):
     publish(inputs_of(results / "runs" / "new"), results)
-    assert list(load_published(results, "model.pkl").classes_) == [0, 1]
+    assert list(open_release(results_dir=results).model.classes_) == [0, 1]
     release = current_release(results)
     (release / "model.pkl").write_bytes((release / "model.pkl").read_bytes() + b"\0")
-    with pytest.raises(IntegrityError, match=r"model.pkl: SHA-256 .* recorded in .*manifest.json"):
-        load_published(results, "model.pkl")
+    with pytest.raises(IntegrityError, match=rf"release {release.name}: its files differ from what was signed "
+                                             r"\(model.pkl changed\); refusing to use it"):
+        open_release(results_dir=results)
 
 
 def test_nothing_published_yet(tmp_path):

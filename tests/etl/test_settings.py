@@ -169,4 +169,4 @@ def test_the_layouts_name_every_file_of_the_catalog_and_no_other(tmp_path):
         for name in declared(CandidatePaths)}
     release = ReleasePaths(tmp_path)
     assert {getattr(release, name).name for name in declared(ReleasePaths)} == {
-        "metrics.json", "model.pkl", "scaler.pkl", "model_card.md"}
+        "metrics.json", "model.skops", "scaler.skops", "model_card.md"}

@@ -45,7 +45,7 @@ def test_a_new_destination_is_one_class_and_one_registry_line(tmp_path, evaluate
     release = Path(publish(inputs_of(results / "runs" / "new"), results)["release"])
     uploaded = upload_results(release, "memory://box", "k")
     assert uploaded["model.pkl"] == "memory://box/k/model.pkl"
-    assert sent["k/model.pkl"] == (release / "model.pkl").read_bytes() and len(sent) == 5
+    assert sent["k/model.pkl"] == (release / "model.pkl").read_bytes() and len(sent) == len(RELEASE_FILES)
     assert isinstance(destination("memory://box", UploadOptions()), Recorder)
 
 
@@ -68,19 +68,19 @@ def test_upload_sends_the_release_under_the_run_key_and_replaces_on_rerun(tmp_pa
     dest = tmp_path / "remote"
     out = upload_results(release, dest.as_uri(), "2024-01-01T000000Z")
     target = dest / "2024-01-01T000000Z"
-    assert set(out) == {"metrics.json", "model.pkl", "scaler.pkl", "model_card.md", "manifest.json"}
+    assert set(out) == set(RELEASE_FILES)  # every file, the signature too
     for name, path in out.items():
         assert Path(path) == target / name and (target / name).read_bytes() == (release / name).read_bytes()
     upload_results(release, str(dest), "2024-01-01T000000Z")
     assert sorted(p.name for p in dest.rglob("*")) == sorted(["2024-01-01T000000Z", *out])
 
 
-def test_upload_refuses_a_release_file_that_does_not_match_its_manifest(tmp_path, evaluated_runs):
+def test_upload_refuses_a_release_that_does_not_verify(tmp_path, evaluated_runs):
     results = tmp_path / "results"
     shutil.copytree(evaluated_runs["new"], results / "runs" / "new")
     release = Path(publish(inputs_of(results / "runs" / "new"), results)["release"])
     (release / "scaler.pkl").write_bytes(b"not the scaler")
-    with pytest.raises(IntegrityError, match=r"scaler.pkl: SHA-256 .* recorded in .*manifest.json"):
+    with pytest.raises(IntegrityError, match=r"release new-.*: its files differ from what was signed \(scaler.pkl changed\)"):
         upload_results(release, str(tmp_path / "remote"), "k")
     assert not (tmp_path / "remote").exists()  # checked before anything is sent
 

@@ -10,7 +10,8 @@ import pytest
 
 from etl import storage
 from etl.releases.gate import floors, quality_gate, unseen_rows
-from etl.releases.registry import Release, current_release, publish, run_release
+from etl.releases.reader import Release, current_release, run_release
+from etl.releases.registry import publish
 from etl.storage.layout import RunPaths
 from tests.conftest import build_run, decide_and_publish, gate_settings, inputs_of
 

@@ -13,6 +13,7 @@ from etl.catalog import UploadError
 from etl.releases.registry import publish
 from etl.settings import load_settings
 from etl.storage import gdrive
+from etl.storage.layout import RELEASE_FILES
 from etl.upload_results import upload_results
 from tests.conftest import inputs_of
 from tests.fake_drive import FakeDrive, new_key, rewriting_http, serve, service_account_json
@@ -93,7 +94,7 @@ def test_upload_with_saved_user_credentials(drive, tmp_path, files):
     gdrive.upload(files, drive.folder, "k", service_account=tmp_path / "absent.json", user=user,
                   http_factory=rewriting_http(drive))
     (run_folder,) = drive.children(drive.folder).values()
-    assert len(drive.children(run_folder["id"])) == 5  # the release's files, the model card too
+    assert drive.children(run_folder["id"]).keys() == set(RELEASE_FILES)  # every file, the signature too
     assert ("POST", "/token") in drive.requests  # the expired token was refreshed
 
 

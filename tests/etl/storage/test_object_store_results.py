@@ -13,9 +13,11 @@ import pytest
 from etl import storage
 from etl.catalog import ParameterError
 from etl.predict import predict
-from etl.releases.registry import current_release, ensure_results_dir, load_published, run_release
+from etl.releases.reader import current_release, open_release, run_release
+from etl.releases.registry import ensure_results_dir
 from etl.releases.retention import prune
 from etl.settings import load_settings
+from etl.storage.layout import MODEL_FILES, RELEASE_FILES, TOP_FILES
 from etl.upload_results import upload_results
 from tests.conftest import build_run, decide_and_publish, gate_settings
 from tests.servers import BUCKET
@@ -49,12 +51,14 @@ def test_a_run_is_published_on_s3_through_one_pointer_object(s3_root, s3_server,
     release = json.loads(objects[f"{prefix}/current.json"])["release"]
     assert published["release"].endswith(f"/published/{release}")
     manifest = json.loads(objects[f"{prefix}/manifest.json"])
-    for name in ("metrics.json", "model.pkl", "scaler.pkl"):  # top-level copies = the release's
-        top, in_release = objects[f"{prefix}/{name}"], objects[f"{prefix}/published/{release}/{name}"]
-        assert top == in_release == (run.root / name).read_bytes()
-        assert manifest["artifacts"][name]["size"] == len(top)
+    for name in TOP_FILES:  # top-level copies = the release's
+        assert objects[f"{prefix}/{name}"] == objects[f"{prefix}/published/{release}/{name}"]
+    for name in ("metrics.json", *MODEL_FILES):  # the run's files, as they are
+        assert objects[f"{prefix}/published/{release}/{name}"] == (run.root / name).read_bytes()
+    assert {k.rsplit("/", 1)[1] for k in objects if f"/published/{release}/" in k} == set(RELEASE_FILES)
+    assert manifest["artifacts"]["model.pkl"]["size"] == len(objects[f"{prefix}/model.pkl"])
     assert current_release(root).name == release == run_release(run.root, root).name
-    assert load_published(root, "model.pkl").n_features_in_ == 30
+    assert open_release(results_dir=root).model.n_features_in_ == 30
 
     # A second run is gated against the published model, read from S3, then replaces it.
     second = build_run(root / "runs" / "2021-01-02T000000Z", small_csv, C=0.5, report=False)
@@ -69,7 +73,7 @@ def test_a_run_is_published_on_s3_through_one_pointer_object(s3_root, s3_server,
     out = predict(small_csv, tmp_path / "predictions.csv", root)
     assert out["release"] == current_release(root).name and out["rows"] > 0
     uploaded = upload_results(current_release(root), str(tmp_path / "uploads"), "k")
-    assert sorted(uploaded) == ["manifest.json", "metrics.json", "model.pkl", "model_card.md", "scaler.pkl"]
+    assert sorted(uploaded) == sorted(RELEASE_FILES)  # every file, verified, the signature too
 
     # Pruning keeps the published release and its run; the first run and release go.
     deleted = prune(root, keep=1, min_age=timedelta(0))
@@ -103,7 +107,7 @@ def test_a_failed_s3_publish_leaves_the_published_release_and_a_rerun_completes(
     redo = storage.location(decide_and_publish(second.root, root, gate_settings(min_roc_auc=0.5, alpha=0.0))["release"])
     assert current_release(root).name == redo.name != release
     assert storage.read_json(root / "manifest.json")["release"] == redo.name
-    assert load_published(root, "model.pkl").n_features_in_ == 30
+    assert open_release(results_dir=root).model.n_features_in_ == 30
 
 
 def test_a_missing_bucket_fails_the_write_check_in_one_line(s3_server, monkeypatch):

@@ -1,7 +1,6 @@
 import hashlib
 from pathlib import Path
 
-import joblib
 import pytest
 
 from etl import storage
@@ -36,57 +35,42 @@ def test_missing_file_names_its_producer(tmp_path):
 
 
 def test_objects_round_trip(tmp_path):
-    storage.dump_object({"k": [1, 2]}, tmp_path / "o.pkl")
-    assert storage.load_object(tmp_path / "o.pkl") == {"k": [1, 2]}
-    storage.copy_file(tmp_path / "o.pkl", tmp_path / "copy" / "o.pkl")
-    assert (tmp_path / "copy" / "o.pkl").read_bytes() == (tmp_path / "o.pkl").read_bytes()
+    storage.dump_object({"k": [1, 2]}, tmp_path / "o.skops")
+    assert storage.load_object(tmp_path / "o.skops") == {"k": [1, 2]}
+    storage.copy_file(tmp_path / "o.skops", tmp_path / "copy" / "o.skops")
+    assert (tmp_path / "copy" / "o.skops").read_bytes() == (tmp_path / "o.skops").read_bytes()
 
 
-class _Exploit:
-    """Unpickling this runs code: it creates the file named in its argument."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
-
-
-def test_a_changed_pickle_is_refused_before_it_is_unpickled(tmp_path):
-    model = tmp_path / "model.pkl"
+def test_a_changed_file_is_refused_before_it_is_loaded(tmp_path):
+    model = tmp_path / "model.skops"
     storage.dump_object({"weights": [1.0, 2.0]}, model)
-    assert (tmp_path / "model.pkl.sha256").read_text() == (
-        f"{hashlib.sha256(model.read_bytes()).hexdigest()}  model.pkl\n"  # `sha256sum -c` reads it
+    assert (tmp_path / "model.skops.sha256").read_text() == (
+        f"{hashlib.sha256(model.read_bytes()).hexdigest()}  model.skops\n"  # `sha256sum -c` reads it
     )
-    marker = tmp_path / "exploit-ran"
-    joblib.dump(_Exploit(marker), model)  # someone replaces the model file
-    with pytest.raises(IntegrityError, match=r"model.pkl: SHA-256 .* does not match .* recorded in .*model.pkl.sha256"):
+    storage.dump_object({"weights": [3.0]}, tmp_path / "other.skops")
+    model.write_bytes((tmp_path / "other.skops").read_bytes())  # someone replaces the model file
+    with pytest.raises(IntegrityError,
+                       match=r"model.skops: SHA-256 .* does not match .* recorded in .*model.skops.sha256"):
         storage.load_object(model)
-    assert not marker.exists()  # refused without running it
-    joblib.load(model)
-    assert marker.exists()  # what joblib alone would have done
 
 
-def test_a_pickle_without_a_checksum_is_refused(tmp_path):
-    joblib.dump({"k": 1}, tmp_path / "o.pkl")
+def test_a_file_without_a_checksum_is_refused(tmp_path):
+    storage.dump_object({"k": 1}, tmp_path / "o.skops")
+    (tmp_path / "o.skops.sha256").unlink()
     with pytest.raises(IntegrityError, match="no checksum recorded"):
-        storage.load_object(tmp_path / "o.pkl")
-    expected = hashlib.sha256((tmp_path / "o.pkl").read_bytes()).hexdigest()
-    assert storage.load_object(tmp_path / "o.pkl", expected, "a manifest") == {"k": 1}
-    with pytest.raises(IntegrityError, match="recorded in a manifest"):
-        storage.load_object(tmp_path / "o.pkl", "0" * 64, "a manifest")
+        storage.load_object(tmp_path / "o.skops")
 
 
 def test_copy_object_copies_the_bytes_and_the_checksum_and_refuses_a_changed_file(tmp_path):
-    storage.dump_object({"weights": [1.0, 2.0]}, tmp_path / "a.pkl")
-    copied = storage.copy_object(tmp_path / "a.pkl", tmp_path / "b" / "b.pkl")
-    assert copied.read_bytes() == (tmp_path / "a.pkl").read_bytes()
+    storage.dump_object({"weights": [1.0, 2.0]}, tmp_path / "a.skops")
+    copied = storage.copy_object(tmp_path / "a.skops", tmp_path / "b" / "b.skops")
+    assert copied.read_bytes() == (tmp_path / "a.skops").read_bytes()
     assert storage.recorded_sha256(copied) == storage.sha256(copied)
     assert storage.load_object(copied) == {"weights": [1.0, 2.0]}
-    (tmp_path / "a.pkl").write_bytes((tmp_path / "a.pkl").read_bytes() + b"\0")
+    (tmp_path / "a.skops").write_bytes((tmp_path / "a.skops").read_bytes() + b"\0")
     with pytest.raises(IntegrityError):
-        storage.copy_object(tmp_path / "a.pkl", tmp_path / "c.pkl")
-    assert not (tmp_path / "c.pkl").exists()
+        storage.copy_object(tmp_path / "a.skops", tmp_path / "c.skops")
+    assert not (tmp_path / "c.skops").exists()
 
 
 def test_interrupted_writes_are_cleared(tmp_path):
@@ -119,8 +103,8 @@ def test_the_steps_storage_calls_work_on_airflow_object_storage_paths(tmp_path, 
     remote, here = (storage.read_json(r / "profile.json") for r in (tmp_path / "results/runs/k", local.root))
     assert remote.pop("source") == small_csv.as_uri() and here.pop("source") == str(small_csv)
     assert remote == here
-    for name in ("data.parquet", "train.parquet", "test.parquet", "scaler.pkl", "scaler.pkl.sha256",
-                 "model.pkl", "training.json", "metrics.json", "predictions.csv"):
+    for name in ("data.parquet", "train.parquet", "test.parquet", "scaler.skops", "scaler.skops.sha256",
+                 "model.skops", "training.json", "metrics.json", "predictions.csv"):
         assert (tmp_path / "results" / "runs" / "k" / name).read_bytes() == (local.root / name).read_bytes(), name
     assert storage.load_object(run.model).n_features_in_ == 30
     storage.copy_file(run.metrics, tmp_path / "copy.json")
