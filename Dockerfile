@@ -47,10 +47,13 @@ RUN --mount=type=secret,id=cacert,target=/run/secrets/cacert \
     rm /tmp/requirements*.txt
 
 # A non-root user (uid 50000, group 0, as in Airflow's own image), its home the Airflow home.
+# secrets/ is empty here: the release signing key is made there on first use, in the Compose
+# stack's `signing-keys` volume (or a mounted secret: RELEASE_SIGNING_KEY, secrets/README.md).
 RUN useradd --uid 50000 --gid 0 --home-dir /opt/airflow --create-home --shell /bin/bash airflow \
-    && mkdir -p /opt/airflow/logs /opt/project/results \
-    && chown -R 50000:0 /opt/airflow /opt/project/results \
-    && chmod -R g+rwX /opt/airflow /opt/project/results
+    && mkdir -p /opt/airflow/logs /opt/project/results /opt/project/secrets \
+    && chown -R 50000:0 /opt/airflow /opt/project/results /opt/project/secrets \
+    && chmod -R g+rwX /opt/airflow /opt/project/results \
+    && chmod 0770 /opt/project/secrets
 
 # The project: the etl package (importable through PYTHONPATH), the DAGs, the UI plugin, the
 # settings and the shipped data.

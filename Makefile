@@ -99,7 +99,8 @@ docker-down:
 # The whole DAG once in a throw-away container (like make run), results in ./results.
 docker-run:
 	@mkdir -p results
-	docker run --rm --user "$$(id -u):0" -v "$(CURDIR)/results:/opt/project/results" $(if $(CONF),-e CONF='$(CONF)') \
+	docker run --rm --user "$$(id -u):0" -v "$(CURDIR)/results:/opt/project/results" \
+		-v "$(CURDIR)/secrets:/opt/project/secrets" $(if $(CONF),-e CONF='$(CONF)') \
 		$(if $(VERBOSE),-e VERBOSE=1) $(IMAGE) run
 
 # The container check (make test runs it too: tests/e2e/test_docker.py): stand-in images built

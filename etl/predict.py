@@ -4,7 +4,7 @@ The input may have any layout ``load_data`` accepts (header or UCI's headerless 
 columns in any order, extra columns); ``diagnosis`` is optional and ignored. Every input row
 gives one output row: ``id``, ``malignant_probability``, ``predicted`` (``M`` or ``B`` at the
 decision threshold the published model was selected with) and ``release`` (which scored it). The model and its preprocessing are
-taken from the published release and used only after their SHA-256 matches its manifest.
+taken from the published release and used only after the release verifies against its signature.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def score_batch(
     check: ScoringSettings,
     release: Release | None = None,
 ) -> dict[str, Any]:
-    """Score one file with ``release`` (default: the published one, hash-checked) and check it
+    """Score one file with ``release`` (default: the published one, verified) and check it
     for drift; write its predictions and report under ``results/scoring/<batch>/``.
 
     Raises:

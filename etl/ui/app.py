@@ -5,7 +5,8 @@
   task and its one-line error), its headline metrics with their 95 % intervals, then the run's
   ``report.html``.
 - ``/breast-cancer/model``: the **Model** page. The published release (run, time, model,
-  threshold, metrics with intervals, links to its report and manifest), a chart of the headline
+  threshold, metrics with intervals, links to its report and manifest, who signed it and whether
+  it verifies now), a chart of the headline
   metrics of every kept run, the releases and the recent runs with the gate's decision.
 - ``/breast-cancer/runs/{run_id}/model_card``, ``/breast-cancer/releases/{name}/model_card``:
   a run's model card (``etl.releases.model_card``) and a release's, with its sign-off, as HTML.

@@ -68,13 +68,13 @@ OUTER_FOLDS = 10 if os.environ.get("UI_SCREENSHOTS") else 2  # pipeline.toml's 5
 
 
 @pytest.fixture
-def stack(tmp_path):
+def stack(tmp_path, webhook_server):
     """``make airflow`` on free ports of 127.0.0.1 (the UI's, the execution API's), with its own
-    Airflow home and secrets."""
+    Airflow home and secrets; alerts go to the local webhook receiver."""
     config = tmp_path / "outcomes.toml"  # a new training data version from 30 confirmed cases
-    config.write_text("[outcomes]\nretrain_min_cases = 30\n")
-    with airflow_stack(tmp_path, OUTCOMES_INBOX=str(tmp_path / "outcomes"),
-                       PIPELINE_CONFIG=f"{SETTINGS}{config}") as started:
+    config.write_text('[outcomes]\nretrain_min_cases = 30\n[alerts]\nwebhook_conn_id = "alert_webhook"\n')
+    with airflow_stack(tmp_path, OUTCOMES_INBOX=str(tmp_path / "outcomes"), PIPELINE_CONFIG=f"{SETTINGS}{config}",
+                       AIRFLOW_CONN_ALERT_WEBHOOK=webhook_server.connection()) as started:
         yield started
 
 
@@ -126,7 +126,7 @@ def ui_browser():
         yield lambda base, shots: sessions.enter_context(open_browser(base, shots))
 
 
-def test_trigger_in_the_browser_and_see_the_report(stack, ui_browser):
+def test_trigger_in_the_browser_and_see_the_report(stack, ui_browser, webhook_server):
     proc, api, tmp_path, log = stack
     _wait(lambda: api.call("GET", "/api/v2/monitor/health")[0] == 200, 300, "the API", proc, log)  # room for a busy machine
 
@@ -250,7 +250,7 @@ def test_trigger_in_the_browser_and_see_the_report(stack, ui_browser):
     assert "Failed at ensure_results_dir: unknown run parameter(s) 'c' (did you mean 'C'?)" in failed, failed
     # The Model page in the navigation: the release history, the current release marked.
     model = browser.frame_text("Model", "Published release")
-    assert f"current {published.name}" in model, model
+    assert f"current {published.name}" in model and "verifies now" in model, model
     assert all(r in model for r in run_ids) and "Recent runs" in model and "Releases" in model
     browser.screenshot("model-page")
     _keep_screenshots(tmp_path / "screenshots")
@@ -275,6 +275,27 @@ def test_trigger_in_the_browser_and_see_the_report(stack, ui_browser):
     status, scoring_runs = api.call("GET", "/api/v2/dags/breast_cancer_scoring/dagRuns")
     assert [r["run_type"] for r in scoring_runs["dag_runs"]] == ["asset_triggered"], scoring_runs
     print(f"dropped file scored in {waited:.0f} s")
+
+    # A tampered release (one byte of its model.pkl): the next batch is refused in one line,
+    # alerted, and waits in queued/ (nothing lost, nothing scored); the release restored, the
+    # next run of the scoring DAG scores it.
+    pickle_file = published / "model.pkl"
+    original = pickle_file.read_bytes()
+    pickle_file.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    new_cases.head(10).assign(id=lambda d: d["id"] + 100_000).drop(columns=["diagnosis"]).to_csv(staged, index=False)
+    os.replace(staged, incoming / "more-cases.csv")
+    refusal = f"release {published.name}: its files differ from what was signed (model.pkl changed)"
+
+    def alerted():
+        return [body["text"] for _, body in webhook_server.posts if "score_batch" in body.get("text", "")]
+    (alert,) = _wait(alerted, 300, "the refusal to be alerted", proc, log)
+    assert alert.startswith("[Airflow] task score_batch of DAG breast_cancer_scoring failed") and refusal in alert
+    assert (incoming / "queued" / "more-cases.csv").exists() and len(list((results / "scoring").iterdir())) == 1
+    pickle_file.write_bytes(original)
+    status, rescore = api.call("POST", "/api/v2/dags/breast_cancer_scoring/dagRuns", {"logical_date": None})
+    assert status == 200, _server_said(rescore, log)
+    _wait((incoming / "processed" / "more-cases.csv").exists, 300, "the waiting batch to be scored", proc, log)
+    assert not (incoming / "queued" / "more-cases.csv").exists() and len(list((results / "scoring").iterdir())) == 2
 
     # Their confirmed diagnoses come back: an outcome file dropped into the outcomes inbox, with
     # no trigger, updates the release's monitoring record and the Model page; past

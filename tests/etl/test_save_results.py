@@ -207,7 +207,7 @@ def _publish_repeatedly(results: str, run: str, times: int) -> None:
 def test_readers_never_see_a_partial_release_while_two_runs_publish(results):
     publish(inputs_of(results / "runs" / "old"), results)
     ctx = multiprocessing.get_context("spawn")
-    writers = [ctx.Process(target=_publish_repeatedly, args=(str(results), str(results / "runs" / k), 15))
+    writers = [ctx.Process(target=_publish_repeatedly, args=(str(results), str(results / "runs" / k), 8))
                for k in ("old", "new")]
     for w in writers:
         w.start()

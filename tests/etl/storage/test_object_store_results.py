@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from etl import storage
-from etl.catalog import ParameterError
+from etl.catalog import IntegrityError, ParameterError
 from etl.predict import predict
 from etl.releases.reader import current_release, open_release, run_release
 from etl.releases.registry import ensure_results_dir
@@ -59,6 +59,14 @@ def test_a_run_is_published_on_s3_through_one_pointer_object(s3_root, s3_server,
     assert manifest["artifacts"]["model.pkl"]["size"] == len(objects[f"{prefix}/model.pkl"])
     assert current_release(root).name == release == run_release(run.root, root).name
     assert open_release(results_dir=root).model.n_features_in_ == 30
+    # Signed and verified on S3 as locally: an object changed in the bucket is refused, in one line.
+    model_object = root / "published" / release / "model.pkl"
+    body = storage.read_bytes(model_object)
+    storage.write_bytes(body[:-1] + bytes([body[-1] ^ 1]), model_object)
+    with pytest.raises(IntegrityError, match=rf"^release {release}: its files differ from what was signed "
+                                             r"\(model.pkl changed\); refusing to use it$"):
+        open_release(results_dir=root)
+    storage.write_bytes(body, model_object)
 
     # A second run is gated against the published model, read from S3, then replaces it.
     second = build_run(root / "runs" / "2021-01-02T000000Z", small_csv, C=0.5, report=False)
