@@ -182,8 +182,8 @@ def publish(
     content = hashlib.sha256(json.dumps({n: artifacts[n] for n in RUN_ARTIFACTS},
                                         sort_keys=True).encode()).hexdigest()[:12]
     release = f"{run.run_key}-{content}"
+    signing.ensure_signing_key(keys.signing_key)  # first: on a fresh machine its .pub is the trusted key
     trusted = signing.trusted_keys(keys.trusted_keys)
-    signing.ensure_signing_key(keys.signing_key)
     signer = signing.fingerprint(signing.private_key(keys.signing_key).public_key())
 
     signoff = dict(signoff) if signoff is not None else dict(model_card.AUTO)

@@ -218,6 +218,19 @@ def test_a_signing_key_that_is_not_trusted_publishes_nothing(site, tmp_path):
     assert {k: v for k, v in after.items() if not k.startswith("runs/newer")} == before
 
 
+def test_the_first_publish_on_a_fresh_machine_makes_the_key_and_verifies(site, tmp_path):
+    """No key yet (a fresh clone's secrets/): publishing makes it, and its public key, the
+    configured trusted one, verifies the release."""
+    results, _ = site
+    key = tmp_path / "fresh" / "secrets" / "release-signing-key.pem"
+    settings = load_settings().override("release", "signing_key", str(key)).override(
+        "release", "trusted_keys", str(signing.public_key_file(key)))
+    shutil.copytree(results / "runs" / "new", results / "runs" / "newer")
+    publish(inputs_of(results / "runs" / "newer"), results, release_settings=settings.release)
+    assert key.exists() and read_release(current_release(results), signing.trusted_keys(
+        [signing.public_key_file(key)])).signer == signing.fingerprint(signing.private_key(key).public_key())
+
+
 def test_the_signing_key_is_made_on_first_use_owner_only(tmp_path):
     key = signing.ensure_signing_key(tmp_path / "secrets" / "release-signing-key.pem")
     assert oct(key.stat().st_mode & 0o777) == "0o600"
