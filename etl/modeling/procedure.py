@@ -125,7 +125,7 @@ def predict_frame(probabilities: Any, ids: Any, threshold: float) -> pd.DataFram
 
 
 def score_rows(release: Any, rows: pd.DataFrame) -> pd.DataFrame:
-    """``predict_frame`` of a release (``etl.releases.registry.Release``: its probabilities and
+    """``predict_frame`` of a release (``etl.releases.reader.Release``: its probabilities and
     threshold) on ``rows``, with a ``release`` column naming it: what ``etl.predict`` and the
     scoring DAG write."""
     return predict_frame(release.probabilities(rows), rows[ID_COLUMN].to_numpy(), release.threshold).assign(

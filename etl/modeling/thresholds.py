@@ -6,6 +6,12 @@
   the threshold may miss ``k`` of them when ``(k + 1) / (n + 1) <= 1 - target``.
 - ``exact_bound``: *sensitivity on new patients >= target with probability ``confidence``*: the
   exact one-sided lower bound of the out-of-fold sensitivity reaches the target.
+
+The second, higher threshold of the three-way call (``malignant_threshold``): a case is called
+*malignant* only at or above it, with the same conformal risk control on the benign
+out-of-fold rows: with ``n`` of them, it may flag ``k`` when ``(k + 1) / (n + 1) <= 1 -
+target_malignant_specificity``, so that the expected share of benign patients called malignant
+is at most ``1 - target_malignant_specificity``. Between the two thresholds: *refer*.
 """
 
 from __future__ import annotations
@@ -114,3 +120,48 @@ def choose_threshold(y: np.ndarray, oof: np.ndarray, target_sensitivity: float, 
         "threshold_per_repeat": [_threshold_at(row, y, k) for row in oof],
         "alternatives": {r: point(r) for r in (*RULES, "none") if r != rule},
     }
+
+
+# -- the three-way call ------------------------------------------------------------------------
+
+
+def malignant_threshold(y: np.ndarray, oof: np.ndarray, target_specificity: float, lower: float) -> dict[str, Any]:
+    """The threshold at or above which a case is called *malignant* (module docstring), on the
+    out-of-fold probabilities ``oof`` (averaged per row over the repeats), never below ``lower``
+    (the sensitivity threshold: below it a case is called benign).
+
+    Returns:
+        ``threshold``, ``allowed_false_alarms`` (benign out-of-fold rows at or above it the rule
+        allows), ``benign``, ``target_specificity``, ``reachable`` (False: too few benign rows for
+        the guarantee; no case is then called malignant by this rule: every threshold above the
+        highest benign row), and ``guarantee`` (the sentence).
+    """
+    if not 0 < target_specificity < 1:
+        raise ParameterError(f"target_malignant_specificity must be in (0, 1), got {target_specificity}")
+    mean = np.atleast_2d(np.asarray(oof, dtype=float)).mean(axis=0)
+    benign = np.sort(mean[y == 0])[::-1]  # highest first
+    n = len(benign)
+    if n == 0:
+        raise ParameterError("no benign rows to choose the malignant threshold on")
+    k = math.floor((1 - target_specificity) * (n + 1) - 1 + 1e-9)
+    reachable = k >= 0
+    k = max(k, 0)
+    # Above the (k + 1)-th highest benign score: at most k benign rows at or above it. Halfway to
+    # the next score above (the k-th highest), as the sensitivity threshold is read.
+    threshold = float((benign[k] + benign[k - 1]) / 2) if k else float(np.nextafter(benign[0], np.inf))
+    return {"threshold": max(threshold, lower), "allowed_false_alarms": k if reachable else 0, "benign": n,
+            "target_specificity": target_specificity, "reachable": reachable,
+            "guarantee": triage_guarantee(target_specificity)}
+
+
+def triage_guarantee(target_specificity: float) -> str:
+    """The one sentence that says what a *malignant* call promises."""
+    return (f"Expected share of benign patients called malignant of at most {1 - target_specificity:.0%} "
+            "(conformal risk control on the out-of-fold benign cases); cases between the two thresholds are referred.")
+
+
+def call(probabilities: Any, benign_below: float, malignant_from: float) -> np.ndarray:
+    """The three-way call of each probability: ``benign`` below ``benign_below``, ``malignant``
+    at or above ``malignant_from``, ``refer`` between."""
+    p = np.asarray(probabilities, dtype=float)
+    return np.where(p < benign_below, "benign", np.where(p >= malignant_from, "malignant", "refer"))
