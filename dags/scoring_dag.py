@@ -9,7 +9,7 @@ each batch for drift against the training data the model was fitted on.
 new files into `queued/` and fires; the first task also claims any it finds, so a manual trigger
 or `airflow dags test` works the same. One mapped `score_batch` task per file writes
 `results/scoring/<file>-<hash>/predictions.csv` (`id`, `malignant_probability`, `predicted`,
-`release`) and `report.json` (counts, share predicted malignant, the drift check), then moves the
+`release`, `call`: benign / refer / malignant) and `report.json` (counts, share predicted malignant, the drift check), then moves the
 file to `processed/`. A file that breaks the input contract moves to `rejected/` with a one-line
 reason and fails only its own task. A drifted batch is still scored, flagged in its report and
 announced through `[alerts]`.

@@ -21,6 +21,7 @@ from etl.data.schema import FEATURE_COLUMNS, ID_COLUMN, MALIGNANT, TARGET_COLUMN
 from etl.modeling.nested import summarize_folds
 from etl.modeling.procedure import features_and_labels, malignant_probability, predict_frame, threshold_metrics
 from etl.modeling.procedure import ranking_scores as ranking_metrics
+from etl.modeling.thresholds import triage_counts, triage_shares
 from etl.runner import Outputs, Run, Step
 
 logger = logging.getLogger(__name__)
@@ -195,6 +196,14 @@ def evaluate_model(
     result["selection"] = {k: v for k, v in training["selection"].items() if k != "cross_validation"}
     result["operating_point"] = training["threshold"]
     result["guarantee"] = training["threshold"]["guarantee"]
+    triage = training["triage"]
+    result["triage"] = {  # the three-way call (etl.modeling.thresholds): its two thresholds and promises
+        "benign_below": threshold, "malignant_from": triage["threshold"],
+        "guarantees": {"benign": training["threshold"]["guarantee"], "malignant": triage["guarantee"]},
+        "malignant_threshold": triage,
+        "test": triage_shares(triage_counts(y, predictions["malignant_probability"].to_numpy(), threshold,
+                                            triage["threshold"])),
+    }
     if outer_fold_paths:
         expected = summarize_folds([storage.read_json(f) for f in outer_fold_paths],
                                    training["threshold"]["target_sensitivity"])

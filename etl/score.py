@@ -15,7 +15,7 @@ No file is overwritten: a name already taken is kept as ``new-batch.2.csv``; a f
 of one already scored (under any name) is recognised and not scored twice (``etl.storage.inbox.keep``).
 
 Each file gives ``results/scoring/<file stem>-<content hash>/``: ``predictions.csv`` (``id``,
-``malignant_probability``, ``predicted``, ``release``; the same function and bytes as
+``malignant_probability``, ``predicted``, ``release``, ``call``; the same function and bytes as
 ``etl.predict``) and ``report.json`` (counts, the share predicted malignant, the release and its
 threshold, the drift check of ``etl.data.drift``). A file moves on from ``queued/`` only after its
 outputs are complete, so a run killed in the middle scores it again (same bytes) and a finished

@@ -132,13 +132,13 @@ class ModelSettings:
 
 @dataclass(frozen=True)
 class SelectionSettings:
-    """``[selection]``: cross-validation on the training split, the operating-point rule and
-    the choice between candidates."""
+    """``[selection]``: cross-validation on the training split, the operating points, the choice."""
 
     metric: str
     cv_folds: int
     cv_repeats: int
     target_sensitivity: float
+    target_malignant_specificity: float  # the three-way call's second promise (etl.modeling.thresholds)
     rule: str
     threshold_confidence: float
 

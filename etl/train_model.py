@@ -147,7 +147,8 @@ def select_model(
     metric, rule, target_sensitivity = selection.metric, selection.rule, selection.target_sensitivity
     choice = choose_model({n: cv for n, (_, cv) in read.items()}, y, metric=metric,
                           target_sensitivity=target_sensitivity, rule=rule,
-                          confidence=selection.threshold_confidence)
+                          confidence=selection.threshold_confidence,
+                          target_malignant_specificity=selection.target_malignant_specificity)
     chosen, threshold = choice["selection"], choice["threshold"]
     winner = chosen["winner"]
     storage.copy_object(candidates[winner].model, model_path)  # byte for byte
@@ -160,6 +161,9 @@ def select_model(
         threshold["specificity"], threshold["alternatives"]["none"]["specificity"],
     )
     logger.info("guarantee: %s", threshold["guarantee"])
+    triage = choice["triage"]
+    logger.info("malignant called from %.4f (%d of %d out-of-fold benign rows may be above it): %s",
+                triage["threshold"], triage["allowed_false_alarms"], triage["benign"], triage["guarantee"])
     if not threshold["reachable"]:
         logger.warning("target sensitivity %.3f cannot be promised by %s with %d malignant training rows: the "
                        "threshold catches all of them", target_sensitivity, rule, threshold["malignant"])
@@ -169,6 +173,7 @@ def select_model(
             "estimator": cv["estimator"],
             "params": {**cv["params"], "random_state": cv["random_state"]},
             "threshold": threshold,
+            "triage": triage,
             "candidate_thresholds": choice["thresholds"],
             "rows": cv["rows"],
             "train_sha256": cv["train_sha256"],

@@ -136,7 +136,10 @@ def test_the_summary_printed_by_make_run_has_the_readme_layout(evaluated_runs):
         return [re.sub(r"[\d.]+|/\S*|\(release [^)]+\)", "#", line).split()[0] for line in text.splitlines()]
 
     assert shape(printed)[-2:] == shape(sample)[-3:-1]  # the model and artifacts lines
-    guarantee = read_json(evaluated_runs["new"] / "metrics.json")["guarantee"]
+    from etl.releases.wording import guarantee_line
+
+    guarantee = guarantee_line(read_json(evaluated_runs["new"] / "metrics.json"))
+    assert "called malignant" in guarantee  # both promises, one sentence each
     assert printed.splitlines()[0] == sample.splitlines()[0] == f"Promise: {guarantee}"
     assert "Published artifacts (release rel, signed with key abababababab..., verified)" in printed
     assert "metrics.json, model.pkl, scaler.pkl, model_card.md, manifest.json" in printed

@@ -23,6 +23,7 @@ from etl.modeling.procedure import (
     summarize,
     threshold_metrics,
 )
+from etl.modeling.thresholds import triage_counts, triage_shares
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ def run_outer_fold(data: pd.DataFrame, index: int, candidates: Mapping[str, Mapp
     p = malignant_probability(model, X_test)
     threshold = choice["threshold"]["threshold"]
     scores = {**threshold_metrics(y_test, p, threshold), **ranking_scores(y_test, p)}
+    triage = triage_counts(y_test, p, threshold, choice["triage"]["threshold"])
     logger.info("outer fold %d: %s at threshold %.4f on %d unseen rows: caught %d of %d, cleared %d of %d",
                 index, choice["selection"]["winner"], threshold, len(y_test), scores["confusion_matrix"]["tp"],
                 int(y_test.sum()), scores["confusion_matrix"]["tn"], int(len(y_test) - y_test.sum()))
@@ -63,6 +65,7 @@ def run_outer_fold(data: pd.DataFrame, index: int, candidates: Mapping[str, Mapp
         "selection": choice["selection"],
         "cross_validation": {n: summarize(cv.scores) for n, cv in cvs.items()},
         "threshold": choice["threshold"],
+        "triage": {**choice["triage"], "counts": triage},
         "scores": scores,
         # every held-out row's probability: the decision curve and calibration of the procedure
         "predictions": {"id": data.iloc[held_out][ID_COLUMN].astype(str).tolist(),
@@ -86,6 +89,16 @@ def pooled_counts(folds: Iterable[Mapping[str, Any]], repeats: int = 1) -> dict[
         out[name] = k / n if n else 0.0
         out[f"{name}_ci95"] = list(clopper_pearson(k / repeats, n / repeats)) if n else [0.0, 1.0]
     return out
+
+
+def _summed_triage(folds: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {}
+    for f in folds:
+        for cls, calls in f["triage"]["counts"].items():
+            for c, k in calls.items():
+                counts.setdefault(cls, {}).setdefault(c, 0)
+                counts[cls][c] += k
+    return counts
 
 
 def summarize_folds(folds: Iterable[Mapping[str, Any]], target_sensitivity: float) -> dict[str, Any]:
@@ -120,6 +133,11 @@ def summarize_folds(folds: Iterable[Mapping[str, Any]], target_sensitivity: floa
                                                          for f in folds])),
         "candidates_chosen": chosen,
         "thresholds": [f["threshold"]["threshold"] for f in folds],
+        **({"triage": {"guarantee": point.get("guarantee"), "guarantee_malignant": folds[0]["triage"]["guarantee"],
+                       "target_malignant_specificity": folds[0]["triage"]["target_specificity"],
+                       "malignant_thresholds": [f["triage"]["threshold"] for f in folds],
+                       "pooled": triage_shares(_summed_triage(folds), len(repeats))}}
+           if all("triage" in f for f in folds) else {}),
         "scores": summary,
         **out_of_sample(folds, len(repeats)),
     }

@@ -49,7 +49,7 @@ from sklearn.preprocessing import StandardScaler
 from etl.catalog import ParameterError
 from etl.data.schema import BENIGN, FEATURE_COLUMNS, ID_COLUMN, LABEL_CODES, MALIGNANT, TARGET_COLUMN
 from etl.modeling.models import REGISTRY, make_estimator
-from etl.modeling.thresholds import choose_threshold
+from etl.modeling.thresholds import choose_threshold, malignant_threshold
 
 logger = logging.getLogger(__name__)
 
@@ -126,10 +126,14 @@ def predict_frame(probabilities: Any, ids: Any, threshold: float) -> pd.DataFram
 
 def score_rows(release: Any, rows: pd.DataFrame) -> pd.DataFrame:
     """``predict_frame`` of a release (``etl.releases.reader.Release``: its probabilities and
-    threshold) on ``rows``, with a ``release`` column naming it: what ``etl.predict`` and the
-    scoring DAG write."""
-    return predict_frame(release.probabilities(rows), rows[ID_COLUMN].to_numpy(), release.threshold).assign(
-        release=release.name)
+    thresholds) on ``rows``, with a ``release`` column naming it and the three-way ``call``
+    (``benign``, ``refer``, ``malignant``: ``etl.modeling.thresholds.call``): what ``etl.predict``
+    and the scoring DAG write."""
+    from etl.modeling.thresholds import call
+
+    out = predict_frame(release.probabilities(rows), rows[ID_COLUMN].to_numpy(), release.threshold)
+    return out.assign(release=release.name,
+                      call=call(out["malignant_probability"], release.threshold, release.malignant_threshold))
 
 # -- cross-validation ------------------------------------------------------------------------
 
@@ -287,18 +291,22 @@ def select_candidate(cvs: Mapping[str, CrossValidation], y: np.ndarray, threshol
 
 
 def choose_model(cvs: Mapping[str, CrossValidation], y: np.ndarray, *, metric: str, target_sensitivity: float,
-                 rule: str, confidence: float) -> dict[str, Any]:
-    """Each candidate's operating point, then the selection: the one implementation that the
-    DAG's ``select_model`` and every fold of the nested cross-validation use.
+                 rule: str, confidence: float, target_malignant_specificity: float) -> dict[str, Any]:
+    """Each candidate's operating point, then the selection, then the winner's second threshold
+    (the three-way call's): the one implementation that the DAG's ``select_model`` and every
+    fold of the nested cross-validation use.
 
     Returns:
         ``{"selection": ..., "threshold": the winner's choose_threshold, "thresholds": every
-        candidate's threshold}``
+        candidate's threshold, "triage": the winner's malignant_threshold}``
     """
     points = {n: choose_threshold(y, cv.oof, target_sensitivity, rule, confidence) for n, cv in cvs.items()}
     selection = select_candidate(cvs, y, {n: p["threshold"] for n, p in points.items()}, metric)
-    return {"selection": selection, "threshold": points[selection["winner"]],
-            "thresholds": {n: p["threshold"] for n, p in points.items()}}
+    winner = selection["winner"]
+    return {"selection": selection, "threshold": points[winner],
+            "thresholds": {n: p["threshold"] for n, p in points.items()},
+            "triage": malignant_threshold(y, cvs[winner].oof, target_malignant_specificity,
+                                          lower=points[winner]["threshold"])}
 
 
 # -- the procedure ---------------------------------------------------------------------------
@@ -314,13 +322,15 @@ class Procedure:
     rule: str
     confidence: float
     random_state: int
+    target_malignant_specificity: float
 
     @classmethod
     def of(cls, selection: Any, random_state: int) -> Procedure:
         """The procedure of the ``[selection]`` settings (``etl.settings.SelectionSettings``),
         seeded by ``random_state``."""
         return cls(selection.cv_folds, selection.cv_repeats, selection.metric, selection.target_sensitivity,
-                   selection.rule, selection.threshold_confidence, random_state)
+                   selection.rule, selection.threshold_confidence, random_state,
+                   selection.target_malignant_specificity)
 
 
 def run_procedure(train: pd.DataFrame, candidates: Mapping[str, Mapping[str, Any]], procedure: Procedure
@@ -336,7 +346,8 @@ def run_procedure(train: pd.DataFrame, candidates: Mapping[str, Mapping[str, Any
                                      for name, params in candidates.items()},
                                     X, y, procedure.cv_folds, procedure.cv_repeats, procedure.random_state)
     choice = choose_model(cvs, y, metric=procedure.metric, target_sensitivity=procedure.target_sensitivity,
-                          rule=procedure.rule, confidence=procedure.confidence)
+                          rule=procedure.rule, confidence=procedure.confidence,
+                          target_malignant_specificity=procedure.target_malignant_specificity)
     winner = choice["selection"]["winner"]
     model = make_pipeline(winner, candidates[winner], procedure.random_state).fit(X, y)
     return model, choice, cvs

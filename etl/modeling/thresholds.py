@@ -17,6 +17,7 @@ is at most ``1 - target_malignant_specificity``. Between the two thresholds: *re
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -160,8 +161,37 @@ def triage_guarantee(target_specificity: float) -> str:
             "(conformal risk control on the out-of-fold benign cases); cases between the two thresholds are referred.")
 
 
+#: The three calls, in order of probability.
+CALLS = ("benign", "refer", "malignant")
+
+
 def call(probabilities: Any, benign_below: float, malignant_from: float) -> np.ndarray:
     """The three-way call of each probability: ``benign`` below ``benign_below``, ``malignant``
     at or above ``malignant_from``, ``refer`` between."""
     p = np.asarray(probabilities, dtype=float)
     return np.where(p < benign_below, "benign", np.where(p >= malignant_from, "malignant", "refer"))
+
+
+def triage_counts(y: np.ndarray, probabilities: Any, benign_below: float, malignant_from: float) -> dict[str, Any]:
+    """How many of the malignant and of the benign rows (``y``: 1 malignant) get each call."""
+    calls = call(probabilities, benign_below, malignant_from)
+    y = np.asarray(y)
+    return {cls: {c: int(np.sum((calls == c) & (y == v))) for c in CALLS} for cls, v in (("malignant", 1), ("benign", 0))}
+
+
+def triage_shares(counts: Mapping[str, Mapping[str, int]], repeats: int = 1) -> dict[str, Any]:
+    """What each call contains, from ``triage_counts`` (summed over folds): malignant cleared as
+    benign (the first promise), benign called malignant (the second), the share of each class
+    and of all rows referred; each with its exact 95 % interval, taken at the number of distinct
+    patients when ``repeats`` rescored them (as ``etl.modeling.nested.pooled_counts``)."""
+    from etl.modeling.stats import clopper_pearson
+
+    m, b = counts["malignant"], counts["benign"]
+    n_m, n_b = sum(m.values()), sum(b.values())
+    out: dict[str, Any] = {"counts": {k: dict(v) for k, v in counts.items()}, "malignant": n_m, "benign": n_b}
+    for name, k, n in (("malignant_called_benign", m["benign"], n_m), ("benign_called_malignant", b["malignant"], n_b),
+                       ("malignant_referred", m["refer"], n_m), ("benign_referred", b["refer"], n_b),
+                       ("referred", m["refer"] + b["refer"], n_m + n_b)):
+        out[name] = k / n if n else 0.0
+        out[f"{name}_ci95"] = list(clopper_pearson(k / repeats, n / repeats)) if n else [0.0, 1.0]
+    return out

@@ -95,7 +95,8 @@ def build_manifest(
                              "threshold_confidence": training["threshold"].get("confidence")},
         },
         "model": {"candidate": training["candidate"], "estimator": training["estimator"],
-                  "threshold": training["threshold"]["threshold"]},
+                  "threshold": training["threshold"]["threshold"],
+                  "malignant_threshold": training["triage"]["threshold"]},
         # the raw training features' distribution, for the scoring DAG's drift check (etl.data.drift)
         "feature_reference": feature_reference(train_rows),
         "versions": library_versions(),

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from etl import catalog
-from etl.releases.wording import TEMPLATES, interval, num, pct
+from etl.releases.wording import TEMPLATES, guarantee_line, interval, num, pct
 from etl.releases.wording import render as render_template
 
 #: The card's template (its prose, written once; the sign-off's sentence is ``wording.j2``'s).
@@ -70,10 +70,10 @@ def card_facts(metrics: Mapping[str, Any], training: Mapping[str, Any], gate: Ma
     balance = profile.get("class_balance") or {}
     return {
         "run": dict(run),
-        "promise": metrics.get("guarantee") or "(no guarantee recorded)",
+        "promise": guarantee_line(metrics) or "(no guarantee recorded)",
         "model": {"candidate": training["candidate"], "estimator": training["estimator"],
                   "params": training.get("params", {}), "threshold": training["threshold"]["threshold"],
-                  "rows": training.get("rows")},
+                  "malignant_threshold": (training.get("triage") or {}).get("threshold"), "rows": training.get("rows")},
         "versions": library_versions(),
         "code": code_revision(),
         "data": {"source": profile.get("source"), "sha256": profile.get("source_sha256"), "rows": profile.get("rows"),

@@ -146,8 +146,13 @@ class Release:
 
     @property
     def threshold(self) -> float:
-        """The decision threshold the release was published with."""
+        """The decision threshold the release was published with: below it a case is called benign."""
         return float(self.manifest["model"]["threshold"])
+
+    @property
+    def malignant_threshold(self) -> float:
+        """At or above it a case is called malignant; between the two, referred (``etl.modeling.thresholds``)."""
+        return float(self.manifest["model"]["malignant_threshold"])
 
     def probabilities(self, rows: Any) -> Any:
         """Probabilities of malignancy for raw ``rows`` (``load_data``'s columns), through the

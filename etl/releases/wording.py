@@ -77,5 +77,9 @@ def expected_line(expected: Mapping[str, Any] | None) -> str:
 
 
 def guarantee_line(metrics: Mapping[str, Any] | None) -> str:
-    """The operating point's guarantee sentence of ``metrics.json`` (empty for older runs)."""
-    return str((metrics or {}).get("guarantee") or "")
+    """The guarantees of ``metrics.json``, one sentence each: the operating point's (a *benign*
+    call), then the three-way call's (a *malignant* call; older runs have none). Empty for
+    runs older still."""
+    metrics = metrics or {}
+    second = ((metrics.get("triage") or {}).get("guarantees") or {}).get("malignant")
+    return " ".join(str(s) for s in (metrics.get("guarantee"), second) if s)

@@ -90,7 +90,8 @@ def _threshold_raised(run: RunPaths, misses: int) -> RunPaths:
 @pytest.mark.timeout(1800)  # 50 outer folds of the default procedure: about 35 s idle, in-process
 def test_the_pooled_nested_estimate_keeps_the_promise_with_the_defaults(shipped_csv):
     """5 outer folds x 10 repeats of the whole default procedure on the shipped data: the
-    pooled sensitivity keeps the target and the specificity is not overpaid for."""
+    pooled sensitivity keeps the target and the specificity is not overpaid for; the three-way
+    call keeps both its promises."""
     from etl.load_data import read_input, validate
     from etl.modeling.nested import run_outer_fold, summarize_folds
 
@@ -105,6 +106,14 @@ def test_the_pooled_nested_estimate_keeps_the_promise_with_the_defaults(shipped_
     assert pooled["sensitivity"] >= 0.970, pooled
     assert pooled["specificity"] >= 0.950, pooled
     assert pooled["sensitivity_ci95"][0] < pooled["sensitivity"] < pooled["sensitivity_ci95"][1]
+    # The three-way call's two promises on unseen patients (docs/model.md, "The three-way call"):
+    # malignant cleared as benign at most 3 %, benign called malignant at most 1 %, pooled.
+    triage = expected["triage"]["pooled"]
+    assert triage["malignant"] == 212 * 10 and triage["benign"] == 357 * 10
+    assert triage["malignant_called_benign"] <= 0.03 and triage["benign_called_malignant"] <= 0.01, triage
+    assert triage["malignant_called_benign"] == pytest.approx(1 - pooled["sensitivity"])  # the same first threshold
+    print(f"referred {triage['referred']:.4f} {triage['referred_ci95']}; benign called malignant "
+          f"{triage['benign_called_malignant']:.4f}; malignant called benign {triage['malignant_called_benign']:.4f}")
 
 
 @pytest.mark.timeout(1800)  # 11 runs of the default procedure: a minute on a busy 2-core machine

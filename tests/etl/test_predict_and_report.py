@@ -27,8 +27,17 @@ def test_predict_reproduces_the_evaluated_test_predictions(results, small_csv, t
     scored = pd.read_csv(out["predictions"])
     raw = pd.read_csv(small_csv)
     assert len(scored) == len(raw) == out["rows"] and list(scored["id"]) == list(raw["id"])
-    assert list(scored.columns) == ["id", "malignant_probability", "predicted", "release"]
+    assert list(scored.columns) == ["id", "malignant_probability", "predicted", "release", "call"]
     assert set(scored["release"]) == {out["release"]}
+    # the three-way call: benign below the sensitivity threshold (where predicted is B), malignant
+    # at or above the second threshold, referred between
+    manifest = json.loads((results / "manifest.json").read_text())["model"]
+    low, high = manifest["threshold"], manifest["malignant_threshold"]
+    assert low <= high
+    p = scored["malignant_probability"]
+    assert ((scored["call"] == "benign") == (scored["predicted"] == "B")).all()
+    assert ((scored["call"] == "malignant") == (p >= high)).all()
+    assert ((scored["call"] == "refer") == ((p >= low) & (p < high))).all()
     evaluated = pd.read_csv(results / "runs" / "new" / "predictions.csv").set_index("id")
     mine = scored.set_index("id").loc[evaluated.index]
     assert (mine["predicted"] == evaluated["predicted"]).all()

@@ -103,7 +103,8 @@ def test_manifest_records_hashes_data_params_versions_code_and_run(results, smal
     }
     training = json.loads((results / "runs" / "new" / "training.json").read_text())
     assert manifest["model"] == {"candidate": "logistic_regression", "estimator": "LogisticRegression",
-                                 "threshold": training["threshold"]["threshold"]}
+                                 "threshold": training["threshold"]["threshold"],
+                                 "malignant_threshold": training["triage"]["threshold"]}
     assert set(manifest["versions"]) == {"python", "apache-airflow", "pandas", "numpy", "scikit-learn", "joblib", "skops"}
     assert all(manifest["versions"].values())
     head = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"],  # packed refs too
