@@ -57,7 +57,7 @@ test: $(VENV)/.installed-cluster  # the suite includes the cluster check (tests/
 # The fast tier for the edit-test loop: the linter, then every test that starts no Airflow
 # process and no server (tests/etl, tests/dags, the README's commands), on the dev install.
 check: $(VENV)/.installed-dev
-	$(ENV) ruff check . && python -m pytest -n $(JOBS) -m "not e2e and not server" $(PYTEST_ARGS)
+	$(ENV) ruff check . && python -m pytest -n $(JOBS) --maxschedchunk 1 -m "not e2e and not server" $(PYTEST_ARGS)
 
 # The distributed setup (README, "Scaling out"): Debian's postgresql and redis-server, the
 # Python extras of requirements-cluster.txt, then deploy/cluster.py starts every service on

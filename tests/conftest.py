@@ -101,7 +101,11 @@ LONGEST_FIRST = ("tests/e2e/test_docker.py::test_the_image_the_stack_and_the_one
                  "tests/e2e/test_tasks_test.py::test_each_task_in_order_on_a_fresh_date",
                  "tests/e2e/test_approval.py",  # 2.4 min, most of it waiting for the approval timeout
                  "tests/e2e/test_cluster.py", "tests/e2e/test_ui_trigger.py", "tests/e2e/test_tasks_test.py",
-                 "tests/e2e/test_gate_statistics.py")
+                 "tests/e2e/test_gate_statistics.py",
+                 # and the fast tier's longest (``make check``: 10-30 s each), first there
+                 "tests/etl/test_cli.py::test_steps_chain_with_their_default_paths",
+                 "tests/etl/runtime/test_executor.py::test_the_preload_keeps",
+                 "tests/etl/ui/test_web.py::test_runs_api_gives", "tests/etl/test_save_results.py::test_readers_never")
 
 
 def _longest_first(items: list) -> list:
