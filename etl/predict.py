@@ -26,21 +26,23 @@ def predict(
     output_path: storage.Location,
     results_dir: str | os.PathLike[str],
     release: str | os.PathLike[str] | None = None,
+    novelty_alpha: float = 0.01,
 ) -> dict[str, Any]:
     """Score every row of ``input_path`` with the published model; write ``output_path``.
 
     Args:
         release: a release folder to use instead of the published one.
+        novelty_alpha: ``[scoring] novelty_alpha``, the scope check's level (``etl.data.scope``).
 
     Returns:
         ``{"predictions": output_path, "rows": n, "release": name, "threshold": t}``
     """
     loaded = open_release(release, results_dir)
-    out = score_rows(loaded, read_rows(input_path))
+    out = score_rows(loaded, read_rows(input_path), novelty_alpha)
     storage.write_frame(out, output_path)
-    logger.info("scored %d row(s) of %s with release %s (%s, threshold %.4f): %d predicted malignant",
+    logger.info("scored %d row(s) of %s with release %s (%s, threshold %.4f): %d predicted malignant, %d out of scope",
                 len(out), input_path, loaded.name, loaded.manifest["model"]["candidate"], loaded.threshold,
-                int((out["predicted"] == "M").sum()))
+                int((out["predicted"] == "M").sum()), int((out["out_of_scope"] != "").sum()))
     return {"predictions": str(output_path), "rows": len(out), "release": loaded.name,
             "threshold": loaded.threshold}
 
@@ -52,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", type=runner.path_arg, required=True, help="predictions CSV to write")
     p.add_argument("--release", type=runner.path_arg, default=None,
                    help="release folder (default: the published one, results/current)")
-    return runner.command(p, lambda a: predict(a.input, a.output, settings.results_dir, a.release), argv)
+    return runner.command(p, lambda a: predict(a.input, a.output, settings.results_dir, a.release,
+                                                 settings.scoring.novelty_alpha), argv)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,9 @@ from etl.catalog import DataValidationError
 from etl.data import drift
 from etl.data.contract import read_rows
 from etl.data.schema import FEATURE_COLUMNS, ID_COLUMN
+from etl.data.scope import OUT_OF_SCOPE
 from etl.modeling.procedure import score_rows
+from etl.modeling.thresholds import CALLS
 from etl.releases.reader import Release, open_release
 from etl.settings import ScoringSettings
 from etl.storage import Location
@@ -68,7 +70,7 @@ def score_batch(
     path = storage.location(path)
     release = release or open_release(results_dir=results_dir)
     rows = read_rows(path)
-    out = score_rows(release, rows)
+    out = score_rows(release, rows, check.novelty_alpha)
     report = drift.drift_report(rows, release.manifest.get("feature_reference"), check)
     batch = ResultsPaths(storage.location(results_dir)).batch(batch_name(path))
     malignant = int((out["predicted"] == "M").sum())
@@ -80,6 +82,7 @@ def score_batch(
         "rows": len(out),
         "predicted_malignant": malignant,
         "share_malignant": round(malignant / len(out), 6) if len(out) else 0.0,
+        "calls": {c: int((out["call"] == c).sum()) for c in (*CALLS, OUT_OF_SCOPE)},  # out of scope counted apart
         "release": release.name,
         "candidate": release.manifest["model"]["candidate"],
         "threshold": release.threshold,

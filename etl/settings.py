@@ -211,10 +211,11 @@ class UploadSettings:
 
 @dataclass(frozen=True)
 class ScoringSettings:
-    """``[scoring]``: the scoring DAG's inbox and drift check."""
+    """``[scoring]``: the scoring DAG's inbox, the per-case scope check, the batch drift check."""
 
     inbox: str = _setting(results_location)  # an absolute path, or a URI such as s3://bucket/prefix
     poll_seconds: float
+    novelty_alpha: float  # at most this share of cases like the training rows is refused (etl.data.scope)
     drift_alpha: float
     drift_min_statistic: float
     drift_min_rows: int
@@ -232,8 +233,7 @@ class AlertsSettings:
 
 @dataclass(frozen=True)
 class OutcomesSettings:
-    """``[outcomes]``: confirmed diagnoses coming back (``etl.outcomes``), the alarm on a
-    release's realized performance (``etl.monitoring.performance``), the growing training data."""
+    """``[outcomes]``: confirmed diagnoses (``etl.outcomes``), the alarm, the growing training data."""
 
     inbox: str = _setting(results_location)  # an absolute path, or a URI such as s3://bucket/prefix
     alarm_confidence: float

@@ -22,6 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from etl import storage
@@ -229,6 +230,12 @@ def validate(
     out[TARGET_COLUMN] = labels.astype(object)
 
     _numeric(out, table, fail)
+    negative = (out[list(FEATURE_COLUMNS)] < 0).to_numpy()
+    if negative.any():  # no feature can be negative (etl.data.scope): a data error, not a case
+        row, col = map(int, np.argwhere(negative)[0])
+        index, column = out.index[row], FEATURE_COLUMNS[col]
+        raise fail(f"line {table.line(index)}, column {column!r}: negative value {out.at[index, column]:g} "
+                   "(every feature is a size, a count or a ratio of them)")
 
     rows_read = len(out)
     duplicated = out.duplicated(keep="first")

@@ -124,16 +124,25 @@ def predict_frame(probabilities: Any, ids: Any, threshold: float) -> pd.DataFram
 
 
 
-def score_rows(release: Any, rows: pd.DataFrame) -> pd.DataFrame:
+def score_rows(release: Any, rows: pd.DataFrame, novelty_alpha: float = 0.01) -> pd.DataFrame:
     """``predict_frame`` of a release (``etl.releases.reader.Release``: its probabilities and
-    thresholds) on ``rows``, with a ``release`` column naming it and the three-way ``call``
-    (``benign``, ``refer``, ``malignant``: ``etl.modeling.thresholds.call``): what ``etl.predict``
-    and the scoring DAG write."""
+    thresholds) on ``rows``, with a ``release`` column naming it, the three-way ``call``
+    (``benign``, ``refer``, ``malignant``: ``etl.modeling.thresholds.call``) and ``out_of_scope``:
+    why the release may not answer for the case (``etl.data.scope`` at ``novelty_alpha``; empty
+    when it may). A case out of scope gets no probability, no ``predicted`` and the call
+    ``out of scope``. What ``etl.predict`` and the scoring DAG write."""
+    from etl.data.scope import OUT_OF_SCOPE, check_scope
     from etl.modeling.thresholds import call
 
     out = predict_frame(release.probabilities(rows), rows[ID_COLUMN].to_numpy(), release.threshold)
-    return out.assign(release=release.name,
-                      call=call(out["malignant_probability"], release.threshold, release.malignant_threshold))
+    out = out.assign(release=release.name,
+                     call=call(out["malignant_probability"], release.threshold, release.malignant_threshold))
+    reasons = check_scope(rows, release.scope, novelty_alpha)["reason"].to_numpy()
+    outside = reasons != ""
+    out.loc[outside, "malignant_probability"] = np.nan
+    out.loc[outside, "predicted"] = ""
+    out.loc[outside, "call"] = OUT_OF_SCOPE
+    return out.assign(out_of_scope=reasons)
 
 # -- cross-validation ------------------------------------------------------------------------
 

@@ -133,7 +133,9 @@ def release_records(matched: pd.DataFrame, promises: Mapping[str, Mapping[str, A
     """Per release: the totals, per batch, per month, the calibration table and the alarm.
     ``promises``: per release, its ``target_sensitivity`` and ``expected`` performance."""
     records = {}
-    for release, rows in matched.groupby("release", sort=True):
+    for release, scored in matched.groupby("release", sort=True):
+        outside = scored["malignant_probability"].isna()  # out of scope: no probability, counted apart
+        rows = scored[~outside]
         y = (rows["diagnosis"] == "M").to_numpy(int)
         p = rows["malignant_probability"].to_numpy(float)
         predicted = (rows["predicted"] == "M").to_numpy(int)
@@ -150,6 +152,7 @@ def release_records(matched: pd.DataFrame, promises: Mapping[str, Mapping[str, A
             "target_sensitivity": promise.get("target_sensitivity"),
             "expected": promise.get("expected"),
             "realized": {**figures, "calibration": calibration_table(y, p)},
+            "out_of_scope": int(outside.sum()),  # confirmed cases the release gave no answer for (etl.data.scope)
             **by,
             "alarm": alarm(figures, y, p, promise.get("target_sensitivity"), confidence, min_malignant, min_cases),
         }

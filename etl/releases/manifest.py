@@ -19,6 +19,7 @@ from typing import Any
 from etl import storage
 from etl.catalog import StepInputs
 from etl.data.drift import feature_reference
+from etl.data.scope import fit_scope
 from etl.settings import PROJECT_ROOT
 
 #: Libraries whose versions go into the manifest.
@@ -99,6 +100,8 @@ def build_manifest(
                   "malignant_threshold": training["triage"]["threshold"]},
         # the raw training features' distribution, for the scoring DAG's drift check (etl.data.drift)
         "feature_reference": feature_reference(train_rows),
+        # which cases the model may answer for (etl.data.scope): ranges and the novelty model
+        "scope": fit_scope(train_rows),
         "versions": library_versions(),
         "code": code_revision(),
         "run": {**run_info, "run_key": run.run_key,

@@ -150,6 +150,11 @@ class Release:
         return float(self.manifest["model"]["threshold"])
 
     @property
+    def scope(self) -> dict[str, Any]:
+        """Which cases the release may answer for (``etl.data.scope``)."""
+        return self.manifest["scope"]
+
+    @property
     def malignant_threshold(self) -> float:
         """At or above it a case is called malignant; between the two, referred (``etl.modeling.thresholds``)."""
         return float(self.manifest["model"]["malignant_threshold"])

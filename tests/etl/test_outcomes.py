@@ -93,17 +93,21 @@ def test_the_realized_figures_equal_a_hand_count(site):
     _deliver(site, "pathology-december.csv", site.truth)
     rec = _record(site)
     joined = _predictions(site.results).merge(site.truth, on="id")
+    outside = joined["malignant_probability"].isna()  # out of scope: no answer, counted apart
+    assert rec["out_of_scope"] == outside.sum() and (joined.loc[outside, "call"] == "out of scope").all()
+    joined = joined[~outside]
     y, flagged = joined["diagnosis"] == "M", joined["predicted"] == "M"
     tp, fn, tn, fp = (int(v) for v in ((y & flagged).sum(), (y & ~flagged).sum(), (~y & ~flagged).sum(),
                                        (~y & flagged).sum()))
     r = rec["realized"]
-    assert (r["confirmed"], r["caught"], r["malignant"], r["cleared"], r["benign"]) == (169, tp, tp + fn, tn, tn + fp)
+    assert (r["confirmed"], r["caught"], r["malignant"], r["cleared"], r["benign"]) == (
+        169 - rec["out_of_scope"], tp, tp + fn, tn, tn + fp)
     assert r["sensitivity"] == tp / (tp + fn) and r["sensitivity_ci95"] == list(clopper_pearson(tp, tp + fn))
     assert r["ppv"] == tp / (tp + fp)
     p = joined["malignant_probability"].to_numpy()
     assert r["brier"] == pytest.approx(np.mean((p - y.to_numpy(int)) ** 2))
     assert r["calibration"] == calibration_table(y.to_numpy(int), p)
-    assert sum(b["confirmed"] for b in rec["by_batch"].values()) == 169 and len(rec["by_batch"]) == 3
+    assert sum(b["confirmed"] for b in rec["by_batch"].values()) == r["confirmed"] and len(rec["by_batch"]) == 3
     assert list(rec["by_month"]) == [pd.Timestamp.now("UTC").strftime("%Y-%m")]  # no date given: the day it came
     metrics = json.loads((site.results / "metrics.json").read_text())
     assert rec["target_sensitivity"] == metrics["operating_point"]["target_sensitivity"]
@@ -155,7 +159,8 @@ def test_the_four_rules(site, caplog):
     with caplog.at_level(logging.ERROR, logger="etl.outcomes"):
         rec = _record(site)
     summary = json.loads((site.results / "monitoring" / "summary.json").read_text())
-    assert rec["realized"]["confirmed"] == 99  # 100 ids, the same 20 counted once, 1 in conflict
+    # 100 ids, the same 20 counted once, 1 in conflict; a case out of scope is counted apart
+    assert rec["realized"]["confirmed"] + rec["out_of_scope"] == 99
     assert summary["unmatched"] == ["999999001"]
     (conflict,) = summary["conflicts"]
     assert conflict["id"] == truth.iloc[0]["id"] and conflict["files"] == ["a.csv", "d.csv"]
@@ -177,8 +182,9 @@ def test_an_outcome_counts_for_the_release_that_scored_it(site, deployment, ship
     out = outcomes.update_monitoring(site.results, _settings().outcomes)
     records = {name: json.loads(storage.location(p).read_text()) for name, p in out["releases"].items()}
     assert set(records) == {first["release"], new} and first["release"] != new
-    assert records[first["release"]]["realized"]["confirmed"] == 169
-    assert records[new]["realized"]["confirmed"] == 30
+    assert sum(records[first["release"]][k] if k == "out_of_scope" else records[first["release"]]["realized"][k]
+               for k in ("confirmed", "out_of_scope")) == 169
+    assert records[new]["realized"]["confirmed"] + records[new]["out_of_scope"] == 30
 
 
 def test_a_killed_run_then_a_rerun_counts_each_outcome_once(site, monkeypatch):
@@ -197,8 +203,9 @@ def test_a_killed_run_then_a_rerun_counts_each_outcome_once(site, monkeypatch):
     assert queued.exists() and len(list((site.results / "monitoring" / "outcomes").iterdir())) == 1
     again = outcomes.process(queued, site.inbox, site.results)  # the rerun
     assert again["new"] is False
-    assert _record(site)["realized"]["confirmed"] == 169
-    assert _record(site)["realized"]["confirmed"] == 169  # and recomputing changes nothing
+    first = _record(site)
+    assert first["realized"]["confirmed"] + first["out_of_scope"] == 169
+    assert _record(site) == first  # and recomputing changes nothing
     assert [p.name for p in site.inbox.processed.iterdir()] == ["pathology.csv"]
 
 

@@ -27,7 +27,7 @@ def test_predict_reproduces_the_evaluated_test_predictions(results, small_csv, t
     scored = pd.read_csv(out["predictions"])
     raw = pd.read_csv(small_csv)
     assert len(scored) == len(raw) == out["rows"] and list(scored["id"]) == list(raw["id"])
-    assert list(scored.columns) == ["id", "malignant_probability", "predicted", "release", "call"]
+    assert list(scored.columns) == ["id", "malignant_probability", "predicted", "release", "call", "out_of_scope"]
     assert set(scored["release"]) == {out["release"]}
     # the three-way call: benign below the sensitivity threshold (where predicted is B), malignant
     # at or above the second threshold, referred between
@@ -119,3 +119,17 @@ def test_permutation_importance_is_sklearns_on_the_frame_without_a_warning(tmp_p
     assert title.startswith("Permutation importance")
     assert list(values.index) == list(FEATURE_COLUMNS)
     assert values.to_numpy().tolist() == expected.importances_mean.tolist()
+
+
+def test_a_case_out_of_scope_gets_no_probability_and_no_call(results, small_csv, tmp_path):
+    """Areas in another unit (x100): each such row is refused with the reason, the others scored."""
+    rows = pd.read_csv(small_csv)
+    rows.loc[:9, "area_worst"] *= 100
+    rows.to_csv(tmp_path / "mixed.csv", index=False)
+    scored = pd.read_csv(predict(tmp_path / "mixed.csv", tmp_path / "scored.csv", results)["predictions"])
+    outside = scored.index < 10
+    assert (scored.loc[outside, "call"] == "out of scope").all()
+    assert scored.loc[outside, "malignant_probability"].isna().all() and scored.loc[outside, "predicted"].isna().all()
+    assert scored.loc[outside, "out_of_scope"].str.startswith("area_worst ").all()
+    assert scored.loc[~outside, "out_of_scope"].isna().all()  # empty in the CSV: in scope
+    assert scored.loc[~outside, "call"].isin(["benign", "refer", "malignant"]).all()
