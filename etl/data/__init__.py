@@ -1,1 +1,1 @@
-"""The data the pipeline accepts: the columns (schema), the input contract and its one-line refusals, the drift test of a batch against the training data."""
+"""The data the pipeline accepts: the columns (schema), the input contract and its one-line refusals, the scope a case must be in for the model to answer (scope), the drift test of a batch against the training data."""
