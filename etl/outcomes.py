@@ -151,6 +151,8 @@ def promises(results_dir: Location, releases: list[str]) -> dict[str, dict[str, 
         metrics = read_release(release.root).json(release.metrics.name)
         pooled = (metrics.get("expected_performance") or {}).get("pooled") or {}
         out[name] = {"target_sensitivity": (metrics.get("operating_point") or {}).get("target_sensitivity"),
+                     "target_malignant_specificity":
+                         ((metrics.get("triage") or {}).get("malignant_threshold") or {}).get("target_specificity"),
                      "expected": {k: pooled.get(k) for k in ("sensitivity", "sensitivity_ci95", "specificity",
                                                               "specificity_ci95", "malignant", "benign")} or None}
     return out

@@ -23,6 +23,14 @@ with exact Clopper-Pearson 95 % intervals, PPV, the Brier score, and the calibra
   release's target: the promise is broken beyond noise;
 - *calibration*: at least ``alarm_min_cases`` confirmed cases, and Spiegelhalter's z test
   rejects calibration at ``1 - alarm_confidence``.
+- *malignant calls* (the three-way call's second promise, ``etl.modeling.thresholds``): at
+  least ``alarm_min_cases`` confirmed benign cases, and the exact one-sided lower bound of the
+  share of them called malignant at ``alarm_confidence`` is above ``1 -
+  target_malignant_specificity``.
+
+Cases out of scope (no probability, no call) are counted apart (``out_of_scope``); the realized
+figures per call are in ``calls`` (malignant among the benign calls, benign among the malignant
+calls, the referral share).
 
 The minimum counts are there because the exact bound alone would alarm on a handful: two
 malignant cases, both missed (0 of 2 caught: the 99 % upper bound is 0.90), a chance that a
@@ -41,7 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from etl.modeling.stats import calibration_table, clopper_pearson, spiegelhalter, upper_bound
+from etl.modeling.stats import calibration_table, clopper_pearson, lower_bound, spiegelhalter, upper_bound
 
 #: The columns of the confirmed-outcome ledger (``etl.outcomes``).
 LEDGER_COLUMNS = ("id", "diagnosis", "date", "file")
@@ -100,10 +108,48 @@ def counts(y: np.ndarray, p: np.ndarray, predicted: np.ndarray) -> dict[str, Any
     return out
 
 
+def call_figures(y: np.ndarray, calls: np.ndarray) -> dict[str, Any] | None:
+    """The realized figures per three-way call (``etl.modeling.thresholds``) of confirmed cases
+    ``y`` (1 malignant): each call's cases, how many malignant and benign; malignant among the
+    *benign* calls, benign among the *malignant* calls, the referral share (exact 95 %
+    intervals); and the two promises' rates: the share of malignant cases called benign, of
+    benign cases called malignant. None for predictions made before the call existed."""
+    calls = np.asarray(calls, dtype=object)
+    known = np.isin(calls, ("benign", "refer", "malignant"))
+    if not known.any():
+        return None
+    y, calls = np.asarray(y)[known], calls[known]
+    out: dict[str, Any] = {c: {"cases": int(np.sum(calls == c)), "malignant": int(np.sum((calls == c) & (y == 1))),
+                               "benign": int(np.sum((calls == c) & (y == 0)))} for c in ("benign", "refer", "malignant")}
+    for name, k, n in (("malignant_among_benign_calls", out["benign"]["malignant"], out["benign"]["cases"]),
+                       ("benign_among_malignant_calls", out["malignant"]["benign"], out["malignant"]["cases"]),
+                       ("referred", out["refer"]["cases"], len(calls)),
+                       ("malignant_called_benign", out["benign"]["malignant"], int(np.sum(y == 1))),
+                       ("benign_called_malignant", out["malignant"]["benign"], int(np.sum(y == 0)))):
+        out[name] = k / n if n else None
+        out[f"{name}_ci95"] = list(clopper_pearson(k, n)) if n else None
+    return out
+
+
 def alarm(figures: Mapping[str, Any], y: np.ndarray, p: np.ndarray, target: float | None,
-          confidence: float, min_malignant: int, min_cases: int) -> dict[str, Any]:
-    """The alarm rule (module docstring) on one release's confirmed cases."""
+          confidence: float, min_malignant: int, min_cases: int,
+          calls: Mapping[str, Any] | None = None, target_malignant_specificity: float | None = None) -> dict[str, Any]:
+    """The alarm rule (module docstring) on one release's confirmed cases; with the three-way
+    ``calls`` (``call_figures``) and the release's second promise, that one too: benign cases
+    called malignant, whose exact ``confidence`` lower bound is above ``1 -
+    target_malignant_specificity`` on at least ``min_cases`` benign cases."""
     reasons, checks = [], {}
+    if calls is not None and target_malignant_specificity is not None:
+        k, n = calls["malignant"]["benign"], sum(calls[c]["benign"] for c in ("benign", "refer", "malignant"))
+        limit = 1 - target_malignant_specificity
+        low = lower_bound(k, n, confidence) if n else 0.0
+        enough = n >= min_cases
+        checks["malignant_calls"] = {"lower_bound": low, "confidence": confidence, "limit": limit, "benign": n,
+                                     "called_malignant": k, "needs_benign": min_cases, "decided": enough,
+                                     "broken": enough and low > limit}
+        if checks["malignant_calls"]["broken"]:
+            reasons.append(f"benign called malignant {k} of {n} ({k / n:.3f}): its {confidence:.0%} lower bound "
+                           f"{low:.3f} is above the promised {limit:.3f}")
     if target is not None:
         bound = upper_bound(figures["caught"], figures["malignant"], confidence)
         enough = figures["malignant"] >= min_malignant
@@ -140,6 +186,7 @@ def release_records(matched: pd.DataFrame, promises: Mapping[str, Mapping[str, A
         p = rows["malignant_probability"].to_numpy(float)
         predicted = (rows["predicted"] == "M").to_numpy(int)
         figures = counts(y, p, predicted)
+        calls = call_figures(y, rows["call"].to_numpy() if "call" in rows else np.full(len(rows), None))
         promise = promises.get(str(release), {})
         by = {}
         for key, column in (("by_batch", rows["batch"]), ("by_month", rows.apply(_month, axis=1))):
@@ -152,8 +199,10 @@ def release_records(matched: pd.DataFrame, promises: Mapping[str, Mapping[str, A
             "target_sensitivity": promise.get("target_sensitivity"),
             "expected": promise.get("expected"),
             "realized": {**figures, "calibration": calibration_table(y, p)},
+            "calls": calls,  # per three-way call (None: predictions from before the call)
             "out_of_scope": int(outside.sum()),  # confirmed cases the release gave no answer for (etl.data.scope)
             **by,
-            "alarm": alarm(figures, y, p, promise.get("target_sensitivity"), confidence, min_malignant, min_cases),
+            "alarm": alarm(figures, y, p, promise.get("target_sensitivity"), confidence, min_malignant, min_cases,
+                           calls, promise.get("target_malignant_specificity")),
         }
     return records

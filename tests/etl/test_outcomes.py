@@ -337,3 +337,34 @@ def test_the_grown_data_on_an_s3_results_root(s3_server, monkeypatch, site, depl
     assert datasets.current(root)["data_path"] == record["data_path"]
     manifest = storage.read_json(ResultsPaths(root).datasets / "v0001" / "manifest.json")
     assert manifest["sha256"] == storage.sha256(storage.location(record["data_path"])) and manifest["added"] == 60
+
+
+def test_the_figures_per_call_equal_a_hand_count_and_the_second_promise_is_watched(site):
+    _deliver(site, "pathology.csv", site.truth)
+    rec = _record(site)
+    joined = _predictions(site.results).merge(site.truth, on="id")
+    joined = joined[joined["call"] != "out of scope"]
+    calls, y = rec["calls"], joined["diagnosis"] == "M"
+    for c in ("benign", "refer", "malignant"):
+        inside = joined["call"] == c
+        assert calls[c] == {"cases": int(inside.sum()), "malignant": int((inside & y).sum()),
+                            "benign": int((inside & ~y).sum())}
+    assert calls["referred"] == (joined["call"] == "refer").mean()
+    assert calls["benign_called_malignant"] == ((joined["call"] == "malignant") & ~y).sum() / (~y).sum()
+    assert calls["malignant_called_benign"] == ((joined["call"] == "benign") & y).sum() / y.sum()
+    check = rec["alarm"]["checks"]["malignant_calls"]
+    assert check["limit"] == pytest.approx(0.01) and check["benign"] == (~y).sum() and not check["broken"]
+
+
+def test_the_alarm_watches_the_malignant_calls():
+    from etl.monitoring.performance import alarm, call_figures, counts
+
+    y = np.r_[np.zeros(100, int), np.ones(20, int)]
+    calls = np.r_[["malignant"] * 8, ["benign"] * 92, ["malignant"] * 20].astype(object)  # 8 % of benign called malignant
+    p = np.where(calls == "malignant", 0.9, 0.1)
+    figures = counts(y, p, (calls == "malignant").astype(int))
+    raised = alarm(figures, y, p, 0.97, 0.99, 20, 30, call_figures(y, calls), 0.99)
+    assert raised["checks"]["malignant_calls"]["broken"] and any("benign called malignant 8 of 100" in r
+                                                                 for r in raised["reasons"])
+    quiet = alarm(figures, y, p, 0.97, 0.99, 20, 30, call_figures(y, calls), None)  # no second promise recorded
+    assert "malignant_calls" not in quiet["checks"]
