@@ -127,11 +127,12 @@ def _release_contents(run: StepInputs) -> dict[str, bytes]:
     as joblib pickles made from what was loaded."""
     from etl.storage.objects import loads, pickle_bytes
 
+    pickle_of = {skops: pickle for pickle, skops in PICKLES.items()}
     contents = {storage.location(run.metrics).name: storage.read_bytes(storage.require(run.metrics))}
-    for pickle_name, name in PICKLES.items():
-        path = run.model if name == storage.location(run.model).name else run.scaler
+    for path in (run.model, run.scaler):
+        name = storage.location(path).name
         contents[name] = storage.checked_bytes(path)
-        contents[pickle_name] = pickle_bytes(loads(contents[name], path))
+        contents[pickle_of[name]] = pickle_bytes(loads(contents[name], path))
     return contents
 
 

@@ -9,7 +9,6 @@ import sys
 from etl.catalog import MissingInputError, PipelineError
 from etl.data.schema import SCORES
 from etl.releases.reader import current_release, read_release
-from etl.releases.signing import trusted_keys
 from etl.releases.wording import expected_line, guarantee_line
 from etl.settings import load_settings
 from etl.storage.layout import TOP_FILES
@@ -59,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     results_dir = settings.results_dir
     try:
-        release = read_release(current_release(results_dir), trusted_keys(settings.release.trusted_keys))
+        release = read_release(current_release(results_dir))
     except MissingInputError as exc:
         print(f"error: {exc}: no published results yet (run `make run`)", file=sys.stderr)
         return 1

@@ -161,10 +161,6 @@ class RunPaths(Folder):
         suffix = f"-{map_index}" if map_index is not None and map_index >= 0 else ""
         return self.root / catalog.path_of("failure", task=f"{task_id}{suffix}")
 
-    def artifacts(self) -> dict[str, Target]:
-        """The run's files a release carries, by their name (``RUN_ARTIFACTS``)."""
-        return {path.name: path for path in (self.metrics, self.model, self.scaler)}
-
 
 #: The run's files a release carries as they are, by their catalog names: the metrics and the
 #: model and scaler in the skops format, the files the pipeline loads (``etl.storage.objects``;
