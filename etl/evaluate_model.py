@@ -21,7 +21,7 @@ from etl.data.schema import FEATURE_COLUMNS, ID_COLUMN, MALIGNANT, TARGET_COLUMN
 from etl.modeling.nested import summarize_folds
 from etl.modeling.procedure import features_and_labels, malignant_probability, predict_frame, threshold_metrics
 from etl.modeling.procedure import ranking_scores as ranking_metrics
-from etl.modeling.thresholds import triage_counts, triage_shares
+from etl.modeling.thresholds import call, triage_counts, triage_shares
 from etl.runner import Outputs, Run, Step
 
 logger = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ def evaluate_model(
 ) -> dict[str, str]:
     """Score the selected model (after checking its SHA-256) on the test split at the threshold
     ``select_model`` chose; write the metrics as JSON and the test predictions as CSV (``id``,
-    ``diagnosis``, ``malignant_probability``, ``predicted``).
+    ``diagnosis``, ``malignant_probability``, ``predicted``, ``call``: the three-way call).
 
     With ``outer_fold_paths`` (the ``nested_cv`` folds' records), ``metrics.json`` also gets
     ``expected_performance``: the procedure's scores on unseen rows (``summarize_folds``).
@@ -189,6 +189,7 @@ def evaluate_model(
     predictions = predict_frame(malignant_probability(model, test[list(FEATURE_COLUMNS)]),
                                 test[ID_COLUMN].to_numpy(), threshold)
     predictions.insert(1, TARGET_COLUMN, test[TARGET_COLUMN].to_numpy())
+    predictions["call"] = call(predictions["malignant_probability"], threshold, training["triage"]["threshold"])
     result = compute_metrics(y, predictions["malignant_probability"].to_numpy(), threshold,
                              bootstrap_resamples, random_state)
     result["model"] = {"candidate": training["candidate"], "estimator": training["estimator"]}

@@ -76,6 +76,9 @@ def fit_scope(rows: pd.DataFrame, random_state: int = 0) -> dict[str, Any]:
         "medians": medians.tolist(),
         "location": location.tolist(), "scale": scale.tolist(), "precision": precision.tolist(),
         "calibration": np.sort(calibration).tolist(),
+        # The training quantiles 0, 1, ..., 100 of every feature: where a case's value sits among
+        # the training rows (etl.modeling.reasons.percentiles).
+        "quantiles": np.nanquantile(raw, np.linspace(0.0, 1.0, 101), axis=0).tolist(),
     }
 
 

@@ -127,22 +127,33 @@ def predict_frame(probabilities: Any, ids: Any, threshold: float) -> pd.DataFram
 def score_rows(release: Any, rows: pd.DataFrame, novelty_alpha: float = 0.01) -> pd.DataFrame:
     """``predict_frame`` of a release (``etl.releases.reader.Release``: its probabilities and
     thresholds) on ``rows``, with a ``release`` column naming it, the three-way ``call``
-    (``benign``, ``refer``, ``malignant``: ``etl.modeling.thresholds.call``) and ``out_of_scope``:
+    (``benign``, ``refer``, ``malignant``: ``etl.modeling.thresholds.call``), ``out_of_scope``:
     why the release may not answer for the case (``etl.data.scope`` at ``novelty_alpha``; empty
-    when it may). A case out of scope gets no probability, no ``predicted`` and the call
-    ``out of scope``. What ``etl.predict`` and the scoring DAG write."""
+    when it may), and ``reason_1`` to ``reason_3``: the features that moved the case's score
+    most (``etl.modeling.reasons``). A case out of scope gets no probability, no ``predicted``,
+    no reasons and the call ``out of scope``. What ``etl.predict`` and the scoring DAG write."""
     from etl.data.scope import OUT_OF_SCOPE, check_scope
+    from etl.modeling.reasons import REASON_COLUMNS, attribute, reasons
     from etl.modeling.thresholds import call
 
-    out = predict_frame(release.probabilities(rows), rows[ID_COLUMN].to_numpy(), release.threshold)
+    z = release.scaler.transform(rows[list(FEATURE_COLUMNS)])
+    out = predict_frame(malignant_probability(release.model, z), rows[ID_COLUMN].to_numpy(), release.threshold)
     out = out.assign(release=release.name,
                      call=call(out["malignant_probability"], release.threshold, release.malignant_threshold))
-    reasons = check_scope(rows, release.scope, novelty_alpha)["reason"].to_numpy()
-    outside = reasons != ""
+    scope = check_scope(rows, release.scope, novelty_alpha)["reason"].to_numpy()
+    outside = scope != ""
     out.loc[outside, "malignant_probability"] = np.nan
     out.loc[outside, "predicted"] = ""
     out.loc[outside, "call"] = OUT_OF_SCOPE
-    return out.assign(out_of_scope=reasons)
+    out = out.assign(out_of_scope=scope, **{column: "" for column in REASON_COLUMNS})
+    inside = np.flatnonzero(~outside)
+    if len(inside):
+        listed = reasons(attribute(release.model, np.asarray(z, dtype=float)[inside]),
+                         rows[list(FEATURE_COLUMNS)].to_numpy(dtype=float)[inside], FEATURE_COLUMNS,
+                         release.scope.get("quantiles"))
+        for column in REASON_COLUMNS:
+            out.loc[inside, column] = listed[column].to_numpy()
+    return out
 
 # -- cross-validation ------------------------------------------------------------------------
 

@@ -62,11 +62,17 @@ def test_evaluate_model_writes_metrics_and_predictions(evaluated_runs, tmp_path)
 
     predictions = pd.read_csv(out["predictions"])
     test = pd.read_parquet(run.test)
-    assert list(predictions.columns) == ["id", "diagnosis", "malignant_probability", "predicted"]
+    assert list(predictions.columns) == ["id", "diagnosis", "malignant_probability", "predicted", "call"]
     assert list(predictions["id"].astype(str)) == list(test["id"]) and list(predictions["diagnosis"]) == list(test["diagnosis"])
     threshold = storage.read_json(run.training)["threshold"]["threshold"]
     assert metrics["threshold"] == threshold
     assert ((predictions["malignant_probability"] >= threshold) == (predictions["predicted"] == "M")).all()
+    shares = metrics["triage"]["test"]  # the three-way call, counted as metrics.json counts it
+    assert ((predictions["call"] == "benign") == (predictions["predicted"] == "B")).all()
+    assert (predictions["malignant_probability"] >= metrics["triage"]["malignant_from"]).equals(predictions["call"] == "malignant")
+    for truth, label in (("malignant", "M"), ("benign", "B")):
+        got = predictions.loc[predictions["diagnosis"] == label, "call"].value_counts()
+        assert {c: int(got.get(c, 0)) for c in ("benign", "refer", "malignant")} == shares["counts"][truth]
     assert (predictions["predicted"] == predictions["diagnosis"]).mean() == metrics["accuracy"]
     # the same inputs give the same bytes
     assert (tmp_path / "m.json").read_bytes() == (evaluated_runs["new"] / "metrics.json").read_bytes()

@@ -27,7 +27,8 @@ def test_predict_reproduces_the_evaluated_test_predictions(results, small_csv, t
     scored = pd.read_csv(out["predictions"])
     raw = pd.read_csv(small_csv)
     assert len(scored) == len(raw) == out["rows"] and list(scored["id"]) == list(raw["id"])
-    assert list(scored.columns) == ["id", "malignant_probability", "predicted", "release", "call", "out_of_scope"]
+    assert list(scored.columns) == ["id", "malignant_probability", "predicted", "release", "call", "out_of_scope",
+                                     "reason_1", "reason_2", "reason_3"]
     assert set(scored["release"]) == {out["release"]}
     # the three-way call: benign below the sensitivity threshold (where predicted is B), malignant
     # at or above the second threshold, referred between
@@ -133,3 +134,6 @@ def test_a_case_out_of_scope_gets_no_probability_and_no_call(results, small_csv,
     assert scored.loc[outside, "out_of_scope"].str.startswith("area_worst ").all()
     assert scored.loc[~outside, "out_of_scope"].isna().all()  # empty in the CSV: in scope
     assert scored.loc[~outside, "call"].isin(["benign", "refer", "malignant"]).all()
+    # reasons for every case called, none for a case out of scope
+    assert scored.loc[outside, ["reason_1", "reason_2", "reason_3"]].isna().all().all()
+    assert scored.loc[~outside, "reason_1"].str.fullmatch(r"[a-z_ ]+=\S+ \(p\d+\) [+-]\d+\.\d\d").all()

@@ -44,7 +44,8 @@ def test_a_batch_is_scored_like_predict_and_moved_to_processed(results, inbox, s
     predict(small_csv, tmp_path / "by-predict.csv", results)
     assert batch.predictions.read_bytes() == (tmp_path / "by-predict.csv").read_bytes()
     frame = pd.read_csv(batch.predictions)
-    assert list(frame.columns) == ["id", "malignant_probability", "predicted", "release", "call", "out_of_scope"]
+    assert list(frame.columns) == ["id", "malignant_probability", "predicted", "release", "call", "out_of_scope",
+                                     "reason_1", "reason_2", "reason_3"]
     report = json.loads(batch.report.read_text())
     assert report["rows"] == 60 and report["release"] == outcome["release"] == frame["release"][0]
     assert report["drift"]["drifted"] is False  # the published model's own data
