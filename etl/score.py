@@ -15,9 +15,10 @@ No file is overwritten: a name already taken is kept as ``new-batch.2.csv``; a f
 of one already scored (under any name) is recognised and not scored twice (``etl.storage.inbox.keep``).
 
 Each file gives ``results/scoring/<file stem>-<content hash>/``: ``predictions.csv`` (``id``,
-``malignant_probability``, ``predicted``, ``release``, ``call``; the same function and bytes as
-``etl.predict``) and ``report.json`` (counts, the share predicted malignant, the release and its
-threshold, the drift check of ``etl.data.drift``). A file moves on from ``queued/`` only after its
+``malignant_probability``, ``predicted``, ``release``, ``call``, ``out_of_scope``, ``reason_1`` to
+``reason_3``; the same function and bytes as ``etl.predict``) and ``report.json`` (when, counts per
+call, the share predicted malignant, the release and its threshold, the drift check of
+``etl.data.drift``). The Model page links each batch's own view (``etl.ui.app``). A file moves on from ``queued/`` only after its
 outputs are complete, so a run killed in the middle scores it again (same bytes) and a finished
 one never does twice.
 """
@@ -25,6 +26,7 @@ one never does twice.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from etl import runner, storage
@@ -78,6 +80,7 @@ def score_batch(
     storage.write_frame(rows[[ID_COLUMN, *FEATURE_COLUMNS]], batch.rows)
     storage.write_json({
         "batch": batch.root.name,
+        "scored_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "input": {"name": path.name, "sha256": storage.sha256(path), "bytes": storage.size(path)},
         "rows": len(out),
         "predicted_malignant": malignant,

@@ -103,6 +103,27 @@ class Browser:
         finally:
             self.driver.switch_to.default_content()
 
+    def click_in_frame(self, by: str, value: str, expect: str) -> str:
+        """In the view shown (an iframe, after ``frame_text``), click the element ``value`` (found
+        ``by``), then return the view's text once it contains ``expect``."""
+        from selenium.webdriver.common.by import By
+
+        def inside() -> None:
+            self.driver.switch_to.default_content()
+            self.driver.switch_to.frame(self.driver.find_elements(By.TAG_NAME, "iframe")[0])
+
+        def text():
+            inside()
+            body = self.driver.find_element(By.TAG_NAME, "body").text
+            return body if expect in body else None
+
+        try:
+            inside()
+            self.wait(lambda: self.driver.find_elements(by, value), f"{value!r} in the view")[0].click()
+            return self.wait(text, f"{expect!r} in the view")
+        finally:
+            self.driver.switch_to.default_content()
+
     def answer_required_action(self, subject: str, option: str, comment: str) -> None:
         """Browse > Required Actions, open the request titled ``subject``, write ``comment`` in
         its form and press ``option`` (Approve, Reject): as an approver does in the UI."""

@@ -185,6 +185,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+    if not hasattr(session.config, "workerinput"):  # the controller, after every worker: the shared keys
+        shutil.rmtree(_KEYS, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -267,9 +267,10 @@ class ResultsPaths(Folder):
 class BatchPaths(Folder):
     """What the scoring DAG writes for one input file (``results/scoring/<batch>/``)."""
 
-    #: One row per input row: ``id``, ``malignant_probability``, ``predicted``, ``release``.
+    #: One row per input row: ``id``, ``malignant_probability``, ``predicted``, ``release``, ``call``,
+    #: ``out_of_scope``, ``reason_1`` to ``reason_3`` (``etl.modeling.procedure.score_rows``).
     predictions = _At("predictions.csv")
-    #: Counts, share predicted malignant, the release that scored it, the drift check.
+    #: When, counts per call, share predicted malignant, the release that scored it, the drift check.
     report = _At("report.json")
     #: The scored rows as the contract read them (``id`` and the features): with their confirmed diagnoses
     #: they join the training data (``etl.monitoring.datasets``).

@@ -7,12 +7,17 @@
 - ``/breast-cancer/model``: the **Model** page. The published release (run, time, model,
   threshold, metrics with intervals, links to its report and manifest, who signed it and whether
   it verifies now), a chart of the headline
-  metrics of every kept run, the releases and the recent runs with the gate's decision.
+  metrics of every kept run, the newest scored batches (each linking its view), the releases
+  and the recent runs with the gate's decision.
+- ``/breast-cancer/batches/{name}``: a **scored batch**'s view (linked from the Model page's
+  "Scored batches"): its counts per call, its drift in one line, and its cases (the first
+  ``history.SHOWN_CASES``) sortable by call, probability and id, each with its reasons or why it
+  is out of scope; ``batches/{name}/predictions.csv`` is the whole batch.
 - ``/breast-cancer/runs/{run_id}/model_card``, ``/breast-cancer/releases/{name}/model_card``:
   a run's model card (``etl.releases.model_card``) and a release's, with its sign-off, as HTML.
 - ``/breast-cancer/api/...``: the JSON the pages are made from, for scripts:
   ``api/runs``, ``api/runs/{run}``, ``api/runs/{run}/metrics``, ``api/releases``,
-  ``api/releases/{name}/manifest``.
+  ``api/releases/{name}/manifest``, ``api/batches``, ``api/batches/{name}``.
 
 Every endpoint requires the UI's logged-in user (the api-server's JWT, from the
 ``Authorization: Bearer`` header or the UI's ``_token`` cookie) with read access to this DAG's
@@ -31,7 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from etl import storage
 from etl.catalog import TRAINING_DAG_ID
@@ -122,7 +127,30 @@ def model_page(layout: ResultsPaths) -> str:
     current = next((r for r in releases if r["current"]), None)
     return render("ui/model.html.j2", html=True, title="Breast cancer model", dag=DAG_ID, runs=runs,
                   releases=releases, current=current, current_name=current["name"] if current else None,
-                  monitoring=history.monitoring(layout), chart=chart(runs, {r["name"] for r in releases}))
+                  monitoring=history.monitoring(layout), chart=chart(runs, {r["name"] for r in releases}),
+                  batches=history.list_batches(layout), calls=history.CALL_ORDER)
+
+
+#: What each call means, as a batch's view says it.
+MEANINGS = {
+    "malignant": "at or above the second threshold: at most the stated share of benign cases get this call",
+    "refer": "between the two thresholds: uncertain, send for review",
+    "benign": "below the sensitivity threshold: at most the stated share of malignant cases get this call",
+    "out of scope": "the model may not answer (a value out of range, or unlike the training rows): no probability",
+}
+SORTS = {"call": "call (malignant, refer, benign, out of scope), then probability",
+         "probability": "probability of malignancy", "id": "id"}
+
+
+def batch_page(layout: ResultsPaths, name: str, sort: str = "call", order: str = "desc") -> str:
+    """A scored batch's view: its counts per call, its drift, its cases sorted by ``sort``."""
+    batch = history.batch_summary(layout, name)
+    if batch is None:
+        return render("ui/page.html.j2", html=True, title=f"Batch {name}", heading=f"Batch {name}",
+                      message="This batch has no report yet: it is being scored.")
+    cases = history.batch_cases(layout, name, sort if sort in SORTS else "call", order != "asc")
+    return render("ui/batch.html.j2", html=True, title=f"Batch {name}", batch=batch, cases=cases,
+                  meanings=MEANINGS, sort_names=SORTS)
 
 
 def card_page(markdown: str, title: str, signoff: dict[str, Any] | None = None) -> str:
@@ -191,6 +219,34 @@ def create_app(results_dir: storage.Location | None = None) -> FastAPI:
         if release is None or not storage.exists(release.model_card):
             raise HTTPException(status_code=404, detail=f"no model card for release {name!r}")
         return HTMLResponse(card_page(storage.read_bytes(release.model_card).decode("utf-8"), f"Model card, {name}"))
+
+    def batch_of(name: str) -> str:
+        found = history.find_batch(layout(), name)
+        if found is None:
+            raise HTTPException(status_code=404, detail=f"no scored batch {name!r}")
+        return found
+
+    @app.get("/batches/{name}", response_class=HTMLResponse)
+    def batch(name: str, sort: str = "call", order: str = "desc") -> HTMLResponse:
+        return HTMLResponse(batch_page(layout(), batch_of(name), sort, order))
+
+    @app.get("/batches/{name}/predictions.csv")
+    def batch_predictions(name: str) -> Response:
+        path = layout().batch(batch_of(name)).predictions
+        if not storage.exists(path):
+            raise HTTPException(status_code=404, detail="this batch has no predictions (yet)")
+        return Response(storage.read_bytes(path), media_type="text/csv")
+
+    @app.get("/api/batches")
+    def batches() -> dict[str, Any]:
+        return {"batches": history.list_batches(layout(), limit=1000)}
+
+    @app.get("/api/batches/{name}")
+    def batch_json(name: str) -> Any:
+        found = history.batch_summary(layout(), batch_of(name))
+        if found is None:
+            raise HTTPException(status_code=404, detail="this batch has no report (yet)")
+        return found
 
     @app.get("/api/runs")
     def runs() -> dict[str, Any]:

@@ -254,3 +254,56 @@ def find_release(layout: ResultsPaths, name: str) -> ReleasePaths | None:
     """The release folder called ``name`` if it is listed; None otherwise."""
     return layout.release(name) if name in set(_folders(layout.releases)) else None
 
+
+
+#: The order of the calls in a batch's view: the cases that need someone first.
+CALL_ORDER = ("malignant", "refer", "benign", "out of scope")
+#: Cases a batch's page shows at most (the whole batch is its ``predictions.csv``).
+SHOWN_CASES = 500
+
+
+def batch_summary(layout: ResultsPaths, name: str) -> dict[str, Any] | None:
+    """A scored batch's ``report.json`` with its drift in one line (``etl.data.drift.summary``);
+    None when it has none (yet)."""
+    from etl.data.drift import summary
+
+    report = _read(layout.batch(name).report)
+    if not report:
+        return None
+    return {**report, "name": name, "drift_line": summary(report["drift"]) if report.get("drift") else "",
+            "drifted": bool((report.get("drift") or {}).get("drifted"))}
+
+
+def list_batches(layout: ResultsPaths, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest ``limit`` scored batches (``batch_summary``), newest first."""
+    batches = [b for b in (batch_summary(layout, n) for n in _folders(layout.scoring)) if b]
+    return sorted(batches, key=lambda b: (b.get("scored_at") or "", b["name"]), reverse=True)[:limit]
+
+
+def find_batch(layout: ResultsPaths, name: str) -> str | None:
+    """``name`` if it is a listed scored batch; None otherwise (never used as a path)."""
+    return name if name in set(_folders(layout.scoring)) else None
+
+
+def batch_cases(layout: ResultsPaths, name: str, sort: str = "call", descending: bool = True) -> dict[str, Any]:
+    """A batch's cases for its view, sorted by ``sort`` (``call``: the calls in ``CALL_ORDER``,
+    each by probability, highest first; ``probability``; ``id``), the first ``SHOWN_CASES``."""
+    import pandas as pd
+
+    frame = storage.read_frame(layout.batch(name).predictions).fillna("")
+    frame["malignant_probability"] = pd.to_numeric(frame["malignant_probability"], errors="coerce")
+    if sort == "probability":
+        frame = frame.sort_values("malignant_probability", ascending=not descending, na_position="last",
+                                  kind="stable")
+    elif sort == "id":
+        frame = frame.sort_values("id", ascending=not descending, kind="stable")
+    else:
+        rank = frame["call"].map({c: i for i, c in enumerate(CALL_ORDER)}).fillna(len(CALL_ORDER))
+        frame = frame.assign(_rank=rank if descending else -rank).sort_values(
+            ["_rank", "malignant_probability"], ascending=[True, False], na_position="last", kind="stable")
+    shown = frame.head(SHOWN_CASES)
+    columns = ["id", "call", "malignant_probability", *[c for c in frame.columns if c.startswith("reason_")],
+               "out_of_scope"]
+    cases = [{c: (None if c == "malignant_probability" and pd.isna(v) else v) for c, v in row.items()}
+             for row in shown[[c for c in columns if c in shown.columns]].to_dict("records")]
+    return {"cases": cases, "total": len(frame), "sort": sort, "descending": descending}

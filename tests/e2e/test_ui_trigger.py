@@ -24,6 +24,7 @@ import pytest
 
 from deploy.checks import listening_addresses
 from deploy.net import Api  # the REST client deploy/cluster.py uses
+from etl.data.drift import summary as drift_summary
 from etl.releases.reader import current_release, release_is_intact, run_release
 from etl.storage.layout import run_key
 from tests.browser import browser as open_browser
@@ -275,6 +276,30 @@ def test_trigger_in_the_browser_and_see_the_report(stack, ui_browser, webhook_se
     status, scoring_runs = api.call("GET", "/api/v2/dags/breast_cancer_scoring/dagRuns")
     assert [r["run_type"] for r in scoring_runs["dag_runs"]] == ["asset_triggered"], scoring_runs
     print(f"dropped file scored in {waited:.0f} s")
+    # The batch's own view, from the Model page: its counts per call, its drift, its cases with
+    # their reasons, sorted by call, then by probability when that header is clicked.
+    report = json.loads((batch / "report.json").read_text())
+    browser.driver.get(api.base + "/")
+    model = browser.frame_text("Model", "Scored batches")
+    assert batch.name in model, model
+    view = browser.click_in_frame("link text", batch.name, "Cases")
+    for call, count in report["calls"].items():
+        assert f"{call} {count} " in view, (call, view[:800])
+    assert drift_summary(report["drift"]) in view
+    def first_case(text: str) -> str:
+        lines = text.splitlines()
+        header = next(i for i, line in enumerate(lines) if line.startswith("id") and "probability of malignancy" in line)
+        return lines[header + 1]
+
+    ranked = scored.assign(order=scored["call"].map({"malignant": 0, "refer": 1, "benign": 2, "out of scope": 3}))
+    top = ranked.sort_values(["order", "malignant_probability"], ascending=[True, False], kind="stable").iloc[0]
+    assert first_case(view).startswith(f"{top['id']} {top['call']} ") and top["reason_1"] in first_case(view), view[:800]
+    browser.click_in_frame("id", "sort-probability", "probability of malignancy ▼")
+    view = browser.click_in_frame("id", "sort-probability", "probability of malignancy ▲")
+    lowest = scored.sort_values("malignant_probability", kind="stable").iloc[0]
+    assert first_case(view).startswith(f"{lowest['id']} ") and lowest["reason_1"] in first_case(view), view[:800]
+    browser.screenshot("batch-view")
+    browser.idle()
 
     # A tampered release (one byte of its model.pkl): the next batch is refused in one line,
     # alerted, and waits in queued/ (nothing lost, nothing scored); the release restored, the

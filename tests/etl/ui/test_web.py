@@ -25,7 +25,8 @@ PUBLISHED, REFUSED, FAILED, RUNNING = (
     "manual__2026-01-03T10:00:00+00:00", "manual__2026-01-04T10:00:00+00:00")
 #: Every endpoint of the app (run and release names filled in by the tests).
 ENDPOINTS = ["/", "/model", "/runs/{run}/report", "/runs/{run}/model_card", "/releases/{release}/model_card",
-             "/api/runs", "/api/runs/{run}", "/api/runs/{run}/metrics", "/api/releases", "/api/releases/{release}/manifest"]
+             "/api/runs", "/api/runs/{run}", "/api/runs/{run}/metrics", "/api/releases", "/api/releases/{release}/manifest",
+             "/batches/{batch}", "/batches/{batch}/predictions.csv", "/api/batches", "/api/batches/{batch}"]
 EASY = gate_settings(min_roc_auc=0.5)
 
 
@@ -54,10 +55,15 @@ def _folder(results, run_id: str) -> RunPaths:
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory, evaluated_runs):
+def results(tmp_path_factory, evaluated_runs, small_csv):
     """A results folder with four runs: published, refused by the gate, failed in load_data,
-    still running (only its run record)."""
+    still running (only its run record); and a batch scored with the published release, its first
+    five rows with areas in another unit (x100)."""
+    import pandas as pd
+
     from etl.orchestration.tasks import record_failure
+    from etl.score import score_batch
+    from etl.settings import load_settings
 
     root = tmp_path_factory.mktemp("web") / "results"
     published, refused = _folder(root, PUBLISHED), _folder(root, REFUSED)
@@ -76,6 +82,10 @@ def results(tmp_path_factory, evaluated_runs):
         mp.setenv("RESULTS_DIR", str(root))
         record_failure(context)  # the tasks' on_failure_callback
     _run_record(_folder(root, RUNNING), RUNNING, "2026-01-04T10:00:00+00:00")
+    rows = pd.read_csv(small_csv)
+    rows.loc[:4, "area_worst"] *= 100
+    rows.drop(columns=["diagnosis"]).to_csv(root.parent / "cases.csv", index=False)
+    score_batch(root.parent / "cases.csv", root, load_settings().scoring)
     return root
 
 
@@ -197,6 +207,46 @@ def test_model_page_shows_the_release_history_and_every_run(client, results):
     assert client.get("/", follow_redirects=False).headers["location"] == "model"
 
 
+def _batch(client) -> str:
+    (batch,) = client.get("/api/batches").json()["batches"]
+    return batch["name"]
+
+
+def test_a_scored_batch_has_its_view_from_the_model_page(client, results):
+    """The Model page lists the batch with its counts per call and links its view: the counts, the
+    drift line, every case with its call, probability and reasons (or why it is out of scope)."""
+    import pandas as pd
+
+    name = _batch(client)
+    model = client.get("/model").text
+    assert f'href="batches/{name}"' in model and "Scored batches" in model
+    report = client.get(f"/api/batches/{name}").json()
+    assert report["calls"]["out of scope"] == 5 and sum(report["calls"].values()) == report["rows"] == 60
+    page = client.get(f"/batches/{name}")
+    text = _text(page.text)
+    for call, count in report["calls"].items():
+        assert f"{call} {count} " in text, (call, text[:600])
+    assert report["drift_line"] and report["drift_line"] in text
+    scored = pd.read_csv(results / "scoring" / name / "predictions.csv").fillna("")
+    shown = re.findall(r"<tr><td>(\d+)</td><td>([a-z ]+)</td>", page.text)
+    assert len(shown) == 60 and {int(i) for i, _ in shown} == set(scored["id"])
+    # by call: malignant, refer, benign, out of scope; within a call, highest probability first
+    order = ["malignant", "refer", "benign", "out of scope"]
+    calls = [c for _, c in shown]
+    assert calls == sorted(calls, key=order.index)
+    first = scored.set_index("id").loc[int(shown[0][0])]
+    assert first["reason_1"] in html.unescape(page.text)
+    assert first["malignant_probability"] == scored.loc[scored["call"] == calls[0], "malignant_probability"].max()
+    outside = scored.loc[scored["call"] == "out of scope"].iloc[0]
+    assert html.unescape(outside["out_of_scope"]) in html.unescape(page.text)
+    # by probability, lowest first
+    low = client.get(f"/batches/{name}?sort=probability&order=asc").text
+    ids = [int(i) for i, _ in re.findall(r"<tr><td>(\d+)</td><td>([a-z ]+)</td>", low)]
+    expect = scored.assign(p=pd.to_numeric(scored["malignant_probability"])).sort_values("p", kind="stable")["id"]
+    assert ids == list(expect)
+    assert client.get(f"/batches/{name}/predictions.csv").content == (results / "scoring" / name / "predictions.csv").read_bytes()
+
+
 def test_the_model_card_and_the_signoff_of_releases_and_runs(tmp_path, evaluated_runs, auth):
     """The Model page links the published release's card and says who signed it off; the Report
     tab of a run awaiting sign-off says where to answer, and that of a rejected run who rejected
@@ -245,7 +295,7 @@ def test_every_endpoint_refuses_anonymous_invalid_and_unprivileged_callers(resul
     release = client.get("/api/releases").json()["current"]
     anonymous = _client(results)
     for template in ENDPOINTS:
-        path = template.format(run=PUBLISHED, release=release)
+        path = template.format(run=PUBLISHED, release=release, batch=_batch(client))
         assert client.get(path, follow_redirects=False).status_code in (200, 307), path
         assert anonymous.get(path).status_code == 401, path
         assert anonymous.get(path, headers={"Authorization": "Bearer not.a.token"}).status_code == 403, path
@@ -290,7 +340,7 @@ def test_the_plugin_mounts_the_app_made_at_its_first_request(results, auth, monk
 ])  # (a bare "." or ".." is resolved by the HTTP client before it is sent)
 def test_no_name_reaches_outside_the_listed_runs_and_releases(client, name):
     for template in ("/api/runs/{}", "/api/runs/{}/metrics", "/api/releases/{}/manifest", "/runs/{}/model_card",
-                     "/releases/{}/model_card"):
+                     "/releases/{}/model_card", "/batches/{}", "/batches/{}/predictions.csv", "/api/batches/{}"):
         response = client.get(template.format(name))
         assert response.status_code == 404, (template, name, response.text)
     page = client.get(f"/runs/{name}/report")
