@@ -53,9 +53,11 @@ from etl.modeling.thresholds import choose_threshold, malignant_threshold
 
 logger = logging.getLogger(__name__)
 
-#: Metrics a selection may rank by. ``specificity``: at each candidate's own operating point.
-SELECTION_METRICS = ("specificity", "roc_auc", "pr_auc", "brier")
-LOWER_IS_BETTER = {"brier"}
+#: Metrics a selection may rank by. ``specificity``: at each candidate's own operating point;
+#: ``referral``: the share of cases each candidate refers at its own two thresholds (the
+#: three-way call's; lower is better).
+SELECTION_METRICS = ("specificity", "referral", "roc_auc", "pr_auc", "brier")
+LOWER_IS_BETTER = {"brier", "referral"}
 #: Operating-point rules, and the guarantee each gives (``guarantee``).
 
 
@@ -179,14 +181,20 @@ class CrossValidation:
     def repeats(self) -> int:
         return int(self.oof.shape[0])
 
-    def fold_values(self, y: np.ndarray, metric: str, threshold: float | None = None) -> np.ndarray:
+    def fold_values(self, y: np.ndarray, metric: str, threshold: float | None = None,
+                    malignant_threshold: float | None = None) -> np.ndarray:
         """``metric`` on each fold's held-out rows (repeat by repeat): a threshold-free score,
-        or ``specificity`` at ``threshold``."""
-        if metric != "specificity":
+        ``specificity`` at ``threshold``, or ``referral``: the share of rows between
+        ``threshold`` and ``malignant_threshold``."""
+        if metric not in ("specificity", "referral"):
             return np.array([s[metric] for s in self.scores])
         values = []
         for r in range(self.repeats):
             for f in range(self.folds):
+                if metric == "referral":
+                    p = self.oof[r, self.fold[r] == f]
+                    values.append(float(np.mean((p >= threshold) & (p < malignant_threshold))))
+                    continue
                 benign = (self.fold[r] == f) & (y == 0)
                 values.append(float(np.mean(self.oof[r, benign] < threshold)) if benign.any() else 1.0)
         return np.array(values)
@@ -275,14 +283,16 @@ def _complexity(name: str) -> int:
 
 
 def select_candidate(cvs: Mapping[str, CrossValidation], y: np.ndarray, thresholds: Mapping[str, float],
-                     metric: str = "specificity") -> dict[str, Any]:
+                     metric: str = "specificity", malignant_thresholds: Mapping[str, float] | None = None
+                     ) -> dict[str, Any]:
     """The simplest candidate within one standard error of the best, on paired fold differences.
 
     Every candidate is scored on the same folds, so the comparison with the best candidate is
     made fold by fold: the standard error is the sd of the per-fold differences over the square
     root of the folds per repeat (repeats reuse the same rows, so they add no independent
     evidence). ``metric`` ``specificity`` is read at each candidate's own threshold
-    (``thresholds``); the threshold-free scores need none. Ties rank by mean ROC AUC.
+    (``thresholds``), ``referral`` between it and its own malignant threshold
+    (``malignant_thresholds``); the threshold-free scores need none. Ties rank by mean ROC AUC.
 
     Returns:
         ``winner``, ``best``, ``rule``, ``metric``, ``means`` (each candidate's mean),
@@ -292,7 +302,8 @@ def select_candidate(cvs: Mapping[str, CrossValidation], y: np.ndarray, threshol
     if metric not in SELECTION_METRICS:
         raise ParameterError(f"selection metric {metric!r} is not one of {', '.join(SELECTION_METRICS)}")
     sign = 1 if metric in LOWER_IS_BETTER else -1
-    values = {n: cv.fold_values(y, metric, thresholds.get(n)) for n, cv in cvs.items()}
+    upper = malignant_thresholds or {}
+    values = {n: cv.fold_values(y, metric, thresholds.get(n), upper.get(n)) for n, cv in cvs.items()}
     auc = {n: float(np.mean(cv.fold_values(y, "roc_auc"))) for n, cv in cvs.items()}
     means = {n: float(v.mean()) for n, v in values.items()}
     ranking = sorted(cvs, key=lambda n: (round(sign * means[n], 12), -auc[n], _complexity(n)))
@@ -321,12 +332,13 @@ def choose_model(cvs: Mapping[str, CrossValidation], y: np.ndarray, *, metric: s
         candidate's threshold, "triage": the winner's malignant_threshold}``
     """
     points = {n: choose_threshold(y, cv.oof, target_sensitivity, rule, confidence) for n, cv in cvs.items()}
-    selection = select_candidate(cvs, y, {n: p["threshold"] for n, p in points.items()}, metric)
+    triage = {n: malignant_threshold(y, cv.oof, target_malignant_specificity, lower=points[n]["threshold"])
+              for n, cv in cvs.items()}
+    selection = select_candidate(cvs, y, {n: p["threshold"] for n, p in points.items()}, metric,
+                                 {n: t["threshold"] for n, t in triage.items()})
     winner = selection["winner"]
     return {"selection": selection, "threshold": points[winner],
-            "thresholds": {n: p["threshold"] for n, p in points.items()},
-            "triage": malignant_threshold(y, cvs[winner].oof, target_malignant_specificity,
-                                          lower=points[winner]["threshold"])}
+            "thresholds": {n: p["threshold"] for n, p in points.items()}, "triage": triage[winner]}
 
 
 # -- the procedure ---------------------------------------------------------------------------

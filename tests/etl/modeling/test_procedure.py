@@ -122,6 +122,22 @@ def test_selection_compares_fold_by_fold_and_prefers_the_simplest_within_the_pai
         select_candidate(cvs, y, thresholds, "accuracy")
 
 
+def test_selection_by_referral_counts_the_rows_between_each_candidates_two_thresholds():
+    """``referral``: the share of each fold's rows (both classes) at or above the candidate's
+    threshold and below its malignant threshold; lower is better."""
+    y = np.tile(np.r_[np.ones(4), np.zeros(20)], 5).astype(int)
+    cvs = {"svm": _cv([0.95, 0.90, 1.00, 0.85, 0.95], y), "logistic_regression": _cv([0.8] * 5, y)}
+    # the false alarms sit at 0.6: referred between 0.5 and 0.7, called malignant from 0.55
+    values = cvs["svm"].fold_values(y, "referral", 0.5, 0.7)
+    assert values == pytest.approx([1 / 24, 2 / 24, 0.0, 3 / 24, 1 / 24])
+    assert cvs["svm"].fold_values(y, "referral", 0.5, 0.55) == pytest.approx([0.0] * 5)
+    choice = select_candidate(cvs, y, dict.fromkeys(cvs, 0.5), "referral", dict.fromkeys(cvs, 0.7))
+    assert choice["best"] == choice["winner"] == "svm"  # refers fewer in every fold
+    assert choice["means"]["logistic_regression"] == pytest.approx(4 / 24)
+    choice = select_candidate(cvs, y, dict.fromkeys(cvs, 0.5), "referral", {"svm": 0.7, "logistic_regression": 0.55})
+    assert choice["winner"] == "logistic_regression"  # its own second threshold calls them malignant
+
+
 def test_the_pooled_counts_add_up_the_folds_with_intervals_at_the_patients_count():
     fold = {"scores": {"confusion_matrix": {"tp": 40, "fn": 2, "tn": 70, "fp": 2}}}
     one = pooled_counts([fold])

@@ -45,3 +45,44 @@ def test_never_below_the_sensitivity_threshold_and_too_few_rows_flag_none():
 
 def test_the_call_has_three_ways():
     assert list(call([0.05, 0.2, 0.5, 0.9], 0.2, 0.9)) == ["benign", "refer", "refer", "malignant"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_both_thresholds_agree_with_a_conformal_classifier_of_crepes(seed):
+    """The two rules, checked against crepes' conformal classifier (non-smoothed p-values, one
+    class's out-of-fold rows as calibration): a new case is cleared as benign exactly when the
+    conformal set at confidence target_sensitivity leaves *malignant* out, and called malignant
+    exactly when the set at target_malignant_specificity leaves *benign* out. The one place they
+    differ is the gap between two calibration scores where the threshold sits: there the project
+    reads the threshold halfway (thresholds.py), so it clears and calls fewer: never more."""
+    from crepes import ConformalClassifier
+
+    from etl.modeling.thresholds import choose_threshold
+
+    rng = np.random.default_rng(seed)
+    y = np.r_[np.zeros(357, int), np.ones(212, int)]
+    oof = np.r_[rng.beta(2, 9, 357), rng.beta(9, 2, 212)]
+    new = rng.uniform(0, 1, 20_000)
+
+    low = choose_threshold(y, oof[None, :], 0.97, "risk_control")["threshold"]
+    malignant = ConformalClassifier().fit(1 - oof[y == 1])  # nonconformity to "malignant": 1 - p
+    p_malignant = malignant.predict_p((1 - new)[:, None], smoothing=False)[:, 0]
+    conformal_clears = p_malignant <= 1 - 0.97
+    ours_clears = new < low
+    m = np.sort(oof[y == 1])
+    k = int(np.sum(m < low))
+    gap = (new > m[k - 1]) & (new < m[k]) if k else np.zeros(len(new), bool)
+    assert (ours_clears == conformal_clears)[~gap].all()
+    assert not (ours_clears & ~conformal_clears).any()  # never clears a case the conformal set keeps
+
+    high = malignant_threshold(y, oof, 0.99, lower=low)["threshold"]
+    benign = ConformalClassifier().fit(oof[y == 0])  # nonconformity to "benign": p
+    p_benign = benign.predict_p(new[:, None], smoothing=False)[:, 0]
+    conformal_calls = (p_benign <= 1 - 0.99) & (new >= low)
+    ours_calls = new >= high
+    b = np.sort(oof[y == 0])[::-1]
+    j = int(np.sum(b >= high))
+    gap = (new < b[j - 1]) & (new > b[j]) if j else np.zeros(len(new), bool)
+    assert (ours_calls == conformal_calls)[~gap].all()
+    assert not (ours_calls & ~conformal_calls).any()  # never calls malignant a case the set calls benign too
+    assert ours_calls.sum() > 1000 and ours_clears.sum() > 1000
