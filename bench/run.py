@@ -52,7 +52,7 @@ STEPS = ("load_data", "preprocess_data", "train_model", "nested_cv", "evaluate_m
          "save_results", "upload_results")
 TARGETS = {"parse_ms": 30, "dag_over_bare": 2.0, "chain_200k_over_bare": 3.0, "chain_200k_peak_gib": 1.5,
            "chain_1m_over_200k": 5.0, "score_200k_over_predict": 1.5, "scheduler_over_bare": 2.0,
-           "verify_ms": 50}
+           "verify_ms": 50, "decision_200k_over_plain": 3.0}
 BENCH_CONFIG = BENCH / "bench.toml"
 GIB = 1024 ** 3
 
@@ -374,6 +374,48 @@ def verification(work: Path, env: dict[str, str]) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+DECISION = """
+import json, sys, time, warnings
+from types import SimpleNamespace
+import pandas as pd
+from etl import storage
+from etl.data.contract import read_rows
+from etl.data.scope import fit_scope
+from etl.modeling.procedure import features_and_labels, make_pipeline, malignant_probability, predict_frame, score_rows
+from etl.releases.reader import Release
+csv, shipped, out = sys.argv[1], sys.argv[2], sys.argv[3]
+train = pd.read_csv(shipped)
+X, y = features_and_labels(train)
+result = {}
+for name in ("logistic_regression", "svm", "soft_vote"):
+    fitted = make_pipeline(name, {}, 0).fit(X, y)
+    release = Release(SimpleNamespace(name="bench"), {"model": {"threshold": 0.3, "malignant_threshold": 0.8},
+                      "scope": fit_scope(train)}, fitted.named_steps["model"], fitted.named_steps["preprocess"], "")
+    def plain():  # what etl.predict did before the call, the reasons and the scope
+        rows = read_rows(csv)
+        storage.write_frame(predict_frame(release.probabilities(rows), rows["id"].to_numpy(), 0.3), out)
+    def full():  # etl.predict now: score_rows
+        storage.write_frame(score_rows(release, read_rows(csv)), out)
+    times = {}
+    for label, call in (("plain", plain), ("full", full), ("plain", plain), ("full", full)):
+        started = time.perf_counter(); call(); seconds = time.perf_counter() - started
+        times[label] = min(times.get(label, seconds), seconds)
+    result[name] = {"plain_seconds": times["plain"], "full_seconds": times["full"],
+                    "full_over_plain": times["full"] / times["plain"]}
+print(json.dumps(result))
+"""
+
+
+def decision_cost(csv: Path, work: Path, env: dict[str, str]) -> dict[str, Any]:
+    """``DECISION``: scoring ``csv`` in-process with each shipped candidate fitted on the shipped data,
+    plain probabilities (``etl.predict`` before the three-way call) vs ``score_rows`` (the call, the
+    reasons, the scope check), reading the CSV and writing the predictions each time; the faster
+    of two rounds."""
+    proc = subprocess.run([sys.executable, "-c", DECISION, str(csv), str(SHIPPED), str(work / "decided.csv")],
+                          env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def score_vs_predict(csv: Path, work: Path, env: dict[str, str]) -> dict[str, Any]:
     """The chain's published model on ``csv`` two ways: ``etl.predict`` (scoring alone) and
     ``etl.score --input`` (the scoring DAG's step: scoring, the drift check, its report)."""
@@ -402,6 +444,8 @@ def by_size(sizes: list[int], work: Path) -> dict[str, Any]:
                               "chain_over_bare": steps["seconds"] / bare["seconds"], "scoring": scoring}
         if rows == 569:  # the shipped data's model: what every scoring run verifies and loads
             results[str(rows)]["verify"] = verification(folder, env)
+        if rows == 200_000:
+            results[str(rows)]["decision"] = decision_cost(csv, folder, env)
         log(f"{rows} rows: bare {bare['seconds']:.1f} s, chain {steps['seconds']:.1f} s "
             f"({steps['seconds'] / bare['seconds']:.1f}x), peak {steps['peak_bytes'] / GIB:.2f} GiB")
     return results
@@ -454,6 +498,11 @@ def verdicts(r: dict[str, Any]) -> list[dict[str, Any]]:
                         "limit": f"<= {TARGETS['score_200k_over_predict']}x",
                         "value": f"{sc['score_seconds']:.1f} s vs {sc['predict_seconds']:.1f} s = {sc['score_over_predict']:.1f}x",
                         "met": sc["score_over_predict"] <= TARGETS["score_200k_over_predict"]})
+        for name, d in s.get("decision", {}).items():
+            out.append({"target": f"scoring 200k rows with calls, reasons and the scope check vs plain probabilities ({name})",
+                        "limit": f"<= {TARGETS['decision_200k_over_plain']:.0f}x",
+                        "value": f"{d['full_seconds']:.1f} s vs {d['plain_seconds']:.1f} s = {d['full_over_plain']:.1f}x",
+                        "met": d["full_over_plain"] <= TARGETS["decision_200k_over_plain"]})
         if "1000000" in sizes:
             ratio = sizes["1000000"]["chain"]["seconds"] / s["chain"]["seconds"]
             out.append({"target": "etl chain at 1M rows vs at 200k rows (linear: 5x the rows)",

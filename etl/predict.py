@@ -3,8 +3,11 @@
 The input may have any layout ``load_data`` accepts (header or UCI's headerless ``wdbc.data``,
 columns in any order, extra columns); ``diagnosis`` is optional and ignored. Every input row
 gives one output row: ``id``, ``malignant_probability``, ``predicted`` (``M`` or ``B`` at the
-decision threshold the published model was selected with) and ``release`` (which scored it). The model and its preprocessing are
-taken from the published release and used only after the release verifies against its signature.
+decision threshold the published model was selected with), ``release`` (which scored it), ``call``
+(``benign``, ``refer``, ``malignant`` or ``out of scope``), ``out_of_scope`` (why, when it is) and
+``reason_1`` to ``reason_3`` (the features that moved the case's score most:
+``etl.modeling.reasons``). The model and its preprocessing are taken from the published release
+and used only after the release verifies against its signature.
 """
 
 from __future__ import annotations

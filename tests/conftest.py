@@ -29,7 +29,10 @@ AIRFLOW = str(Path(sys.executable).parent / "airflow")
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="bc-pipeline-tests-"))
 #: The key that signs the session's releases (etl.releases.signing): one for every worker (they
 #: share the runs made once), never the project's own secrets/.
-_KEYS = Path(tempfile.gettempdir()) / f"bc-pipeline-keys-{os.environ.get('PYTEST_XDIST_TESTRUNUID', os.getpid())}"
+#: (Named once per test run; processes the tests start inherit the name through the environment.)
+_KEYS = Path(os.environ.get("BC_PIPELINE_TEST_KEYS") or Path(tempfile.gettempdir()) /
+             f"bc-pipeline-keys-{os.environ.get('PYTEST_XDIST_TESTRUNUID', os.getpid())}")
+os.environ["BC_PIPELINE_TEST_KEYS"] = str(_KEYS)
 os.environ.update(
     {
         "RELEASE_SIGNING_KEY": str(_KEYS / "release-signing-key.pem"),

@@ -19,8 +19,9 @@ writes files.
    The repeats' out-of-fold probabilities are averaged per row before the threshold is read
    (measured against the median of per-repeat thresholds under nested CV: the same sensitivity,
    0.2-0.4 points more specificity; docs/model.md).
-4. **Select** (``select_candidate``): by the metric the pipeline promises, specificity at each
-   candidate's own threshold, with a one-standard-error rule on the *paired* per-fold
+4. **Select** (``select_candidate``): by ``[selection] metric``, as shipped the share of cases
+   each candidate refers between its own two thresholds (lower is better; or its specificity at
+   its sensitivity threshold), with a one-standard-error rule on the *paired* per-fold
    differences to the best candidate (every candidate is scored on the same folds); the
    simplest candidate within it wins; ROC AUC breaks ties.
 5. **Score** (``threshold_metrics``, ``ranking_scores``, ``predict_frame``).

@@ -111,6 +111,7 @@ def test_the_pooled_nested_estimate_keeps_the_promise_with_the_defaults(shipped_
     triage = expected["triage"]["pooled"]
     assert triage["malignant"] == 212 * 10 and triage["benign"] == 357 * 10
     assert triage["malignant_called_benign"] <= 0.03 and triage["benign_called_malignant"] <= 0.01, triage
+    assert triage["referred"] <= 0.04, triage  # candidates selected on the referral share (docs/model.md)
     assert triage["malignant_called_benign"] == pytest.approx(1 - pooled["sensitivity"])  # the same first threshold
     print(f"referred {triage['referred']:.4f} {triage['referred_ci95']}; benign called malignant "
           f"{triage['benign_called_malignant']:.4f}; malignant called benign {triage['malignant_called_benign']:.4f}")

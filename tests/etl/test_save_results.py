@@ -94,7 +94,7 @@ def test_manifest_records_hashes_data_params_versions_code_and_run(results, smal
         "preprocess_data": {"test_size": 0.25, "random_state": 0,
                             "split": {"method": "hash", "salt": "wdbc-test-split-1"}},
         "train_model": {"estimator": "LogisticRegression", "C": 1.0, "max_iter": 1000, "random_state": 0},
-        "select_model": {"candidate": "logistic_regression", "metric": "specificity", "folds": 3, "repeats": 1,
+        "select_model": {"candidate": "logistic_regression", "metric": "referral", "folds": 3, "repeats": 1,
                          "rule": "one standard error of the paired fold differences, simplest first",
                          "threshold_rule": "risk_control",
                          "guarantee": "Expected sensitivity on new patients of at least 97% (conformal risk "
