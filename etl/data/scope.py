@@ -29,6 +29,14 @@ from etl.data.schema import FEATURE_COLUMNS
 RANGE_FACTOR = 10.0
 #: Folds of the out-of-fold novelty scores the p-values are computed against.
 FOLDS = 5
+#: At most this many of them are kept (a random subset of the training rows' scores: the p-values
+#: stay valid, exchangeability holding for any subset drawn independently of the scores; their
+#: resolution, 1 / 2001, is far below any useful ``alpha``), so a release trained on 200k rows
+#: keeps a manifest of the same size.
+CALIBRATION = 2000
+#: The novelty model is fitted on at most this many training rows (a random subset): its median,
+#: IQR and covariance are as good from them, and a 200k-row training split costs no more.
+FIT_ROWS = 20_000
 #: The call of a case outside the scope.
 OUT_OF_SCOPE = "out of scope"
 
@@ -57,12 +65,20 @@ def _filled(rows: pd.DataFrame, medians: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(x), medians, x)
 
 
+def _subset(scores: np.ndarray, random_state: int) -> np.ndarray:
+    if len(scores) <= CALIBRATION:
+        return scores
+    return scores[np.random.default_rng(random_state + 1).choice(len(scores), CALIBRATION, replace=False)]
+
+
 def fit_scope(rows: pd.DataFrame, random_state: int = 0) -> dict[str, Any]:
     """The scope of raw training ``rows``: each feature's plausible range, the novelty model and
     the training rows' out-of-fold novelty scores (sorted), JSON-ready."""
     raw = rows[list(FEATURE_COLUMNS)].to_numpy(dtype=float)
     medians = np.nanmedian(raw, axis=0)
     x = np.where(np.isnan(raw), medians, raw)
+    if len(x) > FIT_ROWS:
+        x = x[np.random.default_rng(random_state + 2).choice(len(x), FIT_ROWS, replace=False)]
     folds = np.random.default_rng(random_state).permutation(len(x)) % FOLDS
     calibration = np.empty(len(x))
     for k in range(FOLDS):
@@ -75,7 +91,7 @@ def fit_scope(rows: pd.DataFrame, random_state: int = 0) -> dict[str, Any]:
         "ranges": {c: [0.0, float(RANGE_FACTOR * np.nanmax(raw[:, i]))] for i, c in enumerate(FEATURE_COLUMNS)},
         "medians": medians.tolist(),
         "location": location.tolist(), "scale": scale.tolist(), "precision": precision.tolist(),
-        "calibration": np.sort(calibration).tolist(),
+        "calibration": np.sort(_subset(calibration, random_state)).tolist(),
         # The training quantiles 0, 1, ..., 100 of every feature: where a case's value sits among
         # the training rows (etl.modeling.reasons.percentiles).
         "quantiles": np.nanquantile(raw, np.linspace(0.0, 1.0, 101), axis=0).tolist(),

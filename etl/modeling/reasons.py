@@ -252,9 +252,9 @@ def percentiles(quantiles: Any, feature: np.ndarray, values: np.ndarray) -> np.n
 def reasons(attribution: Attribution, raw: np.ndarray, features: Sequence[str],
             quantiles: Any | None) -> pd.DataFrame:
     """The ``REASON_COLUMNS`` of each case (``listed``), each a line ``feature=value (pNN) +c.cc``:
-    the feature, the case's raw value, its training percentile (``p?`` when the release keeps no
-    quantiles), and its contribution in log-odds (``+``: towards malignant); empty when fewer
-    features qualify."""
+    the feature, the case's raw value (``missing``: imputed with the training median), its
+    training percentile (``p?`` when the release keeps no quantiles or the value is missing), and
+    its contribution in log-odds (``+``: towards malignant); empty when fewer features qualify."""
     chosen = listed(attribution)
     rows = np.arange(len(chosen))
     names = [*features, ""]
@@ -263,6 +263,7 @@ def reasons(attribution: Attribution, raw: np.ndarray, features: Sequence[str],
         j = chosen[:, k]
         value, part = raw[rows, j], attribution.contributions[rows, j]
         where = (percentiles(quantiles, j, value) if quantiles is not None else np.full(len(j), np.nan))
-        columns[column] = ["" if f < 0 else f"{names[f]}={v:.4g} ({'p?' if w != w else f'p{w:.0f}'}) {c:+.2f}"
+        columns[column] = ["" if f < 0 else
+                           f"{names[f]}={'missing' if v != v else f'{v:.4g}'} ({'p?' if w != w else f'p{w:.0f}'}) {c:+.2f}"
                            for f, v, w, c in zip(j.tolist(), value.tolist(), where.tolist(), part.tolist(), strict=True)]
     return pd.DataFrame(columns)

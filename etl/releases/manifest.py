@@ -16,6 +16,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from etl import storage
 from etl.catalog import StepInputs
 from etl.data.drift import feature_reference
@@ -63,9 +65,9 @@ def build_manifest(
     profile = storage.read_json(run.profile)
     split = storage.read_json(run.preprocessing)
     training = storage.read_json(run.training)
-    train_ids = storage.read_frame(run.train, columns=["id"])["id"].astype(str).tolist()
+    train_ids = pd.Index(storage.read_frame(run.train, columns=["id"])["id"].astype(str))
     data = storage.read_frame(run.data)
-    train_rows = data[data["id"].astype(str).isin(set(train_ids))]
+    train_rows = data[train_ids.unique().get_indexer(data["id"].astype(str)) >= 0]  # (a hash join: isin on strings is slow)
     return {
         "manifest_version": 1,
         "release": release,
@@ -78,7 +80,7 @@ def build_manifest(
             "rows_read": profile["rows_read"],
             "class_balance": profile["class_balance"],
             # the rows the model was fitted on: the quality gate never judges it on them
-            "train_ids": train_ids,
+            "train_ids": train_ids.tolist(),
         },
         "params": {
             "load_data": {"data_path": profile["source"], **profile["contract"]},

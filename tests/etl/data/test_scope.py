@@ -49,3 +49,18 @@ def test_a_row_far_from_every_training_row_is_unlike_them(shipped):
     checked = check_scope(odd, scope, 0.01)
     assert checked["reason"].iloc[0].startswith("unlike the training rows: novelty p-value ")
     assert checked["novelty_p"].iloc[0] == pytest.approx(1 / 456)  # beyond every training row's score
+
+
+def test_a_large_training_set_keeps_a_bounded_calibration_and_its_guarantee(shipped):
+    """Trained on 10k rows, the release keeps 2000 of their out-of-fold scores (a random subset:
+    the p-values stay valid), and rows drawn like them are refused at about the stated share."""
+    from etl.data.scope import CALIBRATION
+
+    rng = np.random.default_rng(3)
+    features = [c for c in shipped.columns if c not in ("id", "diagnosis")]
+    rows = shipped.iloc[rng.integers(0, len(shipped), 14_000)].reset_index(drop=True)
+    rows[features] = rows[features].to_numpy() * (1 + rng.normal(0, 0.02, (len(rows), len(features))))
+    scope = fit_scope(rows.iloc[:10_000])
+    assert len(scope["calibration"]) == CALIBRATION
+    refused = (check_scope(rows.iloc[10_000:], scope, 0.01)["reason"] != "").mean()
+    assert refused <= 0.02, refused  # 4000 fresh rows: 1 % expected, binomial sd 0.16 points

@@ -104,6 +104,9 @@ def test_reasons_read_feature_value_percentile_and_contribution(fitted):
     assert int(pct[2:-1]) == pytest.approx(100 * np.mean(quantiles[1:-1, j] < raw[0, j]), abs=2)
     assert float(part) == pytest.approx(a.contributions[0, j], abs=0.006)
     assert "(p?)" in reasons(a, raw, FEATURE_COLUMNS, None).iloc[0, 0]
+    gap = raw.copy()
+    gap[0, j] = np.nan  # a missing value: the model saw the training median
+    assert reasons(a, gap, FEATURE_COLUMNS, quantiles).iloc[0, 0].startswith(f"{feature}=missing (p?) ")
 
 
 def test_percentiles_place_values_among_the_training_rows():
