@@ -525,7 +525,8 @@ def _task_cells(runs: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
 def markdown(r: dict[str, Any]) -> str:
     d, m = r["dags"], r["machine"]
     lines = [f"Measured by `make bench` on {r['date']}: {m['cpus']} cores, Python {m['python']}, "
-             f"Airflow {m['airflow']}, pandas {m['pandas']}, scikit-learn {m['sklearn']}.", "",
+             f"Airflow {m['airflow']}, pandas {m['pandas']}, scikit-learn {m['sklearn']}"
+             + (f"; {r['partial_update']}." if r.get("partial_update") else "."), "",
              "| Target | Limit | Measured | Met |", "|---|---|---|---|"]
     lines += [f"| {v['target']} | {v['limit']} | {v['value']} | {'yes' if v['met'] else '**no**'} |"
               for v in r["verdicts"]]
