@@ -8,16 +8,17 @@
 # Other targets: make airflow (the full Airflow stack and UI on 127.0.0.1:8080), make shell,
 # make cluster-test (the DAG on PostgreSQL + Celery + Redis + S3, and on PostgreSQL +
 # LocalExecutor), make docker-up / docker-run / docker-test (containers), make bench (bench-ui),
-# make ui-screenshots, make constraints, make dataset, make clean.
+# make ui-screenshots, make constraints, make dataset, make mlflow (a local MLflow server), make clean.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
 VENV := .venv
+MLFLOW_VENV := .venv-mlflow
 ENV := source scripts/env.sh &&
 DAG_ID := breast_cancer_etl_pipeline
 
-.PHONY: run test check airflow shell db cluster-test cluster-up cluster-down bench bench-ui ui-screenshots constraints dataset clean \
+.PHONY: run test check airflow shell db cluster-test cluster-up cluster-down bench bench-ui ui-screenshots constraints dataset clean mlflow \
 	docker-env docker-build docker-up docker-down docker-run docker-test
 
 $(VENV)/bin/python:
@@ -51,13 +52,26 @@ run: db
 # --maxschedchunk 1: a worker holds at most two tests, so no test waits long behind one of the
 # longest, which tests/conftest.py puts first (LONGEST_FIRST).
 JOBS ?= 3
-test: $(VENV)/.installed-cluster  # the suite includes the cluster check (tests/e2e/test_cluster.py)
+test: $(VENV)/.installed-cluster $(MLFLOW_VENV)/.installed  # the cluster check (tests/e2e/test_cluster.py), a real MLflow server
 	$(ENV) python -m pytest -n $(JOBS) --maxschedchunk 1 --durations 15 $(PYTEST_ARGS)
 
 # The fast tier for the edit-test loop: the linter, then every test that starts no Airflow
 # process and no server (tests/etl, tests/dags, the README's commands), on the dev install.
 check: $(VENV)/.installed-dev
 	$(ENV) ruff check . && python -m pytest -n $(JOBS) --maxschedchunk 1 -m "not e2e and not server" $(PYTEST_ARGS)
+
+# A local MLflow tracking server in a venv of its own (requirements-mlflow-server.txt says why):
+# make mlflow serves one on 127.0.0.1:5000 (SQLite in mlflow/); then MLFLOW_TRACKING_URI=http://127.0.0.1:5000.
+$(MLFLOW_VENV)/.installed: requirements-mlflow-server.txt constraints-mlflow-server.txt
+	$(PYTHON) scripts/check_python.py
+	$(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/pip install --quiet -r requirements-mlflow-server.txt -c constraints-mlflow-server.txt
+	touch $@
+
+mlflow: $(MLFLOW_VENV)/.installed
+	mkdir -p mlflow
+	$(MLFLOW_VENV)/bin/mlflow server --backend-store-uri sqlite:///mlflow/mlflow.db --artifacts-destination mlflow/artifacts \
+		--host 127.0.0.1 --port $(or $(MLFLOW_PORT),5000) --workers 1
 
 # The distributed setup (README, "Scaling out"): Debian's postgresql and redis-server, the
 # Python extras of requirements-cluster.txt, then deploy/cluster.py starts every service on
@@ -144,4 +158,4 @@ dataset: $(VENV)/.installed-run
 	$(ENV) python scripts/make_dataset.py
 
 clean:
-	rm -rf $(VENV) airflow_home .pytest_cache
+	rm -rf $(VENV) $(MLFLOW_VENV) airflow_home .pytest_cache

@@ -54,8 +54,8 @@ with DAG(
     # A rejected file fails only its own task: the others still count.
     update = PythonOperator(task_id="update_monitoring", python_callable=tasks.update_monitoring,
                             doc_md=tasks.update_monitoring.__doc__, trigger_rule="all_done",
-                            inlets=[assets.SCORED_BATCHES], outlets=[assets.MONITORING])
+                            inlets=[assets.scored_batches(settings)], outlets=[assets.monitoring(settings)])
     grow = PythonOperator(task_id="grow_training_data", python_callable=tasks.grow_training_data,
                           doc_md=tasks.grow_training_data.__doc__,
-                          outlets=[assets.TRAINING_DATA])  # an event only when a version is written
+                          outlets=[assets.training_data(settings)])  # an event only when a version is written
     record >> update >> grow

@@ -47,7 +47,7 @@ with DAG(
     doc_md=__doc__,
     # Manual (the UI's form, the CLI), and each new version of the training data grown from
     # confirmed outcomes (dags/outcomes_dag.py): such a run trains on that version.
-    schedule=[assets.TRAINING_DATA],
+    schedule=[assets.training_data(settings)],
     # A run whose logical date is before start_date runs no task at all: keep it early.
     start_date=datetime(2020, 1, 1, tzinfo=UTC),
     catchup=False,
@@ -88,7 +88,7 @@ with DAG(
         evaluate,
         step(tasks.quality_gate),
         step(tasks.make_report),
-        step(tasks.save_results, outlets=[assets.PUBLISHED_MODEL]),  # an event only when it publishes
+        step(tasks.save_results, outlets=[assets.published_model(settings)]),  # an event only when it publishes
         # The last task succeeding is the run succeeding: announce it if [alerts] says so.
         step(tasks.upload_results,
              on_success_callback=alerts.on_run_success if settings.alerts.on_success else None),

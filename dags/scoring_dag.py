@@ -48,7 +48,7 @@ with DAG(
         task_id="score_batch",
         python_callable=tasks.score_batch,
         doc_md=tasks.score_batch.__doc__,
-        inlets=[assets.PUBLISHED_MODEL],
-        outlets=[assets.SCORED_BATCHES],
+        inlets=[assets.published_model(settings)],
+        outlets=[assets.scored_batches(settings)],
         map_index_template="{{ task.op_kwargs['path'].rsplit('/', 1)[-1] }}",
     ).expand(op_kwargs=claim.output)

@@ -78,11 +78,18 @@ def save_results(
 
 
 def _save_results(run: Run) -> Outputs:
-    """``save_results`` with ``[retention]``; ``Skipped`` when nothing was published."""
+    """``save_results`` with ``[retention]``, then the run in MLflow when tracking is on
+    (``etl.releases.tracking``: what it did or why it could not, in ``release.json``);
+    ``Skipped`` when nothing was published."""
+    from etl.releases import tracking
+
     r = run.settings.retention
     outcome = save_results(run.inputs("save_results"), run.folder.release_record, run.settings.results_dir, run.info,
                            r.keep_runs, timedelta(hours=r.prune_min_age_hours), run.settings.release.required,
                            run.settings.release)
+    tracked = tracking.track(run, outcome)
+    if tracked is not None:
+        storage.write_json({**storage.read_json(run.folder.release_record), "mlflow": tracked}, run.folder.release_record)
     if not outcome.get("published", True):
         raise Skipped(outcome["reason"])
     return outcome

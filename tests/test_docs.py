@@ -223,7 +223,7 @@ def test_the_readmes_parameters_are_the_declarations():
 #: Import names that differ from their distribution's (``pyproject.toml``'s dependencies).
 DISTRIBUTIONS = {"airflow": "apache-airflow", "sklearn": "scikit-learn", "markdown_it": "markdown-it-py",
                  "jinja2": "Jinja2", "markupsafe": "MarkupSafe", "in_toto_attestation": "in-toto-attestation",
-                 "google": "protobuf"}
+                 "google": "protobuf", "mlflow": "mlflow-skinny"}
 
 
 def test_every_library_the_code_imports_is_a_declared_dependency():

@@ -108,6 +108,19 @@ def _step(func: Callable[..., Outputs]) -> Callable[..., Outputs]:
     return wrapper
 
 
+def _lineage(files: Callable[[], tuple[list[Any], list[Any]]]) -> None:
+    """Report the files a task read and wrote (``files()``) for OpenLineage, when it is
+    configured (``etl.orchestration.lineage``); a task's outcome never depends on it."""
+    from etl.orchestration import lineage
+
+    if not lineage.enabled():
+        return
+    try:
+        lineage.report(*files())
+    except Exception as exc:  # lineage is a report, never a reason to fail
+        logger.warning("OpenLineage: could not list this task's files: %s", first_line(exc))
+
+
 def run_folder(context: dict[str, Any], settings: Settings) -> RunPaths:
     """This DAG run's folder (its name is the run key)."""
     dag_run = context["dag_run"]
@@ -174,13 +187,21 @@ def _task(task: str) -> Callable[..., Outputs]:
         run = Run(settings.with_run_params(_run_params(context)), folder, _from_xcom(context), _run_info(context))
         mapped = {k: context[k] for k in ("candidate", "fold") if k in context}
         try:
-            return run_step(task, run, **mapped)
+            outputs = run_step(task, run, **mapped)
         except Skipped as skipped:  # a clear state: skipped (so are the tasks after it), not failed
             raise AirflowSkipException(str(skipped)) from None
+        _lineage(lambda: _training_files(task, run, outputs, mapped))
+        return outputs
 
     callable_.__name__ = callable_.__qualname__ = task
     callable_.__doc__ = catalog.ABOUT[task]
     return callable_
+
+
+def _training_files(task: str, run: Run, outputs: Outputs, mapped: dict[str, Any]) -> tuple[list, list]:
+    from etl.orchestration.lineage import training_files
+
+    return training_files(task, run, outputs, **mapped)
 
 
 def _run_params(context: dict[str, Any]) -> dict[str, Any]:
@@ -257,6 +278,7 @@ def score_batch(path: str, **context: Any) -> Outputs:
 
     settings = run_settings(context)
     outcome = process(path, settings.inbox, settings.results_dir, settings.scoring)
+    _lineage(lambda: _files("score_batch", outcome, settings))
     if outcome["drifted"]:
         logger.warning("%s", outcome["drift"])
         alerts.send_message(
@@ -287,7 +309,9 @@ def record_outcomes(path: str, **context: Any) -> Outputs:
     from etl.outcomes import process
 
     settings = run_settings(context)
-    return {k: str(v) for k, v in process(path, settings.outcomes_inbox, settings.results_dir).items()}
+    outcome = process(path, settings.outcomes_inbox, settings.results_dir)
+    _lineage(lambda: _files("record_outcomes", outcome, settings))
+    return {k: str(v) for k, v in outcome.items()}
 
 
 @_step
@@ -302,7 +326,9 @@ def update_monitoring(**context: Any) -> Outputs:
     out = update(settings.results_dir, settings.outcomes)
     for release, alarm in out["new_alarms"].items():
         alerts.send_message(context, *alarm_message(release, alarm), settings)
-    return {"summary": out["summary"], **{f"release:{k}": v for k, v in out["releases"].items()}}
+    result = {"summary": out["summary"], **{f"release:{k}": v for k, v in out["releases"].items()}}
+    _lineage(lambda: _files("update_monitoring", result, settings))
+    return result
 
 
 @_step
@@ -320,5 +346,15 @@ def grow_training_data(**context: Any) -> Outputs:
     if record is None:
         raise AirflowSkipException(f"fewer than {settings.outcomes.retrain_min_cases} new confirmed cases: "
                                    "no new training data version")
-    context["outlet_events"][assets.TRAINING_DATA].extra = {k: str(v) for k, v in record.items()}
+    context["outlet_events"][assets.training_data(settings)].extra = {k: str(v) for k, v in record.items()}
+    _lineage(lambda: _files("grow_training_data", record, settings))
     return {k: str(v) for k, v in record.items()}
+
+
+def _files(task: str, result: dict[str, Any], settings: Settings) -> tuple[list, list]:
+    """The files a task of the scoring or the outcomes DAG read and wrote (``etl.orchestration.lineage``)."""
+    from etl.orchestration.lineage import outcomes_files, scoring_files
+
+    if task == "score_batch":
+        return scoring_files(result, settings.results_dir)
+    return outcomes_files(task, result, settings.results_dir)

@@ -70,14 +70,13 @@ def test_nested_cv_is_mapped_over_the_outer_folds(dag):
 def test_settings(dag):
     # triggered by hand (the UI, the CLI), and by each new version of the grown training data
     (asset,) = dag.timetable.asset_condition.objects
-    assert asset.name == "breast_cancer_training_data"
+    assert asset.name == asset.uri == _file_uri(load_settings().results_dir, "datasets/current.json")
     assert dag.catchup is False
     assert dag.start_date.tzinfo is not None
     assert set(dag.tags) == {"ml", "breast-cancer", "scikit-learn"}
     assert dag.doc_md and "# Breast cancer diagnosis" in dag.doc_md
     from etl.orchestration import alerts
     from etl.orchestration.tasks import record_failure
-    from etl.settings import load_settings
 
     settings = load_settings()
     for task in dag.tasks:
@@ -119,12 +118,19 @@ print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()}, "
                           check=False, capture_output=True, text=True, timeout=120, env={**os.environ, "RESULTS_DIR": results_dir})
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["errors"] == {} and result["heavy"] == []
+    # An s3:// results root gives the assets s3:// URIs, which Airflow normalizes through the
+    # Amazon provider's S3 asset handler: botocore, and nothing else.
+    assert result["errors"] == {} and result["heavy"] == (["botocore"] if results_dir.startswith("s3://") else [])
     assert sorted(result["dags"]) == sorted([DAG_ID, SCORING_DAG_ID, OUTCOMES_DAG_ID])
 
 
+def _file_uri(root, name: str = "") -> str:
+    """An asset's URI (and name): the OpenLineage dataset of that file (etl.orchestration.lineage)."""
+    return "file://" + os.path.abspath(os.path.join(str(root), name) if name else str(root))
+
+
 def test_save_results_announces_the_published_model(dag):
-    assert [a.name for a in dag.get_task("save_results").outlets] == ["breast_cancer_published_model"]
+    assert [a.uri for a in dag.get_task("save_results").outlets] == [_file_uri(load_settings().results_dir, "model.pkl")]
     assert all(not dag.get_task(t).outlets for t in TASKS if t != "save_results")
 
 
@@ -135,13 +141,14 @@ def test_the_scoring_dag_is_scheduled_on_the_watched_inbox():
     assert sorted(t.task_id for t in scoring.tasks) == ["claim_batches", "score_batch"]
     assert scoring.get_task("claim_batches").downstream_task_ids == {"score_batch"}
     (asset,) = scoring.timetable.asset_condition.objects
-    assert asset.name == "breast_cancer_inbox"
+    assert asset.name == asset.uri == _file_uri(os.environ["SCORING_INBOX"]) and asset.group == "breast_cancer"
     (watcher,) = asset.watchers
     kind, kwargs = watcher.trigger.serialize()
     assert kind == "etl.orchestration.triggers.InboxTrigger" and kwargs["inbox"] == os.environ["SCORING_INBOX"]
     score = scoring.get_task("score_batch")
-    assert [a.name for a in score.inlets] == ["breast_cancer_published_model"]
-    assert [a.name for a in score.outlets] == ["breast_cancer_scored_batches"]
+    results = load_settings().results_dir
+    assert [a.uri for a in score.inlets] == [_file_uri(results, "model.pkl")]
+    assert [a.uri for a in score.outlets] == [_file_uri(results, "scoring")]
     assert scoring.max_active_runs == 1 and score.partial_kwargs["retries"] == 2
 
 
@@ -152,12 +159,14 @@ def test_the_outcomes_dag_is_scheduled_on_its_watched_inbox_and_starts_training(
     assert sorted(t.task_id for t in dag.tasks) == ["claim_outcomes", "grow_training_data", "record_outcomes",
                                                      "update_monitoring"]
     (asset,) = dag.timetable.asset_condition.objects
-    assert asset.name == "breast_cancer_outcomes_inbox"
+    assert asset.uri == _file_uri(load_settings().outcomes.inbox)
     (watcher,) = asset.watchers
     kind, kwargs = watcher.trigger.serialize()
     assert kind == "etl.orchestration.triggers.InboxTrigger" and kwargs["inbox"] == load_settings().outcomes.inbox
     update = dag.get_task("update_monitoring")
     assert update.trigger_rule == "all_done"  # a rejected file fails only its own task
     assert update.upstream_task_ids == {"record_outcomes"} and update.downstream_task_ids == {"grow_training_data"}
-    assert [a.name for a in dag.get_task("grow_training_data").outlets] == ["breast_cancer_training_data"]
+    assert [a.uri for a in dag.get_task("grow_training_data").outlets] == [
+        _file_uri(load_settings().results_dir, "datasets/current.json")]
+    assert [a.uri for a in update.outlets] == [_file_uri(load_settings().results_dir, "monitoring/summary.json")]
     assert dag.max_active_runs == 1

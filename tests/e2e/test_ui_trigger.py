@@ -352,12 +352,14 @@ def test_trigger_in_the_browser_and_see_the_report(stack, ui_browser, webhook_se
     assert gate["comparison"]["decided"] is True, gate["comparison"]
     # The asset graph the UI's Assets view shows: who produces and who consumes each asset.
     status, listed = api.call("GET", "/api/v2/assets")
-    graph = {a["name"]: a for a in listed["assets"]}
-    assert {"breast_cancer_published_model", "breast_cancer_inbox", "breast_cancer_scored_batches"} <= set(graph)
-    assert [t["dag_id"] for t in graph["breast_cancer_published_model"]["producing_tasks"]] == [DAG_ID]
-    assert [d["dag_id"] for d in graph["breast_cancer_inbox"]["scheduled_dags"]] == ["breast_cancer_scoring"]
-    assert [t["dag_id"] for t in graph["breast_cancer_training_data"]["producing_tasks"]] == ["breast_cancer_outcomes"]
-    assert [d["dag_id"] for d in graph["breast_cancer_training_data"]["scheduled_dags"]] == [DAG_ID]
+    graph = {a["name"]: a for a in listed["assets"]}  # each named by its URI: the file's OpenLineage dataset
+    model, inbox, batches, data = (f"file://{p}" for p in (results / "model.pkl", incoming, results / "scoring",
+                                                            results / "datasets" / "current.json"))
+    assert {model, inbox, batches, data} <= set(graph), sorted(graph)
+    assert [t["dag_id"] for t in graph[model]["producing_tasks"]] == [DAG_ID]
+    assert [d["dag_id"] for d in graph[inbox]["scheduled_dags"]] == ["breast_cancer_scoring"]
+    assert [t["dag_id"] for t in graph[data]["producing_tasks"]] == ["breast_cancer_outcomes"]
+    assert [d["dag_id"] for d in graph[data]["scheduled_dags"]] == [DAG_ID]
     assert listening_addresses(int(api.base.rsplit(":", 1)[1])) == {"127.0.0.1"}
 
 
