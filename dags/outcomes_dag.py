@@ -5,7 +5,7 @@ Joins the confirmed diagnoses of scored cases (pathology results, arriving days 
 the prediction) to the predictions that scored them, and tracks each release against its
 promise.
 
-**Scheduled on the `breast_cancer_outcomes_inbox` asset**: drop a CSV of `id, diagnosis` (M or
+**Scheduled on the outcomes-inbox asset (the outcomes inbox folder)**: drop a CSV of `id, diagnosis` (M or
 B; optionally `date`) into the outcomes inbox (`[outcomes] inbox`, default `data/outcomes/`);
 its watcher claims it and starts a run. One mapped `record_outcomes` task per file validates it
 into the ledger (`results/monitoring/outcomes/`); a bad file moves to `rejected/` with a
@@ -15,7 +15,7 @@ Brier score and a calibration table (`results/monitoring/releases/<release>.json
 the **alarm** (through `[alerts]`, and on the Model page) when a release's realized sensitivity
 is shown below its target or its calibration has moved. Past `[outcomes] retrain_min_cases` new
 confirmed cases, `grow_training_data` writes the next version of the training data
-(`results/datasets/`) and updates the `breast_cancer_training_data` asset: the training DAG
+(`results/datasets/`) and updates the training-data asset (`results/datasets/current.json`): the training DAG
 runs on it.
 """
 

@@ -17,7 +17,7 @@ gate passed (and, with `[release] approval = "required"`, a person approved it i
 Each task runs one step of the `etl` package (`etl/<step>.py`) and hands the next task **file
 paths**, never data. A run works in its own folder, `results/runs/<run key>/`. Triggered by hand (the form
 below, the CLI) and by each new version of the training data grown from confirmed outcomes
-(the `breast_cancer_training_data` asset, `dags/outcomes_dag.py`): such a run trains on it.
+(the training-data asset (`results/datasets/current.json`), `dags/outcomes_dag.py`): such a run trains on it.
 
 **Parameters** (the trigger form): `data_path` (empty: the configured CSV), `test_size`,
 `random_state` (the seed of the models and the cross-validation), `C`, `max_iter` (the logistic

@@ -5,7 +5,7 @@ Scores every CSV that arrives in the scoring inbox (`[scoring] inbox` of `pipeli
 default `data/incoming/`) with the **published** model at its published threshold, and checks
 each batch for drift against the training data the model was fitted on.
 
-**Scheduled on the `breast_cancer_inbox` asset**: its watcher, running in the triggerer, claims
+**Scheduled on the inbox asset (the inbox folder)**: its watcher, running in the triggerer, claims
 new files into `queued/` and fires; the first task also claims any it finds, so a manual trigger
 or `airflow dags test` works the same. One mapped `score_batch` task per file writes
 `results/scoring/<file>-<hash>/predictions.csv` (`id`, `malignant_probability`, `predicted`,
@@ -14,7 +14,7 @@ file to `processed/`. A file that breaks the input contract moves to `rejected/`
 reason and fails only its own task. A drifted batch is still scored, flagged in its report and
 announced through `[alerts]`.
 
-A newly published model (the `breast_cancer_published_model` asset) scores the batches that
+A newly published model (the published-model asset (`results/model.pkl`)) scores the batches that
 arrive after it; nothing is re-scored. Each prediction names the release that made it.
 """
 

@@ -246,7 +246,7 @@ def test_every_library_the_code_imports_is_a_declared_dependency():
     assert missing == set(), f"imported by etl/ but not in pyproject.toml's dependencies: {sorted(missing)}"
 
 
-#: Old names the README's "What moved" gives on purpose.
+#: Old names docs/project.md's "What moved" gives on purpose.
 MOVED = {"etl.config", "etl.summary", "etl.releases"}
 
 

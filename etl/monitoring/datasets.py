@@ -13,7 +13,7 @@ later one is the previous version plus the cases confirmed since. A confirmed ca
 features (the batch's ``rows.parquet``, as the input contract read them) with the confirmed
 diagnosis; an id the data already has is not added again. A version is written when at least
 ``[outcomes] retrain_min_cases`` new cases are confirmed; the outcomes DAG then updates the
-``breast_cancer_training_data`` asset, which starts the training DAG on that version. The
+training-data asset (``results/datasets/current.json``), which starts the training DAG on that version. The
 training split is a hash of each id, so old rows stay on their side and the quality gate still
 compares on test rows neither model trained on. On an object store (the cluster's ``s3://``
 results root) the versions are written there the same way, the manifest last.

@@ -15,7 +15,7 @@ same file has the same name in every run that touches it, which is what links th
   reads and writes in its run folder), plus what lies outside the run folder: ``load_data`` reads
   the input CSV (or a grown version of the training data), ``save_results`` writes the release's
   files and the published files at the top of the results folder (``results/model.pkl`` is the
-  ``breast_cancer_published_model`` asset), ``upload_results`` the uploaded copies;
+  published-model asset (``results/model.pkl``)), ``upload_results`` the uploaded copies;
 - ``score_batch`` reads the scored file and the release that scored it (its files, and the
   published model), and writes the batch's predictions, report and rows;
 - the outcomes DAG reads the outcome files, the ledger and the scored batches, and writes the

@@ -206,7 +206,7 @@ def _training_files(task: str, run: Run, outputs: Outputs, mapped: dict[str, Any
 
 def _run_params(context: dict[str, Any]) -> dict[str, Any]:
     """The run's parameters; a run started by a new version of the training data (the
-    ``breast_cancer_training_data`` asset, ``etl.monitoring.datasets``) trains on that version unless its
+    training-data asset (``results/datasets/current.json``), ``etl.monitoring.datasets``) trains on that version unless its
     ``data_path`` was given."""
     params = dict(context["params"])
     if not params.get("data_path"):
@@ -334,7 +334,7 @@ def update_monitoring(**context: Any) -> Outputs:
 @_step
 def grow_training_data(**context: Any) -> Outputs:
     """Past ``[outcomes] retrain_min_cases`` new confirmed cases, write the next version of the
-    training data (``results/datasets/``) and update the ``breast_cancer_training_data`` asset,
+    training data (``results/datasets/``) and update the training-data asset (``results/datasets/current.json``),
     which starts the training DAG on it; else end skipped (no event)."""
     from etl.monitoring.datasets import grow
     from etl.orchestration import assets

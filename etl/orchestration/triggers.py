@@ -1,7 +1,7 @@
 """The scoring inbox's watcher: an Airflow event trigger that claims new CSVs and fires.
 
 It runs in the triggerer (``airflow triggerer``, part of ``airflow standalone``) as the
-``AssetWatcher`` of the ``breast_cancer_inbox`` asset that schedules the scoring DAG. Every
+``AssetWatcher`` of the inbox asset (the inbox folder) that schedules the scoring DAG. Every
 ``poll_seconds`` it moves the CSVs at the top of the inbox into ``queued/`` (``etl.storage.inbox.claim``:
 one rename each, like the standard provider's ``FileDeleteTrigger`` deletes the file it saw, so a
 file fires once) and, when it claimed any, yields one event: Airflow records an asset event and
