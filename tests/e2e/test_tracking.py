@@ -1,9 +1,10 @@
 """Runs and releases in MLflow, against a real ``mlflow server`` on 127.0.0.1 with its own SQLite
-backend (the server's venv, ``.venv-mlflow``, is made by ``make test``): the ``save_results``
-step, as the training DAG runs it (``etl.orchestration.pipeline``), with ``MLFLOW_TRACKING_URI``
-set. A publishing run is one MLflow run and a model version with the alias ``champion`` on the
-release ``results/current`` names, loadable with MLflow's scikit-learn flavour; a refused run is
-an MLflow run that moves nothing; with the server stopped, the run still publishes."""
+backend (the server's venv, ``.venv-mlflow``, is made by ``make test``), with
+``MLFLOW_TRACKING_URI`` set. A run of the training DAG (``dag.test()``, what ``make run`` runs) is
+one MLflow run and a model version with the alias ``champion`` on the release ``results/current``
+names, loadable with MLflow's scikit-learn flavour; a refused run (the ``save_results`` step, as
+the DAG runs it) is an MLflow run that moves nothing; with the server stopped, a run still
+publishes."""
 
 import json
 import shutil
@@ -18,7 +19,7 @@ import pytest
 from etl.data.schema import FEATURE_COLUMNS
 from etl.releases.reader import current_release, open_release
 from etl.releases.tracking import ALIAS, MODEL_NAME
-from tests.conftest import PROJECT_ROOT, decide_and_publish, gate_settings
+from tests.conftest import DAG_ID, PROJECT_ROOT, dag_test, decide_and_publish, gate_settings
 from tests.servers import free_port
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(600)]
@@ -55,20 +56,22 @@ def mlflow_server(tmp_path):
         log.close()
 
 
-def test_runs_and_releases_in_mlflow(mlflow_server, evaluated_runs, tmp_path, monkeypatch, small_csv):
+def test_runs_and_releases_in_mlflow(airflow_db, mlflow_server, evaluated_runs, env, tmp_path, monkeypatch, small_csv):
     import mlflow
 
     url, server = mlflow_server
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
     results = tmp_path / "results"
-    runs = {}
-    for key, source in (("first", "old"), ("refused", "new"), ("offline", "new")):
-        runs[key] = results / "runs" / key
-        shutil.copytree(evaluated_runs[source], runs[key])
 
-    # A publishing run: one MLflow run, a version of the registered model, @champion on it.
-    assert decide_and_publish(runs["first"], results, gate_settings(min_roc_auc=0.5), {"run_id": "first"})["release"]
+    # A run of the training DAG publishes: one MLflow run, a version of the registered model,
+    # @champion on it.
+    state, _ = dag_test(DAG_ID, "2024-06-01", {**env, "MLFLOW_TRACKING_URI": url})
+    assert state == "success"
     published = current_release(results)
+    runs = {"first": results / "runs" / "2024-06-01T000000Z"}
+    for key in ("refused", "offline"):
+        runs[key] = results / "runs" / key
+        shutil.copytree(evaluated_runs["new"], runs[key])
     record = json.loads((runs["first"] / "release.json").read_text())["mlflow"]
     assert record["alias"] == ALIAS and "error" not in record, record
     client = mlflow.MlflowClient(url)
@@ -94,6 +97,7 @@ def test_runs_and_releases_in_mlflow(mlflow_server, evaluated_runs, tmp_path, mo
     assert "model_version" not in refused and client.get_run(refused["run_id"]).data.tags["gate"] == "refused"
     assert client.get_model_version_by_alias(MODEL_NAME, ALIAS).version == "1"
     assert len(client.search_model_versions(f"name='{MODEL_NAME}'")) == 1
+    assert len(client.search_runs([client.get_experiment_by_name(DAG_ID).experiment_id])) == 2  # one per run
     assert current_release(results) == published
 
     # MLflow stopped: the run publishes all the same, and says MLflow did not record it.
