@@ -290,7 +290,9 @@ def batch_cases(layout: ResultsPaths, name: str, sort: str = "call", descending:
     each by probability, highest first; ``probability``; ``id``), the first ``SHOWN_CASES``."""
     import pandas as pd
 
-    frame = storage.read_frame(layout.batch(name).predictions).fillna("")
+    frame = storage.read_frame(layout.batch(name).predictions)
+    text = {c: object for c in frame.columns if c in ("call", "out_of_scope") or c.startswith("reason_")}
+    frame = frame.astype(text).fillna({c: "" for c in text})  # a column with no text is read as floats
     frame["malignant_probability"] = pd.to_numeric(frame["malignant_probability"], errors="coerce")
     if sort == "probability":
         frame = frame.sort_values("malignant_probability", ascending=not descending, na_position="last",

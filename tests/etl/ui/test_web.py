@@ -227,7 +227,7 @@ def test_a_scored_batch_has_its_view_from_the_model_page(client, results):
     for call, count in report["calls"].items():
         assert f"{call} {count} " in text, (call, text[:600])
     assert report["drift_line"] and report["drift_line"] in text
-    scored = pd.read_csv(results / "scoring" / name / "predictions.csv").fillna("")
+    scored = pd.read_csv(results / "scoring" / name / "predictions.csv")
     shown = re.findall(r"<tr><td>(\d+)</td><td>([a-z ]+)</td>", page.text)
     assert len(shown) == 60 and {int(i) for i, _ in shown} == set(scored["id"])
     # by call: malignant, refer, benign, out of scope; within a call, highest probability first
