@@ -5,6 +5,7 @@ performance on patients the procedure never saw."""
 from __future__ import annotations
 
 import logging
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -80,25 +81,20 @@ def pooled_counts(folds: Iterable[Mapping[str, Any]], repeats: int = 1) -> dict[
     over all the scores, and their intervals are taken at the number of distinct patients (the
     repeats add no new patients), so they are not narrowed by rescoring.
     """
-    from etl.modeling.stats import clopper_pearson
+    from etl.modeling.stats import proportions
 
     cm = {k: sum(f["scores"]["confusion_matrix"][k] for f in folds) for k in ("tp", "fn", "tn", "fp")}
-    out: dict[str, Any] = {"confusion_matrix": cm, "malignant": cm["tp"] + cm["fn"], "benign": cm["tn"] + cm["fp"]}
-    for name, k, n in (("sensitivity", cm["tp"], cm["tp"] + cm["fn"]), ("specificity", cm["tn"], cm["tn"] + cm["fp"]),
-                       ("ppv", cm["tp"], cm["tp"] + cm["fp"])):
-        out[name] = k / n if n else 0.0
-        out[f"{name}_ci95"] = list(clopper_pearson(k / repeats, n / repeats)) if n else [0.0, 1.0]
-    return out
+    return {"confusion_matrix": cm, "malignant": cm["tp"] + cm["fn"], "benign": cm["tn"] + cm["fp"],
+            **proportions((("sensitivity", cm["tp"], cm["tp"] + cm["fn"]), ("specificity", cm["tn"], cm["tn"] + cm["fp"]),
+                           ("ppv", cm["tp"], cm["tp"] + cm["fp"])), repeats)}
 
 
 def _summed_triage(folds: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
-    counts: dict[str, dict[str, int]] = {}
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
     for f in folds:
         for cls, calls in f["triage"]["counts"].items():
-            for c, k in calls.items():
-                counts.setdefault(cls, {}).setdefault(c, 0)
-                counts[cls][c] += k
-    return counts
+            counts[cls].update(calls)
+    return {cls: dict(calls) for cls, calls in counts.items()}
 
 
 def summarize_folds(folds: Iterable[Mapping[str, Any]], target_sensitivity: float) -> dict[str, Any]:

@@ -223,7 +223,8 @@ def listed(attribution: Attribution) -> np.ndarray:
         rows = np.flatnonzero(found < TOP)
         j = order[rows, k]
         part = c[rows, j]
-        rows, j, part = rows[np.abs(part) >= SMALLEST], j[np.abs(part) >= SMALLEST], part[np.abs(part) >= SMALLEST]
+        big = np.abs(part) >= SMALLEST
+        rows, j, part = rows[big], j[big], part[big]
         if not len(rows):
             break
         moved = attribution.without(rows, j) - attribution.score[rows]

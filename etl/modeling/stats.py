@@ -3,6 +3,8 @@
 - ``clopper_pearson``: the exact binomial interval of a proportion (sensitivity, specificity,
   precision, accuracy). It covers the true value at least as often as its level says, for any
   sample size, and is never zero-width: catching 42 of 42 malignant tumours gives [0.916, 1].
+- ``proportions``: shares with their exact intervals, by name (the pooled estimates, the
+  realized figures of confirmed outcomes).
 - ``lower_bound``: the one-sided version, used to choose an operating point whose promised
   sensitivity holds on new patients, not just on the rows it was chosen on.
 - ``noninferior_paired``: whether one classifier is shown to be no worse than another, on the
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -35,6 +38,21 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     lo = float(stats.beta.ppf(tail, k, n - k + 1)) if k > 0 else 0.0
     hi = float(stats.beta.ppf(1 - tail, k + 1, n - k)) if k < n else 1.0
     return lo, hi
+
+
+def proportions(counts: Iterable[tuple[str, int, int]], repeats: int = 1,
+                none_when_empty: bool = False) -> dict[str, Any]:
+    """Each ``(name, k, n)`` as ``name``: ``k / n``, and ``name_ci95``: its exact 95 % interval
+    (``clopper_pearson``), taken at ``n / repeats`` patients when the ``n`` scores rescored each
+    patient ``repeats`` times (the repeats add no new patients). With ``n`` 0: 0 and [0, 1], or
+    None and None (``none_when_empty``)."""
+    out: dict[str, Any] = {}
+    for name, k, n in counts:
+        if n:
+            out[name], out[f"{name}_ci95"] = k / n, list(clopper_pearson(k / repeats, n / repeats))
+        else:
+            out[name], out[f"{name}_ci95"] = (None, None) if none_when_empty else (0.0, [0.0, 1.0])
+    return out
 
 
 def lower_bound(k: int, n: int, confidence: float) -> float:

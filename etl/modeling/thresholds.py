@@ -184,14 +184,11 @@ def triage_shares(counts: Mapping[str, Mapping[str, int]], repeats: int = 1) -> 
     benign (the first promise), benign called malignant (the second), the share of each class
     and of all rows referred; each with its exact 95 % interval, taken at the number of distinct
     patients when ``repeats`` rescored them (as ``etl.modeling.nested.pooled_counts``)."""
-    from etl.modeling.stats import clopper_pearson
+    from etl.modeling.stats import proportions
 
     m, b = counts["malignant"], counts["benign"]
     n_m, n_b = sum(m.values()), sum(b.values())
-    out: dict[str, Any] = {"counts": {k: dict(v) for k, v in counts.items()}, "malignant": n_m, "benign": n_b}
-    for name, k, n in (("malignant_called_benign", m["benign"], n_m), ("benign_called_malignant", b["malignant"], n_b),
-                       ("malignant_referred", m["refer"], n_m), ("benign_referred", b["refer"], n_b),
-                       ("referred", m["refer"] + b["refer"], n_m + n_b)):
-        out[name] = k / n if n else 0.0
-        out[f"{name}_ci95"] = list(clopper_pearson(k / repeats, n / repeats)) if n else [0.0, 1.0]
-    return out
+    return {"counts": {k: dict(v) for k, v in counts.items()}, "malignant": n_m, "benign": n_b,
+            **proportions((("malignant_called_benign", m["benign"], n_m), ("benign_called_malignant", b["malignant"], n_b),
+                           ("malignant_referred", m["refer"], n_m), ("benign_referred", b["refer"], n_b),
+                           ("referred", m["refer"] + b["refer"], n_m + n_b)), repeats)}

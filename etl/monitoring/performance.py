@@ -49,7 +49,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from etl.modeling.stats import calibration_table, clopper_pearson, lower_bound, spiegelhalter, upper_bound
+from etl.modeling.stats import calibration_table, lower_bound, proportions, spiegelhalter, upper_bound
+from etl.modeling.thresholds import CALLS
 
 #: The columns of the confirmed-outcome ledger (``etl.outcomes``).
 LEDGER_COLUMNS = ("id", "diagnosis", "date", "file")
@@ -101,9 +102,8 @@ def counts(y: np.ndarray, p: np.ndarray, predicted: np.ndarray) -> dict[str, Any
     fp = int(np.sum((y == 0) & (predicted == 1)))
     out: dict[str, Any] = {"confirmed": len(y), "malignant": tp + fn, "caught": tp, "benign": tn + fp, "cleared": tn,
                            "flagged": tp + fp}
-    for name, k, n in (("sensitivity", tp, tp + fn), ("specificity", tn, tn + fp), ("ppv", tp, tp + fp)):
-        out[name] = k / n if n else None
-        out[f"{name}_ci95"] = list(clopper_pearson(k, n)) if n else None
+    out.update(proportions((("sensitivity", tp, tp + fn), ("specificity", tn, tn + fp), ("ppv", tp, tp + fp)),
+                           none_when_empty=True))
     out["brier"] = float(np.mean((p - y) ** 2)) if len(y) else None
     return out
 
@@ -115,20 +115,18 @@ def call_figures(y: np.ndarray, calls: np.ndarray) -> dict[str, Any] | None:
     intervals); and the two promises' rates: the share of malignant cases called benign, of
     benign cases called malignant. None for predictions made before the call existed."""
     calls = np.asarray(calls, dtype=object)
-    known = np.isin(calls, ("benign", "refer", "malignant"))
+    known = np.isin(calls, CALLS)
     if not known.any():
         return None
     y, calls = np.asarray(y)[known], calls[known]
     out: dict[str, Any] = {c: {"cases": int(np.sum(calls == c)), "malignant": int(np.sum((calls == c) & (y == 1))),
-                               "benign": int(np.sum((calls == c) & (y == 0)))} for c in ("benign", "refer", "malignant")}
-    for name, k, n in (("malignant_among_benign_calls", out["benign"]["malignant"], out["benign"]["cases"]),
-                       ("benign_among_malignant_calls", out["malignant"]["benign"], out["malignant"]["cases"]),
-                       ("referred", out["refer"]["cases"], len(calls)),
-                       ("malignant_called_benign", out["benign"]["malignant"], int(np.sum(y == 1))),
-                       ("benign_called_malignant", out["malignant"]["benign"], int(np.sum(y == 0)))):
-        out[name] = k / n if n else None
-        out[f"{name}_ci95"] = list(clopper_pearson(k, n)) if n else None
-    return out
+                               "benign": int(np.sum((calls == c) & (y == 0)))} for c in CALLS}
+    return {**out, **proportions((
+        ("malignant_among_benign_calls", out["benign"]["malignant"], out["benign"]["cases"]),
+        ("benign_among_malignant_calls", out["malignant"]["benign"], out["malignant"]["cases"]),
+        ("referred", out["refer"]["cases"], len(calls)),
+        ("malignant_called_benign", out["benign"]["malignant"], int(np.sum(y == 1))),
+        ("benign_called_malignant", out["malignant"]["benign"], int(np.sum(y == 0)))), none_when_empty=True)}
 
 
 def alarm(figures: Mapping[str, Any], y: np.ndarray, p: np.ndarray, target: float | None,
@@ -140,7 +138,7 @@ def alarm(figures: Mapping[str, Any], y: np.ndarray, p: np.ndarray, target: floa
     target_malignant_specificity`` on at least ``min_cases`` benign cases."""
     reasons, checks = [], {}
     if calls is not None and target_malignant_specificity is not None:
-        k, n = calls["malignant"]["benign"], sum(calls[c]["benign"] for c in ("benign", "refer", "malignant"))
+        k, n = calls["malignant"]["benign"], sum(calls[c]["benign"] for c in CALLS)
         limit = 1 - target_malignant_specificity
         low = lower_bound(k, n, confidence) if n else 0.0
         enough = n >= min_cases

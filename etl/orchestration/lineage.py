@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from etl import catalog
@@ -85,17 +85,19 @@ def listener() -> Any:
     return Listener()
 
 
-def report(inputs: Iterable[Any], outputs: Iterable[Any]) -> None:
-    """Tell the hook lineage collector the files a task read and wrote (when enabled). Never
-    raises: lineage must not fail a task."""
+def report(files: Callable[[], tuple[Iterable[Any], Iterable[Any]]]) -> None:
+    """Tell the hook lineage collector the files a task read and wrote, ``files()`` (``(inputs,
+    outputs)``: called only when OpenLineage is enabled). Never raises: lineage must not fail a
+    task."""
     if not enabled():
         return
     try:
         from airflow.sdk.lineage import get_hook_lineage_collector
 
+        inputs, outputs = files()
         collector, context = get_hook_lineage_collector(), _Context()
-        for add, files in ((collector.add_input_asset, inputs), (collector.add_output_asset, outputs)):
-            for uri in dict.fromkeys(u for u in map(dataset_uri, files) if u):
+        for add, found in ((collector.add_input_asset, inputs), (collector.add_output_asset, outputs)):
+            for uri in dict.fromkeys(u for u in map(dataset_uri, found) if u):
                 add(context=context, uri=uri)
     except Exception as exc:  # lineage is a report, never a reason to fail
         logger.warning("OpenLineage: could not report this task's files: %s", catalog.first_line(exc))
@@ -170,7 +172,7 @@ def outcomes_files(task: str, result: Mapping[str, Any], results_dir: Any) -> tu
 
     layout = ResultsPaths(results_dir)
     ledger = storage.list_files(layout.monitoring.ledger, ".parquet")
-    batches = [layout.batch(name) for name in _folders(layout.scoring)]
+    batches = [layout.batch(name) for name in storage.list_folders(layout.scoring)]
     if task == "record_outcomes":
         return _existing([result.get("processed")]), _existing([result.get("ledger")])
     if task == "update_monitoring":
@@ -181,10 +183,3 @@ def outcomes_files(task: str, result: Mapping[str, Any], results_dir: Any) -> tu
     parent = storage.read_json(version.parent / "manifest.json").get("parent_data")
     return (_existing([parent and storage.location(parent), *ledger, *(b.rows for b in batches)]),
             _existing([version, version.parent / "manifest.json", layout.datasets / "current.json"]))
-
-
-def _folders(parent: Any) -> list[str]:
-    try:
-        return sorted(p.name for p in parent.iterdir() if p.is_dir()) if parent.exists() else []
-    except (FileNotFoundError, NotADirectoryError):
-        return []

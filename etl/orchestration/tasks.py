@@ -34,6 +34,7 @@ from etl.catalog import (
     first_line,
     refuse_unknown,
 )
+from etl.orchestration import lineage
 from etl.orchestration.pipeline import Run, run_step
 from etl.runner import Resolver
 from etl.settings import Settings, load_settings
@@ -108,19 +109,6 @@ def _step(func: Callable[..., Outputs]) -> Callable[..., Outputs]:
     return wrapper
 
 
-def _lineage(files: Callable[[], tuple[list[Any], list[Any]]]) -> None:
-    """Report the files a task read and wrote (``files()``) for OpenLineage, when it is
-    configured (``etl.orchestration.lineage``); a task's outcome never depends on it."""
-    from etl.orchestration import lineage
-
-    if not lineage.enabled():
-        return
-    try:
-        lineage.report(*files())
-    except Exception as exc:  # lineage is a report, never a reason to fail
-        logger.warning("OpenLineage: could not list this task's files: %s", first_line(exc))
-
-
 def run_folder(context: dict[str, Any], settings: Settings) -> RunPaths:
     """This DAG run's folder (its name is the run key)."""
     dag_run = context["dag_run"]
@@ -190,18 +178,12 @@ def _task(task: str) -> Callable[..., Outputs]:
             outputs = run_step(task, run, **mapped)
         except Skipped as skipped:  # a clear state: skipped (so are the tasks after it), not failed
             raise AirflowSkipException(str(skipped)) from None
-        _lineage(lambda: _training_files(task, run, outputs, mapped))
+        lineage.report(lambda: lineage.training_files(task, run, outputs, **mapped))
         return outputs
 
     callable_.__name__ = callable_.__qualname__ = task
     callable_.__doc__ = catalog.ABOUT[task]
     return callable_
-
-
-def _training_files(task: str, run: Run, outputs: Outputs, mapped: dict[str, Any]) -> tuple[list, list]:
-    from etl.orchestration.lineage import training_files
-
-    return training_files(task, run, outputs, **mapped)
 
 
 def _run_params(context: dict[str, Any]) -> dict[str, Any]:
@@ -278,7 +260,7 @@ def score_batch(path: str, **context: Any) -> Outputs:
 
     settings = run_settings(context)
     outcome = process(path, settings.inbox, settings.results_dir, settings.scoring)
-    _lineage(lambda: _files("score_batch", outcome, settings))
+    lineage.report(lambda: lineage.scoring_files(outcome, settings.results_dir))
     if outcome["drifted"]:
         logger.warning("%s", outcome["drift"])
         alerts.send_message(
@@ -310,7 +292,7 @@ def record_outcomes(path: str, **context: Any) -> Outputs:
 
     settings = run_settings(context)
     outcome = process(path, settings.outcomes_inbox, settings.results_dir)
-    _lineage(lambda: _files("record_outcomes", outcome, settings))
+    lineage.report(lambda: lineage.outcomes_files("record_outcomes", outcome, settings.results_dir))
     return {k: str(v) for k, v in outcome.items()}
 
 
@@ -327,7 +309,7 @@ def update_monitoring(**context: Any) -> Outputs:
     for release, alarm in out["new_alarms"].items():
         alerts.send_message(context, *alarm_message(release, alarm), settings)
     result = {"summary": out["summary"], **{f"release:{k}": v for k, v in out["releases"].items()}}
-    _lineage(lambda: _files("update_monitoring", result, settings))
+    lineage.report(lambda: lineage.outcomes_files("update_monitoring", result, settings.results_dir))
     return result
 
 
@@ -347,14 +329,5 @@ def grow_training_data(**context: Any) -> Outputs:
         raise AirflowSkipException(f"fewer than {settings.outcomes.retrain_min_cases} new confirmed cases: "
                                    "no new training data version")
     context["outlet_events"][assets.training_data(settings)].extra = {k: str(v) for k, v in record.items()}
-    _lineage(lambda: _files("grow_training_data", record, settings))
+    lineage.report(lambda: lineage.outcomes_files("grow_training_data", record, settings.results_dir))
     return {k: str(v) for k, v in record.items()}
-
-
-def _files(task: str, result: dict[str, Any], settings: Settings) -> tuple[list, list]:
-    """The files a task of the scoring or the outcomes DAG read and wrote (``etl.orchestration.lineage``)."""
-    from etl.orchestration.lineage import outcomes_files, scoring_files
-
-    if task == "score_batch":
-        return scoring_files(result, settings.results_dir)
-    return outcomes_files(task, result, settings.results_dir)

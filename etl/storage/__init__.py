@@ -343,6 +343,18 @@ def move(source: Location, target: Location) -> Target:
     return target
 
 
+def list_folders(folder: Location) -> list[str]:
+    """The names of the sub-folders directly in ``folder``, sorted; none when it does not exist.
+    Hidden folders (a write in progress) are left out."""
+    folder = location(folder)
+    try:
+        if not folder.exists():
+            return []
+        return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
 def list_files(folder: Location, suffix: str) -> list[Target]:
     """The files directly in ``folder`` whose name ends with ``suffix`` (case-insensitive), by
     name; none when the folder does not exist. Hidden files (a write in progress) are left out."""

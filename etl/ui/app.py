@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -46,6 +46,7 @@ from etl.storage.layout import ResultsPaths
 from etl.ui import history
 
 DAG_ID = TRAINING_DAG_ID  # the DAG whose runs have run folders
+T = TypeVar("T")
 
 #: The headline metrics the chart draws, and their colours.
 COLOURS = {"sensitivity": ("Sensitivity", "#c0392b"), "specificity": ("Specificity", "#2874a6"),
@@ -169,6 +170,13 @@ def card_page(markdown: str, title: str, signoff: dict[str, Any] | None = None) 
 # -- the app ------------------------------------------------------------------------------------
 
 
+def _found(value: T | None, detail: str) -> T:
+    """``value``; a 404 saying ``detail`` when there is none."""
+    if value is None:
+        raise HTTPException(status_code=404, detail=detail)
+    return value
+
+
 def create_app(results_dir: storage.Location | None = None) -> FastAPI:
     """The app the plugin mounts at ``etl.catalog.UI_URL_PREFIX``; ``results_dir`` defaults to the settings'
     results root (read at the first request)."""
@@ -181,10 +189,7 @@ def create_app(results_dir: storage.Location | None = None) -> FastAPI:
         return ResultsPaths(root)
 
     def run_key_of(ident: str) -> str:
-        key = history.find_run(layout(), ident)
-        if key is None:
-            raise HTTPException(status_code=404, detail=f"no results for run {ident!r} in this results folder")
-        return key
+        return _found(history.find_run(layout(), ident), f"no results for run {ident!r} in this results folder")
 
     @app.get("/", include_in_schema=False)
     def index() -> RedirectResponse:
@@ -221,10 +226,7 @@ def create_app(results_dir: storage.Location | None = None) -> FastAPI:
         return HTMLResponse(card_page(storage.read_bytes(release.model_card).decode("utf-8"), f"Model card, {name}"))
 
     def batch_of(name: str) -> str:
-        found = history.find_batch(layout(), name)
-        if found is None:
-            raise HTTPException(status_code=404, detail=f"no scored batch {name!r}")
-        return found
+        return _found(history.find_batch(layout(), name), f"no scored batch {name!r}")
 
     @app.get("/batches/{name}", response_class=HTMLResponse)
     def batch(name: str, sort: str = "call", order: str = "desc") -> HTMLResponse:
@@ -243,10 +245,7 @@ def create_app(results_dir: storage.Location | None = None) -> FastAPI:
 
     @app.get("/api/batches/{name}")
     def batch_json(name: str) -> Any:
-        found = history.batch_summary(layout(), batch_of(name))
-        if found is None:
-            raise HTTPException(status_code=404, detail="this batch has no report (yet)")
-        return found
+        return _found(history.batch_summary(layout(), batch_of(name)), "this batch has no report (yet)")
 
     @app.get("/api/runs")
     def runs() -> dict[str, Any]:

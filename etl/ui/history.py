@@ -43,16 +43,6 @@ def _read(path: storage.Location) -> Any | None:
         return None
 
 
-def _folders(parent: storage.Target) -> list[str]:
-    """Names of the (non-hidden) sub-folders of ``parent``; none when it does not exist."""
-    try:
-        if not parent.exists():
-            return []
-        return [p.name for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
 def headline(metrics: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     """The headline metrics at the run's decision threshold, each with its 95 % interval and the
     interval's method (test split; see ``etl.evaluate_model``)."""
@@ -157,7 +147,7 @@ def _order(summary: dict[str, Any]) -> tuple[str, str]:
 
 def list_runs(layout: ResultsPaths) -> list[dict[str, Any]]:
     """Every run folder's summary, newest first."""
-    return sorted((run_summary(layout, key) for key in _folders(layout.runs)), key=_order, reverse=True)
+    return sorted((run_summary(layout, key) for key in storage.list_folders(layout.runs)), key=_order, reverse=True)
 
 
 def current_name(layout: ResultsPaths) -> str | None:
@@ -215,7 +205,7 @@ def signature_status(release: ReleasePaths) -> dict[str, Any]:
 def list_releases(layout: ResultsPaths) -> dict[str, Any]:
     """The published release's name and every kept release's summary, newest first."""
     current = current_name(layout)
-    releases = [release_summary(layout, name, current) for name in _folders(layout.releases)]
+    releases = [release_summary(layout, name, current) for name in storage.list_folders(layout.releases)]
     return {"current": current, "releases": sorted(releases, key=_order, reverse=True)}
 
 
@@ -235,7 +225,7 @@ def find_run(layout: ResultsPaths, ident: str) -> str | None:
     """The key of the run folder named by ``ident``, an Airflow run id or a run key; None when
     no listed run folder matches. ``ident`` is compared with the listed names, never used as a
     path."""
-    keys = set(_folders(layout.runs))
+    keys = set(storage.list_folders(layout.runs))
     if ident in keys:
         return ident
     try:
@@ -252,7 +242,7 @@ def find_run(layout: ResultsPaths, ident: str) -> str | None:
 
 def find_release(layout: ResultsPaths, name: str) -> ReleasePaths | None:
     """The release folder called ``name`` if it is listed; None otherwise."""
-    return layout.release(name) if name in set(_folders(layout.releases)) else None
+    return layout.release(name) if name in set(storage.list_folders(layout.releases)) else None
 
 
 
@@ -276,13 +266,13 @@ def batch_summary(layout: ResultsPaths, name: str) -> dict[str, Any] | None:
 
 def list_batches(layout: ResultsPaths, limit: int = 20) -> list[dict[str, Any]]:
     """The newest ``limit`` scored batches (``batch_summary``), newest first."""
-    batches = [b for b in (batch_summary(layout, n) for n in _folders(layout.scoring)) if b]
+    batches = [b for b in (batch_summary(layout, n) for n in storage.list_folders(layout.scoring)) if b]
     return sorted(batches, key=lambda b: (b.get("scored_at") or "", b["name"]), reverse=True)[:limit]
 
 
 def find_batch(layout: ResultsPaths, name: str) -> str | None:
     """``name`` if it is a listed scored batch; None otherwise (never used as a path)."""
-    return name if name in set(_folders(layout.scoring)) else None
+    return name if name in set(storage.list_folders(layout.scoring)) else None
 
 
 def batch_cases(layout: ResultsPaths, name: str, sort: str = "call", descending: bool = True) -> dict[str, Any]:
